@@ -1,1 +1,16 @@
-//! placeholder
+//! saltant's bus on NATS JetStream: every subject, stream, consumer and bucket is named
+//! here (and documented in docs/bus.md), created idempotently at start-up, with versioned
+//! message types and W3C trace context carried in message headers.
+
+mod error;
+pub mod messages;
+mod names;
+mod topology;
+pub mod trace;
+
+pub use error::Error;
+pub use messages::{Dispatch, Event, Heartbeat, LogStream, Submission, WIRE_VERSION};
+pub use names::Names;
+pub use topology::{Bus, BusConfig};
+
+pub use async_nats;

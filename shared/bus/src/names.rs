@@ -1,0 +1,145 @@
+//! Every subject, stream, consumer and bucket name, derived from one prefix so that
+//! deployments (and tests) can share a NATS account without meeting each other.
+
+use saltant_core::QueueName;
+use uuid::Uuid;
+
+/// Names on the bus. The default prefix is `saltant`: subjects `saltant.submit`,
+/// `saltant.dispatch.<queue>`, `saltant.events.<queue>.<uuid>`, `saltant.logs.<uuid>`;
+/// streams `SALTANT_SUBMIT`, `SALTANT_DISPATCH`, `SALTANT_EVENTS`, `SALTANT_LOGS`; key-value
+/// buckets `saltant_executors`, `saltant_queues`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    prefix: String,
+    upper: String,
+}
+
+impl Names {
+    /// A prefix is lower-case ASCII letters, digits and `_`, starting with a letter.
+    pub fn new(prefix: &str) -> Result<Self, String> {
+        let ok = prefix.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !ok || prefix.len() > 32 {
+            return Err(format!(
+                "bus prefix {prefix:?} must be 1-32 lower-case letters, digits or _, starting with a letter"
+            ));
+        }
+        Ok(Names {
+            prefix: prefix.to_owned(),
+            upper: prefix.to_ascii_uppercase(),
+        })
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    // --- subjects
+
+    pub fn submit(&self) -> String {
+        format!("{}.submit", self.prefix)
+    }
+    pub fn dispatch(&self, queue: &QueueName) -> String {
+        format!("{}.dispatch.{}", self.prefix, queue.token())
+    }
+    pub fn dispatch_all(&self) -> String {
+        format!("{}.dispatch.>", self.prefix)
+    }
+    pub fn event(&self, queue: &QueueName, uuid: Uuid) -> String {
+        format!("{}.events.{}.{}", self.prefix, queue.token(), uuid)
+    }
+    pub fn events_all(&self) -> String {
+        format!("{}.events.>", self.prefix)
+    }
+    pub fn logs(&self, uuid: Uuid) -> String {
+        format!("{}.logs.{}", self.prefix, uuid)
+    }
+    pub fn logs_all(&self) -> String {
+        format!("{}.logs.>", self.prefix)
+    }
+    /// Control messages for one executor (termination requests), core NATS.
+    pub fn control(&self, executor: &str) -> String {
+        format!("{}.control.{}", self.prefix, executor)
+    }
+
+    // --- streams
+
+    pub fn submit_stream(&self) -> String {
+        format!("{}_SUBMIT", self.upper)
+    }
+    pub fn dispatch_stream(&self) -> String {
+        format!("{}_DISPATCH", self.upper)
+    }
+    pub fn events_stream(&self) -> String {
+        format!("{}_EVENTS", self.upper)
+    }
+    pub fn logs_stream(&self) -> String {
+        format!("{}_LOGS", self.upper)
+    }
+
+    // --- durable consumers
+
+    pub fn scheduler_submit_consumer(&self) -> &'static str {
+        "scheduler-submit"
+    }
+    pub fn scheduler_events_consumer(&self) -> &'static str {
+        "scheduler-events"
+    }
+    pub fn log_collector_consumer(&self) -> &'static str {
+        "log-collector"
+    }
+    /// The one durable consumer of a queue, shared by every executor serving it.
+    pub fn dispatch_consumer(&self, queue: &QueueName) -> String {
+        format!("queue-{}", queue.token())
+    }
+
+    // --- key-value buckets
+
+    /// Executor heartbeats: executor id → [`crate::Heartbeat`], entries expire.
+    pub fn executors_bucket(&self) -> String {
+        format!("{}_executors", self.prefix)
+    }
+    /// Queues that have had work: queue token → queue name. Executors serving every queue
+    /// watch it to start pulling from new queues.
+    pub fn queues_bucket(&self) -> String {
+        format!("{}_queues", self.prefix)
+    }
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names::new("saltant").expect("the default prefix is valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_derive_from_the_prefix() {
+        let n = Names::default();
+        let q = QueueName::parse("gpu@lab").expect("valid");
+        let id = Uuid::nil();
+        assert_eq!(n.submit(), "saltant.submit");
+        assert_eq!(n.dispatch(&q), "saltant.dispatch.gpu=40lab");
+        assert_eq!(
+            n.event(&q, id),
+            "saltant.events.gpu=40lab.00000000-0000-0000-0000-000000000000"
+        );
+        assert_eq!(n.submit_stream(), "SALTANT_SUBMIT");
+        assert_eq!(n.executors_bucket(), "saltant_executors");
+        assert_eq!(n.dispatch_consumer(&q), "queue-gpu=40lab");
+        let t = Names::new("t_1a2b").expect("valid");
+        assert_eq!(t.events_stream(), "T_1A2B_EVENTS");
+    }
+
+    #[test]
+    fn prefixes_are_checked() {
+        for bad in ["", "Saltant", "1abc", "a.b", "a-b", "a>"] {
+            assert!(Names::new(bad).is_err(), "{bad}");
+        }
+    }
+}

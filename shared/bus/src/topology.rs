@@ -1,0 +1,247 @@
+//! Connecting to NATS and creating the streams, consumers and buckets (idempotently).
+
+use crate::error::internal;
+use crate::{Error, Names};
+use async_nats::jetstream::{self, consumer, kv, stream};
+use saltant_core::QueueName;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// How to reach the bus. Part of every service's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    /// NATS server URL(s), comma-separated.
+    pub url: String,
+    /// Prefix of every subject, stream and bucket name.
+    pub prefix: String,
+    /// Storage replicas of streams and buckets (3 in a 3-node cluster).
+    pub replicas: usize,
+    /// How long events stay in the events stream for subscribers and replays.
+    pub events_max_age_secs: u64,
+    /// How long log chunks stay in the logs stream (the log-collector persists them).
+    pub logs_max_age_secs: u64,
+    /// Size bound of the logs stream; the oldest chunks go first when reached.
+    pub logs_max_bytes: i64,
+    /// Seconds an executor may hold a dispatch without acking or reporting progress.
+    pub dispatch_ack_wait_secs: u64,
+    /// Credentials file (NATS decentralized auth), optional.
+    pub credentials_file: Option<String>,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            url: "nats://127.0.0.1:4222".into(),
+            prefix: "saltant".into(),
+            replicas: 1,
+            events_max_age_secs: 7 * 24 * 3600,
+            logs_max_age_secs: 7 * 24 * 3600,
+            logs_max_bytes: 4 * 1024 * 1024 * 1024,
+            dispatch_ack_wait_secs: 30,
+            credentials_file: None,
+        }
+    }
+}
+
+/// A connection to the bus with its names.
+#[derive(Clone)]
+pub struct Bus {
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+    pub names: Names,
+    pub config: BusConfig,
+}
+
+/// How long a duplicate (same `Nats-Msg-Id`) is recognised on the work streams.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+impl Bus {
+    /// Connects (retrying in the background if the server is not up yet is left to the
+    /// client: `retry_on_initial_connect`) and creates the topology.
+    pub async fn connect(config: &BusConfig, client_name: &str) -> Result<Bus, Error> {
+        let names = Names::new(&config.prefix).map_err(|e| Error::Internal(anyhow::anyhow!(e)))?;
+        let mut options = async_nats::ConnectOptions::new()
+            .name(client_name)
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .connection_timeout(Duration::from_secs(5));
+        if let Some(path) = &config.credentials_file {
+            options = options
+                .credentials_file(path)
+                .await
+                .map_err(internal("read nats credentials file"))?;
+        }
+        let client = options
+            .connect(config.url.as_str())
+            .await
+            .map_err(|source| Error::Connect {
+                url: config.url.clone(),
+                source,
+            })?;
+        let js = jetstream::new(client.clone());
+        let bus = Bus {
+            client,
+            js,
+            names,
+            config: config.clone(),
+        };
+        bus.ensure_topology().await?;
+        Ok(bus)
+    }
+
+    /// Creates or updates every stream and bucket. Safe to run from every process at once.
+    pub async fn ensure_topology(&self) -> Result<(), Error> {
+        let n = &self.names;
+        let r = self.config.replicas;
+        let work = |name: String, subject: String, description: &str| stream::Config {
+            name,
+            subjects: vec![subject],
+            description: Some(description.to_owned()),
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            duplicate_window: DUPLICATE_WINDOW,
+            num_replicas: r,
+            ..Default::default()
+        };
+        let streams = [
+            work(
+                n.submit_stream(),
+                n.submit(),
+                "saltant: new instances, api to scheduler",
+            ),
+            work(
+                n.dispatch_stream(),
+                n.dispatch_all(),
+                "saltant: attempts to run, scheduler to executors, one subject per queue",
+            ),
+            stream::Config {
+                name: n.events_stream(),
+                subjects: vec![n.events_all()],
+                description: Some("saltant: every state change of every instance".into()),
+                retention: stream::RetentionPolicy::Limits,
+                storage: stream::StorageType::File,
+                max_age: Duration::from_secs(self.config.events_max_age_secs),
+                duplicate_window: Duration::from_secs(120),
+                num_replicas: r,
+                ..Default::default()
+            },
+            stream::Config {
+                name: n.logs_stream(),
+                subjects: vec![n.logs_all()],
+                description: Some("saltant: live output of instances".into()),
+                retention: stream::RetentionPolicy::Limits,
+                storage: stream::StorageType::File,
+                max_age: Duration::from_secs(self.config.logs_max_age_secs),
+                max_bytes: self.config.logs_max_bytes,
+                discard: stream::DiscardPolicy::Old,
+                duplicate_window: Duration::from_secs(120),
+                num_replicas: r,
+                ..Default::default()
+            },
+        ];
+        for config in streams {
+            self.js
+                .create_or_update_stream(config)
+                .await
+                .map_err(internal("create or update stream"))?;
+        }
+        for (bucket, max_age, description) in [
+            (
+                n.executors_bucket(),
+                Duration::from_secs(15),
+                "saltant: executor heartbeats",
+            ),
+            (
+                n.queues_bucket(),
+                Duration::ZERO,
+                "saltant: queues that have had work",
+            ),
+        ] {
+            self.js
+                .create_or_update_key_value(kv::Config {
+                    bucket,
+                    description: description.into(),
+                    history: 1,
+                    max_age,
+                    storage: stream::StorageType::File,
+                    num_replicas: r,
+                    ..Default::default()
+                })
+                .await
+                .map_err(internal("create key-value bucket"))?;
+        }
+        Ok(())
+    }
+
+    /// The durable pull consumer of a queue's dispatch subject, created if missing.
+    pub async fn dispatch_consumer(
+        &self,
+        queue: &QueueName,
+    ) -> Result<consumer::Consumer<consumer::pull::Config>, Error> {
+        let name = self.names.dispatch_consumer(queue);
+        let stream = self
+            .js
+            .get_stream(self.names.dispatch_stream())
+            .await
+            .map_err(internal("get dispatch stream"))?;
+        stream
+            .get_or_create_consumer(
+                &name,
+                consumer::pull::Config {
+                    durable_name: Some(name.clone()),
+                    description: Some(format!("saltant: executors of queue {queue}")),
+                    filter_subject: self.names.dispatch(queue),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(self.config.dispatch_ack_wait_secs),
+                    max_ack_pending: 100_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(internal("create dispatch consumer"))
+    }
+
+    /// A durable pull consumer on one of the streams, for a service's own use.
+    pub async fn durable_consumer(
+        &self,
+        stream_name: String,
+        name: &str,
+        filter_subject: String,
+        ack_wait: Duration,
+    ) -> Result<consumer::Consumer<consumer::pull::Config>, Error> {
+        let stream = self
+            .js
+            .get_stream(stream_name)
+            .await
+            .map_err(internal("get stream"))?;
+        stream
+            .get_or_create_consumer(
+                name,
+                consumer::pull::Config {
+                    durable_name: Some(name.to_owned()),
+                    filter_subject,
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait,
+                    max_ack_pending: 100_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(internal("create consumer"))
+    }
+
+    pub async fn executors_kv(&self) -> Result<kv::Store, Error> {
+        self.js
+            .get_key_value(self.names.executors_bucket())
+            .await
+            .map_err(internal("open executors bucket"))
+    }
+
+    pub async fn queues_kv(&self) -> Result<kv::Store, Error> {
+        self.js
+            .get_key_value(self.names.queues_bucket())
+            .await
+            .map_err(internal("open queues bucket"))
+    }
+}
