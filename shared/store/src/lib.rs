@@ -1,1 +1,96 @@
-//! placeholder
+//! saltant's PostgreSQL store: the connection pool, migrations, and every query the
+//! services run. Durable records live here; the bus carries work and events.
+
+mod error;
+pub mod filter;
+pub mod instances;
+pub mod logs;
+pub mod queues;
+pub mod types;
+pub mod users;
+
+pub use error::Error;
+pub use filter::{Filter, Page};
+
+use serde::Deserialize;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub use sqlx;
+
+/// How to reach PostgreSQL. Part of every service's configuration that needs it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `postgres://user:password@host:port/database`
+    pub url: String,
+    pub max_connections: u32,
+    /// Seconds to wait for a free connection before a request fails with 503.
+    pub acquire_timeout_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: "postgres://postgres@127.0.0.1:5432/saltant".into(),
+            max_connections: 16,
+            acquire_timeout_secs: 5,
+        }
+    }
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub pool: PgPool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Store {
+    /// Opens a pool. Connections are made lazily, so a database that is down at start-up
+    /// shows as errors on use (503 in the api) instead of a crash.
+    pub fn connect_lazy(config: &StoreConfig) -> Result<Store, Error> {
+        let options = PgConnectOptions::from_str(&config.url)
+            .map_err(|e| Error::Config(format!("database url: {e}")))?
+            .application_name("saltant");
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(Duration::from_secs(config.acquire_timeout_secs))
+            .connect_lazy_with(options);
+        Ok(Store { pool })
+    }
+
+    /// Applies pending migrations (idempotent; concurrent callers are serialised by
+    /// sqlx's advisory lock).
+    pub async fn migrate(&self) -> Result<(), Error> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| Error::Internal(anyhow::Error::new(e).context("run migrations")))
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// Runs a built query and streams its rows over a connection held for the stream's life,
+/// so large lists never sit in memory.
+pub(crate) fn stream_rows<T>(
+    pool: PgPool,
+    mut qb: sqlx::QueryBuilder<sqlx::Postgres>,
+) -> futures::stream::BoxStream<'static, Result<T, Error>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin + 'static,
+{
+    Box::pin(async_stream::try_stream! {
+        use futures::StreamExt;
+        let mut conn = pool.acquire().await?;
+        let mut rows = qb.build_query_as::<T>().fetch(&mut *conn);
+        while let Some(row) = rows.next().await {
+            yield row?;
+        }
+    })
+}

@@ -1,0 +1,47 @@
+//! The store crate's error type.
+
+/// A failure of a database operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database cannot be reached or has no free connection: try again later.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// A unique constraint was violated; the constraint's name says which.
+    #[error("unique constraint {constraint} violated")]
+    Duplicate { constraint: String },
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+impl Error {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Error::Unavailable(e)
+            }
+            sqlx::Error::Database(db) => {
+                if db.is_unique_violation() {
+                    return Error::Duplicate {
+                        constraint: db.constraint().unwrap_or_default().to_owned(),
+                    };
+                }
+                // Class 57 (operator intervention: shutdown, cannot connect now) and 08
+                // (connection exception) mean the server is going away or starting.
+                let code = db.code().unwrap_or_default();
+                if code.starts_with("57") || code.starts_with("08") {
+                    return Error::Unavailable(e);
+                }
+                Error::Internal(anyhow::Error::new(e))
+            }
+            _ => Error::Internal(anyhow::Error::new(e)),
+        }
+    }
+}

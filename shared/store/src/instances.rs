@@ -1,0 +1,278 @@
+//! Task instances: the insert that the api waits for, reads and lists, and the batched
+//! compare-and-set state writes of the scheduler.
+
+use crate::filter::{push_filters, push_page, Filter, Page};
+use crate::types::TypeClass;
+use crate::{Error, Store};
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use saltant_core::{State, TaskSpec};
+use serde_json::{Map, Value};
+use sqlx::types::Json;
+use sqlx::{Postgres, QueryBuilder};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InstanceRow {
+    pub uuid: Uuid,
+    pub kind: String,
+    pub username: Option<String>,
+    pub user_id: Option<i64>,
+    pub name: String,
+    pub state: String,
+    pub datetime_created: DateTime<Utc>,
+    pub datetime_finished: Option<DateTime<Utc>>,
+    pub arguments: Json<Value>,
+    pub task_queue_id: i64,
+    pub task_type_id: i64,
+    pub queue_name: String,
+    pub attempt: i32,
+    pub datetime_started: Option<DateTime<Utc>>,
+    pub executor: Option<String>,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub trace_id: Option<String>,
+    pub terminate_requested: bool,
+}
+
+const INSTANCE_SELECT: &str = "SELECT i.uuid, i.kind, u.username, i.user_id, i.name, i.state, \
+     i.datetime_created, i.datetime_finished, i.arguments, i.task_queue_id, \
+     COALESCE(i.container_task_type_id, i.executable_task_type_id) AS task_type_id, \
+     i.queue_name, i.attempt, i.datetime_started, i.executor, i.exit_code, i.reason, i.trace_id, \
+     i.terminate_requested \
+     FROM task_instances i LEFT JOIN users u ON u.id = i.user_id WHERE true";
+
+/// A validated new instance.
+#[derive(Debug, Clone)]
+pub struct NewInstance {
+    pub uuid: Uuid,
+    pub class: TypeClass,
+    pub name: String,
+    pub user_id: i64,
+    pub queue_id: i64,
+    pub queue_name: String,
+    pub type_id: i64,
+    pub arguments: Map<String, Value>,
+    pub spec: TaskSpec,
+    pub trace_id: Option<String>,
+}
+
+/// One state change to record, as reported on the bus.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    pub uuid: Uuid,
+    pub attempt: i32,
+    pub state: State,
+    pub at: DateTime<Utc>,
+    pub executor: Option<String>,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+}
+
+/// An instance the scheduler should (re)submit: still `created` after a while.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PendingInstance {
+    pub uuid: Uuid,
+    pub queue_name: String,
+    pub spec: Json<TaskSpec>,
+}
+
+impl Store {
+    /// Inserts an instance; its one commit on the create path.
+    pub async fn insert_instance(&self, n: &NewInstance) -> Result<InstanceRow, Error> {
+        let (ct, et) = match n.class {
+            TypeClass::Container => (Some(n.type_id), None),
+            TypeClass::Executable => (None, Some(n.type_id)),
+        };
+        sqlx::query(
+            "INSERT INTO task_instances (uuid, kind, name, user_id, task_queue_id, \
+             container_task_type_id, executable_task_type_id, arguments, spec, queue_name, trace_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(n.uuid)
+        .bind(n.class.kind())
+        .bind(&n.name)
+        .bind(n.user_id)
+        .bind(n.queue_id)
+        .bind(ct)
+        .bind(et)
+        .bind(Json(&n.arguments))
+        .bind(Json(&n.spec))
+        .bind(&n.queue_name)
+        .bind(&n.trace_id)
+        .execute(&self.pool)
+        .await?;
+        self.instance(n.uuid)
+            .await?
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("instance {} vanished after insert", n.uuid)))
+    }
+
+    pub async fn instance(&self, uuid: Uuid) -> Result<Option<InstanceRow>, Error> {
+        let mut qb = QueryBuilder::<Postgres>::new(INSTANCE_SELECT);
+        qb.push(" AND i.uuid = ").push_bind(uuid);
+        Ok(qb.build_query_as().fetch_optional(&self.pool).await?)
+    }
+
+    pub async fn count_instances(&self, class: TypeClass, filters: &[Filter]) -> Result<i64, Error> {
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "SELECT count(*) FROM task_instances i LEFT JOIN users u ON u.id = i.user_id WHERE i.kind = ",
+        );
+        qb.push_bind(class.kind());
+        push_filters(&mut qb, filters);
+        Ok(qb.build_query_scalar().fetch_one(&self.pool).await?)
+    }
+
+    /// Newest first, streamed.
+    pub fn list_instances(
+        &self,
+        class: TypeClass,
+        filters: &[Filter],
+        page: Page,
+    ) -> BoxStream<'static, Result<InstanceRow, Error>> {
+        let mut qb = QueryBuilder::<Postgres>::new(INSTANCE_SELECT);
+        qb.push(" AND i.kind = ").push_bind(class.kind());
+        push_filters(&mut qb, filters);
+        qb.push(" ORDER BY i.datetime_created DESC, i.uuid");
+        push_page(&mut qb, page);
+        crate::stream_rows(self.pool.clone(), qb)
+    }
+
+    /// Records a batch of state changes in one transaction: every change goes to the
+    /// history, and each instance moves to the furthest state reported for its current
+    /// attempt, only forward (compare-and-set on state rank and attempt). Returns how many
+    /// instances changed state.
+    pub async fn apply_state_changes(&self, changes: &[StateChange]) -> Result<u64, Error> {
+        if changes.is_empty() {
+            return Ok(0);
+        }
+        // One row per instance: the highest attempt, then the furthest state; a `running`
+        // in the same batch still gives the start time and executor.
+        let mut best: HashMap<Uuid, (StateChange, Option<DateTime<Utc>>)> = HashMap::new();
+        for c in changes {
+            let started = (c.state == State::Running).then_some(c.at);
+            match best.get_mut(&c.uuid) {
+                None => {
+                    best.insert(c.uuid, (c.clone(), started));
+                }
+                Some((b, s)) => {
+                    if c.attempt == b.attempt && started.is_some() {
+                        *s = started;
+                    }
+                    if (c.attempt, c.state.rank()) > (b.attempt, b.state.rank()) {
+                        let keep_start = if c.attempt == b.attempt { *s } else { None };
+                        let executor = c.executor.clone().or_else(|| b.executor.clone());
+                        *b = c.clone();
+                        b.executor = executor;
+                        *s = started.or(keep_start);
+                    }
+                }
+            }
+        }
+        let mut uuids = Vec::with_capacity(best.len());
+        let mut attempts = Vec::with_capacity(best.len());
+        let mut states = Vec::with_capacity(best.len());
+        let mut ats = Vec::with_capacity(best.len());
+        let mut executors = Vec::with_capacity(best.len());
+        let mut codes = Vec::with_capacity(best.len());
+        let mut reasons = Vec::with_capacity(best.len());
+        let mut starts = Vec::with_capacity(best.len());
+        for (c, started) in best.into_values() {
+            uuids.push(c.uuid);
+            attempts.push(c.attempt);
+            states.push(c.state.as_str());
+            ats.push(c.at);
+            executors.push(c.executor);
+            codes.push(c.exit_code);
+            reasons.push(c.reason);
+            starts.push(started);
+        }
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE task_instances t SET state = e.state, \
+               datetime_finished = CASE WHEN saltant_state_rank(e.state) = 3 \
+                                        THEN COALESCE(t.datetime_finished, e.at) END, \
+               datetime_started = COALESCE(e.started, t.datetime_started), \
+               executor = COALESCE(e.executor, t.executor), \
+               exit_code = COALESCE(e.exit_code, t.exit_code), \
+               reason = COALESCE(e.reason, t.reason) \
+             FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], \
+                         $6::int[], $7::text[], $8::timestamptz[]) \
+                  AS e(uuid, attempt, state, at, executor, exit_code, reason, started) \
+             WHERE t.uuid = e.uuid AND t.attempt = e.attempt \
+               AND saltant_state_rank(t.state) < saltant_state_rank(e.state)",
+        )
+        .bind(&uuids)
+        .bind(&attempts)
+        .bind(&states)
+        .bind(&ats)
+        .bind(&executors)
+        .bind(&codes)
+        .bind(&reasons)
+        .bind(&starts)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+
+        let h_uuid: Vec<Uuid> = changes.iter().map(|c| c.uuid).collect();
+        let h_attempt: Vec<i32> = changes.iter().map(|c| c.attempt).collect();
+        let h_state: Vec<&str> = changes.iter().map(|c| c.state.as_str()).collect();
+        let h_at: Vec<DateTime<Utc>> = changes.iter().map(|c| c.at).collect();
+        let h_exec: Vec<Option<String>> = changes.iter().map(|c| c.executor.clone()).collect();
+        let h_code: Vec<Option<i32>> = changes.iter().map(|c| c.exit_code).collect();
+        let h_reason: Vec<Option<String>> = changes.iter().map(|c| c.reason.clone()).collect();
+        sqlx::query(
+            "INSERT INTO task_instance_history (instance_uuid, attempt, state, at, executor, exit_code, reason) \
+             SELECT e.* FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], \
+                                    $6::int[], $7::text[]) \
+                  AS e(uuid, attempt, state, at, executor, exit_code, reason) \
+             WHERE EXISTS (SELECT 1 FROM task_instances t WHERE t.uuid = e.uuid)",
+        )
+        .bind(&h_uuid)
+        .bind(&h_attempt)
+        .bind(&h_state)
+        .bind(&h_at)
+        .bind(&h_exec)
+        .bind(&h_code)
+        .bind(&h_reason)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Instances still `created` though created before `before`: the bus may never have
+    /// seen them (NATS was down when the api answered). Oldest first.
+    pub async fn pending_instances(&self, before: DateTime<Utc>, limit: i64) -> Result<Vec<PendingInstance>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT uuid, queue_name, spec FROM task_instances \
+             WHERE state = 'created' AND datetime_created < $1 \
+             ORDER BY datetime_created LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The state history of an instance, oldest first.
+    pub async fn instance_history(&self, uuid: Uuid) -> Result<Vec<HistoryRow>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT attempt, state, at, executor, exit_code, reason FROM task_instance_history \
+             WHERE instance_uuid = $1 ORDER BY id",
+        )
+        .bind(uuid)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct HistoryRow {
+    pub attempt: i32,
+    pub state: String,
+    pub at: DateTime<Utc>,
+    pub executor: Option<String>,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+}
