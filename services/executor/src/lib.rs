@@ -1,1 +1,160 @@
-//! placeholder
+//! The executor: pulls attempts from the dispatch subjects of the queues it serves, runs
+//! them (host processes here; containers in `docker`/`singularity` runtimes), streams their
+//! output to the logs subject and reports every state change as an event. It needs only
+//! NATS and its local engine: never PostgreSQL, never the api.
+
+mod heartbeat;
+mod host;
+mod output;
+mod run;
+
+use anyhow::Context as _;
+use saltant_bus::{Bus, BusConfig};
+use saltant_core::QueueName;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+/// Executor configuration (`[executor]` in the config file, `SALTANT_EXECUTOR__…` variables).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Queues served; empty means every queue that has work.
+    pub queues: Vec<String>,
+    /// Instances run at once.
+    pub slots: u32,
+    /// Stable id of this executor; default `<hostname>-<random>`.
+    pub id: Option<String>,
+    /// `WORKER_LOGS_DIRECTORY`: `<logs_dir>/<uuid>/` holds each instance's output files.
+    pub logs_dir: PathBuf,
+    /// `WORKER_RESULTS_DIRECTORY`.
+    pub results_dir: PathBuf,
+    /// `WORKER_TEMP_DIRECTORY`: argument files for `json_file_option`.
+    pub temp_dir: PathBuf,
+    /// Seconds between heartbeats (the bucket forgets an executor after 15 s).
+    pub heartbeat_secs: u64,
+    /// On shutdown, seconds running instances get to finish before they are killed.
+    pub shutdown_grace_secs: u64,
+    /// After SIGTERM to a terminated instance, seconds before SIGKILL.
+    pub kill_grace_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let base = std::env::temp_dir().join("saltant-executor");
+        Config {
+            queues: Vec::new(),
+            slots: 4,
+            id: None,
+            logs_dir: base.join("logs"),
+            results_dir: base.join("results"),
+            temp_dir: base.join("tmp"),
+            heartbeat_secs: 5,
+            shutdown_grace_secs: 8,
+            kill_grace_secs: 5,
+        }
+    }
+}
+
+/// State shared by the executor's tasks.
+pub(crate) struct Shared {
+    pub bus: Bus,
+    pub config: Config,
+    pub id: String,
+    pub slots: Arc<Semaphore>,
+    pub running: Mutex<HashSet<Uuid>>,
+    /// Cancelled when running instances must be killed (end of the shutdown grace period).
+    pub kill_all: CancellationToken,
+}
+
+fn default_id() -> String {
+    let host = hostname();
+    let suffix: String = Uuid::new_v4().simple().to_string()[..6].to_owned();
+    format!("{host}-{suffix}")
+}
+
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "executor".into())
+}
+
+/// Runs until `shutdown` is cancelled, then stops taking work, lets running instances
+/// finish within the grace period, kills what is left and returns.
+pub async fn run(bus_config: BusConfig, config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if config.slots == 0 {
+        anyhow::bail!("executor slots must be at least 1");
+    }
+    let queues = config
+        .queues
+        .iter()
+        .map(|q| QueueName::parse(q).map_err(|e| anyhow::anyhow!("queue {q:?}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    for dir in [&config.logs_dir, &config.results_dir, &config.temp_dir] {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let id = config.id.clone().unwrap_or_else(default_id);
+    let bus = Bus::connect(&bus_config, &format!("saltant-executor {id}")).await?;
+    let shared = Arc::new(Shared {
+        bus,
+        slots: Arc::new(Semaphore::new(config.slots as usize)),
+        config,
+        id: id.clone(),
+        running: Mutex::new(HashSet::new()),
+        kill_all: CancellationToken::new(),
+    });
+    tracing::info!(executor = %id, slots = shared.config.slots, queues = ?shared.config.queues, "executor started");
+
+    let intake = shutdown.child_token();
+    let work = TaskTracker::new();
+    let background = TaskTracker::new();
+    let hb_stop = CancellationToken::new();
+    background.spawn(heartbeat::run(shared.clone(), hb_stop.clone()));
+    if queues.is_empty() {
+        background.spawn(run::serve_every_queue(shared.clone(), intake.clone(), work.clone()));
+    } else {
+        for q in queues {
+            background.spawn(run::serve_queue(shared.clone(), q, intake.clone(), work.clone()));
+        }
+    }
+
+    shutdown.cancelled().await;
+    tracing::info!("executor stopping: no new work");
+    intake.cancel();
+    background.close();
+    // Pullers stop first, then running instances get the grace period.
+    let grace = Duration::from_secs(shared.config.shutdown_grace_secs);
+    let pullers_done = async {
+        loop {
+            if background.len() <= 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), pullers_done).await;
+    work.close();
+    if tokio::time::timeout(grace, work.wait()).await.is_err() {
+        tracing::warn!(left = work.len(), "grace period over: killing running instances");
+        shared.kill_all.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), work.wait()).await;
+    }
+    hb_stop.cancel();
+    background.wait().await;
+    if let Ok(kv) = shared.bus.executors_kv().await {
+        let _ = kv.delete(&shared.id).await;
+    }
+    if let Err(e) = shared.bus.client.drain().await {
+        tracing::warn!(error = %e, "drain nats connection");
+    }
+    tracing::info!("executor stopped");
+    Ok(())
+}

@@ -245,3 +245,31 @@ impl Bus {
             .map_err(internal("open queues bucket"))
     }
 }
+
+/// Pulls up to `max` messages, waiting at most `expires` for the first; returns what came
+/// (possibly nothing). Errors of single messages are skipped: they redeliver.
+pub async fn fetch_batch(
+    consumer: &consumer::Consumer<consumer::pull::Config>,
+    max: usize,
+    expires: Duration,
+) -> Result<Vec<jetstream::Message>, Error> {
+    use futures::StreamExt;
+    let mut batch = consumer
+        .fetch()
+        .max_messages(max)
+        .expires(expires)
+        .messages()
+        .await
+        .map_err(internal("fetch messages"))?;
+    let mut out = Vec::with_capacity(max.min(1024));
+    while let Some(msg) = batch.next().await {
+        match msg {
+            Ok(m) => out.push(m),
+            Err(e) => {
+                tracing::debug!(error = %e, "fetch batch ended");
+                break;
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,48 @@
+//! Heartbeats: this executor's entry in the executors bucket, refreshed on its own task so
+//! that slow runs or log shipping never delay it.
+
+use crate::Shared;
+use chrono::Utc;
+use saltant_bus::{Heartbeat, WIRE_VERSION};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+    let started_at = Utc::now();
+    let kv = loop {
+        match shared.bus.executors_kv().await {
+            Ok(kv) => break kv,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "open executors bucket");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(shared.config.heartbeat_secs.max(1)));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let running: Vec<_> = shared.running.lock().await.iter().copied().collect();
+        let beat = Heartbeat {
+            v: WIRE_VERSION,
+            executor: shared.id.clone(),
+            host: crate::hostname(),
+            queues: shared.config.queues.clone(),
+            slots: shared.config.slots,
+            running,
+            capabilities: vec!["executable".into()],
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_at,
+            at: Utc::now(),
+        };
+        if let Err(e) = kv.put(&shared.id, beat.encode()).await {
+            tracing::warn!(error = %e, "put heartbeat");
+        }
+    }
+}

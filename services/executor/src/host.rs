@@ -1,0 +1,212 @@
+//! Host executables, as the original worker ran them: argv from the command (with `$VAR`
+//! expanded against the executor's environment, split without a shell) plus the arguments
+//! JSON; a replaced environment; output to `<logs>/<uuid>/<uuid>-std{out,err}.txt`. The
+//! process gets its own process group so that it and its children are killed together.
+
+use crate::output::Output;
+use crate::run::Outcome;
+use crate::Shared;
+use saltant_bus::{trace, Dispatch, LogStream};
+use saltant_core::command::{argument_passing, expand_vars, split_command, ArgumentPassing};
+use saltant_core::State;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn failed(reason: String) -> Outcome {
+    Outcome {
+        state: State::Failed,
+        exit_code: None,
+        reason: Some(reason),
+    }
+}
+
+/// The environment a task gets: the listed variables from the executor's environment,
+/// `JOB_UUID`, `PATH`, and `TRACEPARENT` for tasks that trace. A listed variable that the
+/// executor lacks is an error naming it.
+pub(crate) fn task_environment(
+    names: &[String],
+    uuid: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>, String> {
+    let mut env = Vec::with_capacity(names.len() + 3);
+    for name in names {
+        match lookup(name) {
+            Some(v) => env.push((name.clone(), v)),
+            None => {
+                return Err(format!(
+                    "Environment variable {name} not present in the worker's environment!"
+                ));
+            }
+        }
+    }
+    env.push(("JOB_UUID".into(), uuid.into()));
+    if !names.iter().any(|n| n == "PATH") {
+        if let Some(path) = lookup("PATH") {
+            env.push(("PATH".into(), path));
+        }
+    }
+    Ok(env)
+}
+
+pub(crate) async fn run(shared: &Arc<Shared>, d: &Dispatch) -> Outcome {
+    let uuid = d.uuid.to_string();
+    let env_lookup = |k: &str| std::env::var(k).ok();
+    let mut env = match task_environment(&d.spec.environment_variables, &uuid, env_lookup) {
+        Ok(env) => env,
+        Err(reason) => return failed(reason),
+    };
+    if let Some(tp) = trace::traceparent() {
+        env.push(("TRACEPARENT".into(), tp));
+    }
+    let command = expand_vars(&d.spec.command_to_run, env_lookup);
+    let mut argv = match split_command(&command) {
+        Ok(argv) => argv,
+        Err(e) => return failed(e.to_string()),
+    };
+    let mut args_file = None;
+    match argument_passing(&d.spec.arguments, d.spec.json_file_option.as_deref()) {
+        ArgumentPassing::None => {}
+        ArgumentPassing::Positional(json) => argv.push(json),
+        ArgumentPassing::File { option, contents } => {
+            let path = shared.config.temp_dir.join(format!("{uuid}_args.json"));
+            if let Err(e) = tokio::fs::write(&path, contents).await {
+                return failed(format!("write arguments file {}: {e}", path.display()));
+            }
+            argv.push(option);
+            argv.push(path.display().to_string());
+            args_file = Some(path);
+        }
+    }
+    let outcome = spawn_and_wait(shared, d, &uuid, argv, env).await;
+    if let Some(path) = args_file {
+        let _ = tokio::fs::remove_file(path).await;
+    }
+    outcome
+}
+
+async fn spawn_and_wait(
+    shared: &Arc<Shared>,
+    d: &Dispatch,
+    uuid: &str,
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+) -> Outcome {
+    let logs = shared.config.logs_dir.join(uuid);
+    if let Err(e) = tokio::fs::create_dir_all(&logs).await {
+        return failed(format!("create logs folder {}: {e}", logs.display()));
+    }
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return failed(format!("start {:?}: {e}", argv[0])),
+    };
+    let pid = child.id();
+    let output = Output::new(shared.clone(), d.uuid, d.attempt);
+    let mut pumps = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        pumps.push(tokio::spawn(output.clone().pump(out, LogStream::Stdout, logs.join(format!("{uuid}-stdout.txt")))));
+    }
+    if let Some(err) = child.stderr.take() {
+        pumps.push(tokio::spawn(output.clone().pump(err, LogStream::Stderr, logs.join(format!("{uuid}-stderr.txt")))));
+    }
+
+    let status = tokio::select! {
+        s = child.wait() => s,
+        _ = shared.kill_all.cancelled() => {
+            kill_group(pid, shared.config.kill_grace_secs).await;
+            let _ = child.wait().await;
+            for p in pumps { let _ = p.await; }
+            output.finish().await;
+            return Outcome {
+                state: State::Failed,
+                exit_code: None,
+                reason: Some(format!("killed: executor {} shut down", shared.id)),
+            };
+        }
+    };
+    for p in pumps {
+        let _ = p.await;
+    }
+    let lost = output.finish().await;
+    if lost > 0 {
+        tracing::warn!(lost, "output chunks could not be stored on the bus (kept in the logs folder)");
+    }
+    match status {
+        Ok(s) if s.success() => Outcome {
+            state: State::Successful,
+            exit_code: Some(0),
+            reason: None,
+        },
+        Ok(s) => {
+            use std::os::unix::process::ExitStatusExt;
+            match (s.code(), s.signal()) {
+                (Some(code), _) => Outcome {
+                    state: State::Failed,
+                    exit_code: Some(code),
+                    reason: Some(format!("exited with code {code}")),
+                },
+                (None, Some(sig)) => Outcome {
+                    state: State::Failed,
+                    exit_code: Some(128 + sig),
+                    reason: Some(format!("killed by signal {sig}")),
+                },
+                _ => failed("exited without a status".into()),
+            }
+        }
+        Err(e) => failed(format!("wait for process: {e}")),
+    }
+}
+
+/// SIGTERM to the whole process group, then SIGKILL after `grace_secs`.
+pub(crate) async fn kill_group(pid: Option<u32>, grace_secs: u64) {
+    use nix::sys::signal::{killpg, Signal};
+    use nix::unistd::Pid;
+    let Some(pid) = pid else { return };
+    let pgid = Pid::from_raw(pid as i32);
+    if killpg(pgid, Signal::SIGTERM).is_err() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(grace_secs);
+    while tokio::time::Instant::now() < deadline {
+        // Signal 0 probes whether any process of the group is left.
+        if killpg(pgid, None).is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = killpg(pgid, Signal::SIGKILL);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_is_replaced_with_listed_variables() {
+        let lookup = |k: &str| match k {
+            "HOME" => Some("/root".to_owned()),
+            "PATH" => Some("/bin".to_owned()),
+            _ => None,
+        };
+        let env = task_environment(&["HOME".into()], "u-1", lookup).expect("present");
+        assert_eq!(
+            env,
+            vec![
+                ("HOME".into(), "/root".into()),
+                ("JOB_UUID".into(), "u-1".into()),
+                ("PATH".into(), "/bin".into())
+            ]
+        );
+        let err = task_environment(&["NOPE".into()], "u-1", lookup).expect_err("missing");
+        assert_eq!(err, "Environment variable NOPE not present in the worker's environment!");
+    }
+}

@@ -1,0 +1,121 @@
+//! An instance's output: each chunk goes to its file in the logs folder and, live, to the
+//! instance's logs subject (with its stream name, attempt and a sequence number shared by
+//! stdout and stderr, so the order is kept).
+
+use crate::Shared;
+use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::HeaderMap;
+use saltant_bus::messages::log_headers;
+use saltant_bus::LogStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+const CHUNK: usize = 32 * 1024;
+/// Acks awaited together once this many are outstanding.
+const ACK_WINDOW: usize = 128;
+
+pub(crate) struct Output {
+    shared: Arc<Shared>,
+    subject: String,
+    attempt: u32,
+    seq: AtomicI64,
+    pending: Mutex<Vec<PublishAckFuture>>,
+    failures: AtomicI64,
+}
+
+impl Output {
+    pub fn new(shared: Arc<Shared>, uuid: Uuid, attempt: u32) -> Arc<Output> {
+        let subject = shared.bus.names.logs(uuid);
+        Arc::new(Output {
+            shared,
+            subject,
+            attempt,
+            seq: AtomicI64::new(0),
+            pending: Mutex::new(Vec::new()),
+            failures: AtomicI64::new(0),
+        })
+    }
+
+    /// Copies `reader` to `file` and the bus until end of stream.
+    pub async fn pump(self: Arc<Self>, mut reader: impl AsyncRead + Unpin, stream: LogStream, file: PathBuf) {
+        let mut out = match tokio::fs::File::create(&file).await {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!(error = %e, path = %file.display(), "create output file");
+                None
+            }
+        };
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = match reader.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "read {}", stream.as_str());
+                    break;
+                }
+            };
+            let chunk = &buf[..n];
+            if let Some(f) = out.as_mut() {
+                if let Err(e) = f.write_all(chunk).await {
+                    tracing::warn!(error = %e, "write output file");
+                    out = None;
+                }
+            }
+            self.publish(stream, chunk).await;
+        }
+        if let Some(mut f) = out {
+            let _ = f.flush().await;
+        }
+    }
+
+    async fn publish(&self, stream: LogStream, chunk: &[u8]) {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst);
+        let mut headers = HeaderMap::new();
+        headers.insert(log_headers::STREAM, stream.as_str());
+        headers.insert(log_headers::SEQ, seq.to_string().as_str());
+        headers.insert(log_headers::ATTEMPT, self.attempt.to_string().as_str());
+        match self
+            .shared
+            .bus
+            .js
+            .publish_with_headers(self.subject.clone(), headers, bytes::Bytes::copy_from_slice(chunk))
+            .await
+        {
+            Ok(ack) => {
+                let full = {
+                    let mut p = self.pending.lock().await;
+                    p.push(ack);
+                    if p.len() >= ACK_WINDOW { Some(std::mem::take(&mut *p)) } else { None }
+                };
+                if let Some(acks) = full {
+                    self.await_acks(acks).await;
+                }
+            }
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "publish output chunk");
+            }
+        }
+    }
+
+    async fn await_acks(&self, acks: Vec<PublishAckFuture>) {
+        for r in futures::future::join_all(acks.into_iter().map(|a| a.into_future())).await {
+            if let Err(e) = r {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "output chunk not stored");
+            }
+        }
+    }
+
+    /// Waits until every chunk is stored (or known lost); returns the number lost.
+    pub async fn finish(&self) -> i64 {
+        let acks = std::mem::take(&mut *self.pending.lock().await);
+        self.await_acks(acks).await;
+        self.failures.load(Ordering::Relaxed)
+    }
+}

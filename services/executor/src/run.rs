@@ -1,0 +1,243 @@
+//! Taking work: one puller per served queue, each taking attempts only when a slot is free;
+//! and the life of one attempt: `running` event, run, output, final event, ack.
+
+use crate::{host, Shared};
+use async_nats::jetstream::{self, AckKind};
+use futures::StreamExt;
+use saltant_bus::{fetch_batch, trace, Dispatch, Event};
+use saltant_core::{QueueName, State, TaskKind};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+/// Watches the queues bucket and serves every queue that appears in it.
+pub(crate) async fn serve_every_queue(shared: Arc<Shared>, stop: CancellationToken, work: TaskTracker) {
+    let mut served = HashSet::new();
+    let pullers = TaskTracker::new();
+    'outer: loop {
+        let watch = match shared.bus.queues_kv().await {
+            Ok(kv) => kv.watch_with_history(">").await,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "open queues bucket");
+                if sleep_or_stop(&stop, Duration::from_secs(1)).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        let mut watch = match watch {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "watch queues bucket");
+                if sleep_or_stop(&stop, Duration::from_secs(1)).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        loop {
+            let entry = tokio::select! {
+                _ = stop.cancelled() => break 'outer,
+                e = watch.next() => e,
+            };
+            match entry {
+                Some(Ok(entry)) => {
+                    let Some(queue) = QueueName::from_token(&entry.key) else {
+                        tracing::warn!(key = %entry.key, "ignoring queue key that is not a queue token");
+                        continue;
+                    };
+                    if served.insert(queue.clone()) {
+                        pullers.spawn(serve_queue(shared.clone(), queue, stop.clone(), work.clone()));
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "queues watch failed; watching again");
+                    break;
+                }
+                None => break,
+            }
+        }
+        if sleep_or_stop(&stop, Duration::from_millis(200)).await {
+            break;
+        }
+    }
+    pullers.close();
+    pullers.wait().await;
+}
+
+/// Returns true if `stop` fired.
+async fn sleep_or_stop(stop: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}
+
+/// Pulls attempts of one queue while slots are free.
+pub(crate) async fn serve_queue(shared: Arc<Shared>, queue: QueueName, stop: CancellationToken, work: TaskTracker) {
+    tracing::info!(%queue, "serving queue");
+    let consumer = loop {
+        match shared.bus.dispatch_consumer(&queue).await {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::warn!(%queue, error = %format!("{e:#}"), "open dispatch consumer");
+                if sleep_or_stop(&stop, Duration::from_secs(1)).await {
+                    return;
+                }
+            }
+        }
+    };
+    loop {
+        // One slot first (waiting), then whatever else is free right now.
+        let first = tokio::select! {
+            _ = stop.cancelled() => return,
+            p = shared.slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let mut permits = vec![first];
+        while permits.len() < 256 {
+            match shared.slots.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        let fetched = tokio::select! {
+            _ = stop.cancelled() => return,
+            f = fetch_batch(&consumer, permits.len(), Duration::from_secs(1)) => f,
+        };
+        match fetched {
+            Ok(messages) => {
+                for msg in messages {
+                    let Some(permit) = permits.pop() else {
+                        // Cannot happen (max_messages = permits), but never run unslotted work.
+                        let _ = msg.ack_with(AckKind::Nak(None)).await;
+                        continue;
+                    };
+                    work.spawn(run_attempt(shared.clone(), msg, permit));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%queue, error = %format!("{e:#}"), "fetch dispatches");
+                if sleep_or_stop(&stop, Duration::from_secs(1)).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The outcome of running an attempt.
+pub(crate) struct Outcome {
+    pub state: State,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+}
+
+async fn run_attempt(shared: Arc<Shared>, msg: jetstream::Message, _permit: OwnedSemaphorePermit) {
+    let dispatch = match Dispatch::decode(&msg.payload) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, subject = %msg.subject, "dropping undecodable dispatch");
+            let _ = msg.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    let span = tracing::info_span!("run instance", instance = %dispatch.uuid, attempt = dispatch.attempt, queue = %dispatch.queue, executor = %shared.id);
+    trace::set_parent(&span, msg.headers.as_ref());
+    attempt(shared, msg, dispatch).instrument(span).await;
+}
+
+async fn attempt(shared: Arc<Shared>, msg: jetstream::Message, d: Dispatch) {
+    shared.running.lock().await.insert(d.uuid);
+    let mut running = Event::new(d.uuid, d.queue.clone(), d.attempt, State::Running);
+    running.executor = Some(shared.id.clone());
+    if let Err(e) = publish_event(&shared, &running).await {
+        // Not acked: the attempt comes back after ack_wait, to us or another executor.
+        tracing::warn!(error = %format!("{e:#}"), "publish running event; leaving the attempt for redelivery");
+        shared.running.lock().await.remove(&d.uuid);
+        return;
+    }
+
+    // Keep the dispatch alive while the attempt runs, however long.
+    let progress_every = Duration::from_secs((shared.bus.config.dispatch_ack_wait_secs / 3).max(1));
+    let keepalive = CancellationToken::new();
+    let ka = keepalive.clone();
+    let ack_msg = msg.clone();
+    let keepalive_task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(progress_every);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = ka.cancelled() => return,
+                _ = tick.tick() => {
+                    if let Err(e) = ack_msg.ack_with(AckKind::Progress).await {
+                        tracing::warn!(error = %e, "report progress");
+                    }
+                }
+            }
+        }
+    });
+
+    let outcome = match d.spec.kind {
+        TaskKind::Executable => host::run(&shared, &d).await,
+        other => Outcome {
+            state: State::Failed,
+            exit_code: None,
+            reason: Some(format!(
+                "executor {} cannot run {} tasks",
+                shared.id,
+                other.as_str()
+            )),
+        },
+    };
+    keepalive.cancel();
+    let _ = keepalive_task.await;
+
+    let mut fin = Event::new(d.uuid, d.queue.clone(), d.attempt, outcome.state);
+    fin.executor = Some(shared.id.clone());
+    fin.exit_code = outcome.exit_code;
+    fin.reason = outcome.reason;
+    tracing::info!(state = %fin.state, exit_code = ?fin.exit_code, reason = ?fin.reason, "attempt finished");
+    // The final event must be stored before the dispatch is acked; retry until it is (or
+    // until shutdown kills us, in which case the dispatch redelivers).
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match publish_event(&shared, &fin).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "publish final event; retrying");
+                if shared.kill_all.is_cancelled() {
+                    shared.running.lock().await.remove(&d.uuid);
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    if let Err(e) = msg.double_ack().await {
+        tracing::warn!(error = %e, "ack dispatch (the final event is stored; a redelivery will be fenced)");
+    }
+    shared.running.lock().await.remove(&d.uuid);
+}
+
+pub(crate) async fn publish_event(shared: &Shared, event: &Event) -> anyhow::Result<()> {
+    let subject = shared.bus.names.event(&event.queue, event.uuid);
+    let publish = jetstream::message::PublishMessage::build()
+        .payload(event.encode())
+        .headers(trace::headers())
+        .message_id(format!("{}.{}.{}", event.uuid, event.attempt, event.state));
+    shared
+        .bus
+        .js
+        .send_publish(subject, publish)
+        .await?
+        .await?;
+    Ok(())
+}
