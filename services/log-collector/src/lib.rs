@@ -1,1 +1,130 @@
-//! placeholder
+//! The log-collector turns the live logs stream into durable logs: chunks are stored in
+//! PostgreSQL in batches (idempotently, keyed by instance, attempt and sequence number) and
+//! acked only once stored.
+
+use async_nats::jetstream::AckKind;
+use saltant_bus::messages::log_headers;
+use saltant_bus::{fetch_batch, Bus, BusConfig, LogStream};
+use saltant_store::logs::LogChunk;
+use saltant_store::{Store, StoreConfig};
+use serde::Deserialize;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Log-collector configuration (`[log_collector]`, `SALTANT_LOG_COLLECTOR__…`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Most chunks stored in one statement.
+    pub batch: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { batch: 1000 }
+    }
+}
+
+/// Parses a chunk's subject (`<prefix>.logs.<uuid>`) and headers.
+fn chunk(subject: &str, headers: Option<&async_nats::HeaderMap>, data: &[u8]) -> Option<LogChunk> {
+    let uuid: Uuid = subject.rsplit('.').next()?.parse().ok()?;
+    let h = headers?;
+    let stream = LogStream::parse(h.get(log_headers::STREAM)?.as_str())?;
+    let seq = h.get(log_headers::SEQ)?.as_str().parse().ok()?;
+    let attempt = h.get(log_headers::ATTEMPT)?.as_str().parse().ok()?;
+    Some(LogChunk {
+        uuid,
+        attempt,
+        seq,
+        stream: stream.as_str(),
+        data: data.to_vec(),
+    })
+}
+
+pub async fn run(
+    bus_config: BusConfig,
+    store_config: StoreConfig,
+    config: Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let store = Store::connect_lazy(&store_config)?;
+    let bus = Bus::connect(&bus_config, "saltant-log-collector").await?;
+    let consumer = bus
+        .durable_consumer(
+            bus.names.logs_stream(),
+            bus.names.log_collector_consumer(),
+            bus.names.logs_all(),
+            Duration::from_secs(30),
+        )
+        .await?;
+    tracing::info!("log-collector started");
+    'outer: loop {
+        let batch = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            b = fetch_batch(&consumer, config.batch, Duration::from_millis(500)) => b,
+        };
+        let messages = match batch {
+            Ok(m) if m.is_empty() => continue,
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "fetch log chunks");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut chunks = Vec::with_capacity(messages.len());
+        let mut to_ack = Vec::with_capacity(messages.len());
+        for msg in messages {
+            match chunk(&msg.subject, msg.headers.as_ref(), &msg.payload) {
+                Some(c) => {
+                    chunks.push(c);
+                    to_ack.push(msg);
+                }
+                None => {
+                    tracing::error!(subject = %msg.subject, "dropping malformed log chunk");
+                    let _ = msg.ack_with(AckKind::Term).await;
+                }
+            }
+        }
+        let mut delay = Duration::from_millis(200);
+        while let Err(e) = store.insert_log_chunks(&chunks).await {
+            tracing::warn!(error = %format!("{e:#}"), retry_in = ?delay, "store log chunks");
+            tokio::select! {
+                _ = shutdown.cancelled() => break 'outer,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        for msg in to_ack {
+            let _ = msg.ack().await;
+        }
+    }
+    if let Err(e) = bus.client.drain().await {
+        tracing::warn!(error = %e, "drain nats connection");
+    }
+    store.pool.close().await;
+    tracing::info!("log-collector stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_need_their_headers() {
+        let id = Uuid::new_v4();
+        let subject = format!("saltant.logs.{id}");
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(log_headers::STREAM, "stderr");
+        h.insert(log_headers::SEQ, "7");
+        h.insert(log_headers::ATTEMPT, "2");
+        let c = chunk(&subject, Some(&h), b"x").expect("valid chunk");
+        assert_eq!((c.uuid, c.seq, c.attempt, c.stream), (id, 7, 2, "stderr"));
+        assert!(chunk(&subject, None, b"x").is_none());
+        assert!(chunk("saltant.logs.nope", Some(&h), b"x").is_none());
+        h.insert(log_headers::STREAM, "stdin");
+        assert!(chunk(&subject, Some(&h), b"x").is_none());
+    }
+}

@@ -1,1 +1,72 @@
-//! placeholder
+//! The scheduler owns the life cycle of every instance: it turns submissions into
+//! dispatches on the queue's subject, records every state change from the events stream in
+//! PostgreSQL (in batches, compare-and-set), and sweeps for instances the bus never saw.
+
+mod dispatch;
+mod record;
+mod sweep;
+
+use saltant_bus::{Bus, BusConfig};
+use saltant_store::{Store, StoreConfig};
+use serde::Deserialize;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Scheduler configuration (`[scheduler]`, `SALTANT_SCHEDULER__…`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Most events recorded in one PostgreSQL transaction.
+    pub record_batch: usize,
+    /// Most submissions dispatched in one window of acks.
+    pub dispatch_batch: usize,
+    /// An instance still `created` this many seconds after its creation is submitted
+    /// again (NATS was unreachable when the api answered).
+    pub resubmit_after_secs: u64,
+    /// Seconds between sweeps.
+    pub sweep_every_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            record_batch: 1000,
+            dispatch_batch: 500,
+            resubmit_after_secs: 30,
+            sweep_every_secs: 10,
+        }
+    }
+}
+
+/// Runs until `shutdown`; in-flight batches finish first.
+pub async fn run(
+    bus_config: BusConfig,
+    store_config: StoreConfig,
+    config: Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let store = Store::connect_lazy(&store_config)?;
+    let bus = Bus::connect(&bus_config, "saltant-scheduler").await?;
+    let tasks = TaskTracker::new();
+    tasks.spawn(dispatch::run(bus.clone(), store.clone(), config.clone(), shutdown.clone()));
+    tasks.spawn(record::run(bus.clone(), store.clone(), config.clone(), shutdown.clone()));
+    tasks.spawn(sweep::run(bus.clone(), store.clone(), config.clone(), shutdown.clone()));
+    tasks.close();
+    tracing::info!("scheduler started");
+    tasks.wait().await;
+    if let Err(e) = bus.client.drain().await {
+        tracing::warn!(error = %e, "drain nats connection");
+    }
+    store.pool.close().await;
+    tracing::info!("scheduler stopped");
+    Ok(())
+}
+
+/// Sleeps `d` unless `stop` fires first; returns true if it fired.
+pub(crate) async fn pause(stop: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}

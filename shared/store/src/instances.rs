@@ -276,3 +276,15 @@ pub struct HistoryRow {
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
 }
+
+impl Store {
+    /// Which of `uuids` are still in state `created`.
+    pub async fn still_created(&self, uuids: &[Uuid]) -> Result<Vec<Uuid>, Error> {
+        Ok(sqlx::query_scalar(
+            "SELECT uuid FROM task_instances WHERE uuid = ANY($1) AND state = 'created'",
+        )
+        .bind(uuids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,136 @@
+//! Submissions → dispatches. Each submission still `created` in PostgreSQL becomes attempt 1
+//! on its queue's dispatch subject (message id `<uuid>.<attempt>`, so a repeat within the
+//! duplicate window is dropped by JetStream), followed by its `published` event.
+
+use crate::{pause, Config};
+use async_nats::jetstream::{self, AckKind};
+use saltant_bus::{fetch_batch, trace, Bus, Dispatch, Event, Submission, WIRE_VERSION};
+use saltant_core::{QueueName, State};
+use saltant_store::Store;
+use std::collections::HashSet;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub(crate) async fn run(bus: Bus, store: Store, config: Config, stop: CancellationToken) {
+    let consumer = loop {
+        match bus
+            .durable_consumer(
+                bus.names.submit_stream(),
+                bus.names.scheduler_submit_consumer(),
+                bus.names.submit(),
+                Duration::from_secs(30),
+            )
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "open submit consumer");
+                if pause(&stop, Duration::from_secs(1)).await {
+                    return;
+                }
+            }
+        }
+    };
+    let mut known_queues = HashSet::new();
+    loop {
+        let batch = tokio::select! {
+            _ = stop.cancelled() => return,
+            b = fetch_batch(&consumer, config.dispatch_batch, Duration::from_secs(1)) => b,
+        };
+        let messages = match batch {
+            Ok(m) if m.is_empty() => continue,
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "fetch submissions");
+                if pause(&stop, Duration::from_secs(1)).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        if let Err(e) = handle(&bus, &store, &mut known_queues, messages).await {
+            tracing::warn!(error = %format!("{e:#}"), "dispatch submissions; they will be redelivered");
+            if pause(&stop, Duration::from_secs(1)).await {
+                return;
+            }
+        }
+    }
+}
+
+async fn handle(
+    bus: &Bus,
+    store: &Store,
+    known_queues: &mut HashSet<QueueName>,
+    messages: Vec<jetstream::Message>,
+) -> anyhow::Result<()> {
+    let mut subs = Vec::with_capacity(messages.len());
+    let mut acks = Vec::with_capacity(messages.len());
+    for msg in messages {
+        match Submission::decode(&msg.payload) {
+            Ok(s) => {
+                subs.push((s, msg.headers.clone()));
+                acks.push(msg);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "dropping undecodable submission");
+                let _ = msg.ack_with(AckKind::Term).await;
+            }
+        }
+    }
+    // One read for the batch: only instances still `created` are dispatched, so a repeated
+    // submission (sweep, redelivery) of an instance already under way does nothing.
+    let uuids: Vec<Uuid> = subs.iter().map(|(s, _)| s.uuid).collect();
+    let created: HashSet<Uuid> = store.still_created(&uuids).await?.into_iter().collect();
+
+    let mut dispatch_acks = Vec::new();
+    for (s, headers) in &subs {
+        if !created.contains(&s.uuid) {
+            continue;
+        }
+        if known_queues.insert(s.queue.clone()) {
+            // First work for this queue in this process: make sure its consumer exists and
+            // that executors serving every queue know of it.
+            bus.dispatch_consumer(&s.queue).await?;
+            bus.queues_kv()
+                .await?
+                .put(s.queue.token(), s.queue.as_str().to_owned().into())
+                .await?;
+        }
+        let span = tracing::info_span!("dispatch", instance = %s.uuid, queue = %s.queue);
+        trace::set_parent(&span, headers.as_ref());
+        let headers = span.in_scope(trace::headers);
+        let d = Dispatch {
+            v: WIRE_VERSION,
+            uuid: s.uuid,
+            queue: s.queue.clone(),
+            attempt: 1,
+            spec: s.spec.clone(),
+        };
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(d.encode())
+            .headers(headers.clone())
+            .message_id(format!("{}.{}", d.uuid, d.attempt));
+        dispatch_acks.push(bus.js.send_publish(bus.names.dispatch(&s.queue), publish).await?);
+    }
+    for ack in dispatch_acks {
+        ack.await?;
+    }
+    let mut event_acks = Vec::new();
+    for (s, _) in subs.iter().filter(|(s, _)| created.contains(&s.uuid)) {
+        let e = Event::new(s.uuid, s.queue.clone(), 1, State::Published);
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(e.encode())
+            .message_id(format!("{}.1.published", e.uuid));
+        event_acks.push(bus.js.send_publish(bus.names.event(&s.queue, s.uuid), publish).await?);
+    }
+    for ack in event_acks {
+        ack.await?;
+    }
+    for msg in acks {
+        if let Err(e) = msg.ack().await {
+            tracing::warn!(error = %e, "ack submission (a redelivery is harmless)");
+        }
+    }
+    Ok(())
+}

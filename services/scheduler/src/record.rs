@@ -1,0 +1,96 @@
+//! Events → PostgreSQL: every state change on the events stream is recorded in batches (one
+//! transaction per batch), compare-and-set on attempt and state rank, then acked.
+
+use crate::{pause, Config};
+use async_nats::jetstream::AckKind;
+use saltant_bus::{fetch_batch, Bus, Event};
+use saltant_store::instances::StateChange;
+use saltant_store::Store;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) async fn run(bus: Bus, store: Store, config: Config, stop: CancellationToken) {
+    let consumer = loop {
+        match bus
+            .durable_consumer(
+                bus.names.events_stream(),
+                bus.names.scheduler_events_consumer(),
+                bus.names.events_all(),
+                Duration::from_secs(30),
+            )
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "open events consumer");
+                if pause(&stop, Duration::from_secs(1)).await {
+                    return;
+                }
+            }
+        }
+    };
+    loop {
+        let batch = tokio::select! {
+            _ = stop.cancelled() => return,
+            b = fetch_batch(&consumer, config.record_batch, Duration::from_millis(500)) => b,
+        };
+        let messages = match batch {
+            Ok(m) if m.is_empty() => continue,
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "fetch events");
+                if pause(&stop, Duration::from_secs(1)).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let mut changes = Vec::with_capacity(messages.len());
+        let mut to_ack = Vec::with_capacity(messages.len());
+        for msg in messages {
+            match Event::decode(&msg.payload) {
+                Ok(e) => {
+                    changes.push(StateChange {
+                        uuid: e.uuid,
+                        attempt: e.attempt as i32,
+                        state: e.state,
+                        at: e.at,
+                        executor: e.executor,
+                        exit_code: e.exit_code,
+                        reason: e.reason,
+                    });
+                    to_ack.push(msg);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, subject = %msg.subject, "dropping undecodable event");
+                    let _ = msg.ack_with(AckKind::Term).await;
+                }
+            }
+        }
+        // Retry the same batch until PostgreSQL takes it: events are acked only once stored.
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match store.apply_state_changes(&changes).await {
+                Ok(n) => {
+                    tracing::debug!(events = changes.len(), changed = n, "recorded events");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), retry_in = ?delay, "record events");
+                    for msg in &to_ack {
+                        let _ = msg.ack_with(AckKind::Progress).await;
+                    }
+                    if pause(&stop, delay).await {
+                        return;
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        for msg in to_ack {
+            if let Err(e) = msg.ack().await {
+                tracing::warn!(error = %e, "ack event (a redelivery is harmless)");
+            }
+        }
+    }
+}
