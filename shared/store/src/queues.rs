@@ -263,3 +263,21 @@ impl IdTable {
         }
     }
 }
+
+impl Store {
+    pub async fn queue_name_taken(&self, name: &str, except: Option<i64>) -> Result<bool, Error> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM task_queues WHERE name = $1 AND id IS DISTINCT FROM $2)")
+            .bind(name)
+            .bind(except)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    pub async fn whitelist_name_taken(&self, name: &str, except: Option<i64>) -> Result<bool, Error> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM task_whitelists WHERE name = $1 AND id IS DISTINCT FROM $2)")
+            .bind(name)
+            .bind(except)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}

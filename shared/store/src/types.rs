@@ -212,3 +212,18 @@ impl Store {
         crate::stream_rows(self.pool.clone(), qb)
     }
 }
+
+impl Store {
+    /// Whether another task type of the class already has `name`.
+    pub async fn task_type_name_taken(&self, class: TypeClass, name: &str, except: Option<i64>) -> Result<bool, Error> {
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE name = $1 AND id IS DISTINCT FROM $2)",
+            class.table()
+        );
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(name)
+            .bind(except)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}

@@ -179,3 +179,26 @@ mod tests {
         assert!(!verify_password("s3cret", ""));
     }
 }
+
+impl Store {
+    pub async fn count_users(&self, filters: &[crate::Filter]) -> Result<i64, Error> {
+        let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new("SELECT count(*) FROM users WHERE is_active");
+        crate::filter::push_filters(&mut qb, filters);
+        Ok(qb.build_query_scalar().fetch_one(&self.pool).await?)
+    }
+
+    /// Active users by username, streamed.
+    pub fn list_users(
+        &self,
+        filters: &[crate::Filter],
+        page: crate::Page,
+    ) -> futures::stream::BoxStream<'static, Result<User, Error>> {
+        let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE is_active"
+        ));
+        crate::filter::push_filters(&mut qb, filters);
+        qb.push(" ORDER BY username");
+        crate::filter::push_page(&mut qb, page);
+        crate::stream_rows(self.pool.clone(), qb)
+    }
+}

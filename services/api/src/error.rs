@@ -1,0 +1,148 @@
+//! API errors, rendered in the original saltant's (Django REST Framework's) shapes: 4xx
+//! bodies say what is wrong; 5xx bodies are opaque and the cause is logged once, here.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400 `{"field": ["message", …], …}` (including `non_field_errors`).
+    Fields(Map<String, Value>),
+    /// 400 with any JSON body (the status endpoint's bare string, parse errors).
+    BadRequest(Value),
+    /// 403 `{"detail": …}`.
+    Forbidden(Value),
+    /// 401 with `WWW-Authenticate: Bearer realm="api"` (JWT endpoints).
+    Unauthorized(Value),
+    NotFound,
+    /// 404 `{"detail":"Invalid page."}`.
+    InvalidPage,
+    MethodNotAllowed(String),
+    PayloadTooLarge(usize),
+    UnsupportedMediaType(String),
+    /// 503: PostgreSQL or NATS cannot be reached; try again.
+    Unavailable(String),
+    Internal(anyhow::Error),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn field(name: &str, message: impl Into<String>) -> ApiError {
+        let mut m = Map::new();
+        m.insert(name.to_owned(), json!([message.into()]));
+        ApiError::Fields(m)
+    }
+
+    pub fn detail(message: &str) -> Value {
+        json!({ "detail": message })
+    }
+
+    /// Model validation errors, as DRF wraps Django's: `non_field_errors` holding the
+    /// Python repr of the list of messages.
+    pub fn model(messages: &[String]) -> ApiError {
+        ApiError::field("non_field_errors", python_list_repr(messages))
+    }
+}
+
+/// `repr()` of a Python list of strings.
+pub fn python_list_repr(items: &[String]) -> String {
+    let parts: Vec<String> = items.iter().map(|s| python_str_repr(s)).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+fn python_str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+impl From<saltant_store::Error> for ApiError {
+    fn from(e: saltant_store::Error) -> Self {
+        match e {
+            saltant_store::Error::Unavailable(e) => ApiError::Unavailable(format!("database unavailable: {e}")),
+            other => ApiError::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            ApiError::Fields(m) => (StatusCode::BAD_REQUEST, Value::Object(m)),
+            ApiError::BadRequest(v) => (StatusCode::BAD_REQUEST, v),
+            ApiError::Forbidden(v) => (StatusCode::FORBIDDEN, v),
+            ApiError::Unauthorized(v) => {
+                let mut r = (StatusCode::UNAUTHORIZED, axum::Json(v)).into_response();
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"api\""));
+                return r;
+            }
+            ApiError::NotFound => (StatusCode::NOT_FOUND, ApiError::detail("Not found.")),
+            ApiError::InvalidPage => (StatusCode::NOT_FOUND, ApiError::detail("Invalid page.")),
+            ApiError::MethodNotAllowed(m) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                ApiError::detail(&format!("Method \"{m}\" not allowed.")),
+            ),
+            ApiError::PayloadTooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ApiError::detail(&format!("Request body larger than {limit} bytes.")),
+            ),
+            ApiError::UnsupportedMediaType(t) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ApiError::detail(&format!("Unsupported media type \"{t}\" in request.")),
+            ),
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(%cause, "service unavailable");
+                let mut r = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(ApiError::detail("Service temporarily unavailable, try again later.")),
+                )
+                    .into_response();
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                return r;
+            }
+            ApiError::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, ApiError::detail("A server error occurred."))
+            }
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_errors_use_python_list_repr() {
+        let table = [
+            (vec!["default arguments not a subset of required arguments"], "['default arguments not a subset of required arguments']"),
+            (vec!["required argument 'word' not provided!"], "[\"required argument 'word' not provided!\"]"),
+            (vec!["a'b\"c"], "['a\\'b\"c']"),
+            (vec!["x", "y"], "['x', 'y']"),
+        ];
+        for (items, expected) in table {
+            let items: Vec<String> = items.into_iter().map(String::from).collect();
+            assert_eq!(python_list_repr(&items), expected);
+        }
+    }
+}
