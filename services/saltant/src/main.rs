@@ -1,1 +1,275 @@
-fn main() {}
+//! The one `saltant` binary: every service (`api`, `scheduler`, `executor`,
+//! `log-collector`), all of them in one process (`all`), migrations and admin commands.
+
+mod config;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use config::Settings;
+use saltant_store::Store;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Parser)]
+#[command(name = "saltant", version, about = "Distributed runtime for containerized, mutable task instances")]
+struct Cli {
+    /// TOML configuration file (layered over defaults; SALTANT_… variables override it).
+    #[arg(long, short, global = true, env = "SALTANT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the REST API.
+    Api,
+    /// Run the scheduler.
+    Scheduler,
+    /// Run an executor.
+    Executor {
+        /// Queue to serve (repeatable); none means every queue.
+        #[arg(long = "queue", short)]
+        queues: Vec<String>,
+        /// Instances run at once.
+        #[arg(long)]
+        slots: Option<u32>,
+    },
+    /// Run the log-collector.
+    LogCollector,
+    /// Run every service in this process (one machine).
+    All {
+        /// Queue the executor serves (repeatable); none means every queue.
+        #[arg(long = "queue", short)]
+        queues: Vec<String>,
+        #[arg(long)]
+        slots: Option<u32>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Administration.
+    #[command(subcommand)]
+    Admin(Admin),
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Create a user and print its new API token as the last line.
+    CreateUser {
+        username: String,
+        #[arg(long)]
+        superuser: bool,
+        #[arg(long, default_value = "")]
+        email: String,
+        /// Password for the web pages and JWT (none: token access only).
+        #[arg(long, env = "SALTANT_NEW_PASSWORD")]
+        password: Option<String>,
+    },
+    /// Set a user's password.
+    SetPassword {
+        username: String,
+        #[arg(long, env = "SALTANT_NEW_PASSWORD")]
+        password: String,
+    },
+    /// Issue a new API token for a user (replacing the old one) and print it.
+    CreateToken { username: String },
+    /// Revoke a user's API token.
+    RevokeToken { username: String },
+    /// Make a user a superuser (or not, with --revoke).
+    MakeSuperuser {
+        username: String,
+        #[arg(long)]
+        revoke: bool,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("saltant: invalid configuration: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("saltant: start runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(real_main(cli.command, settings)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("saltant: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn real_main(command: Command, mut s: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Migrate => {
+            let store = Store::connect_lazy(&s.database)?;
+            store.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Admin(a) => admin(a, &s).await,
+        service => {
+            let guard = saltant_telemetry::init(match &service {
+                Command::Api => "saltant-api",
+                Command::Scheduler => "saltant-scheduler",
+                Command::Executor { .. } => "saltant-executor",
+                Command::LogCollector => "saltant-log-collector",
+                _ => "saltant",
+            })?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(signals(shutdown.clone()));
+            let result = serve(service, &mut s, shutdown).await;
+            guard.shutdown();
+            result
+        }
+    }
+}
+
+/// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
+async fn signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::info!("shutting down (signal again to exit at once)");
+    shutdown.cancel();
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    eprintln!("saltant: second signal, exiting now");
+    std::process::exit(130);
+}
+
+async fn serve(service: Command, s: &mut Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let apply = |s: &mut Settings, queues: Vec<String>, slots: Option<u32>| {
+        if !queues.is_empty() {
+            s.executor.queues = queues;
+        }
+        if let Some(n) = slots {
+            s.executor.slots = n;
+        }
+    };
+    match service {
+        Command::Api => saltant_api::run(s.bus.clone(), s.database.clone(), s.api.clone(), shutdown).await,
+        Command::Scheduler => saltant_scheduler::run(s.bus.clone(), s.database.clone(), s.scheduler.clone(), shutdown).await,
+        Command::LogCollector => {
+            saltant_log_collector::run(s.bus.clone(), s.database.clone(), s.log_collector.clone(), shutdown).await
+        }
+        Command::Executor { queues, slots } => {
+            apply(s, queues, slots);
+            saltant_executor::run(s.bus.clone(), s.executor.clone(), shutdown).await
+        }
+        Command::All { queues, slots } => {
+            apply(s, queues, slots);
+            // Migrations first, so the other services find their tables.
+            Store::connect_lazy(&s.database)?.migrate().await.context("migrate database")?;
+            let tasks = TaskTracker::new();
+            let failed = CancellationToken::new();
+            let spawn = |name: &'static str, fut: std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>| {
+                let failed = failed.clone();
+                tasks.spawn(async move {
+                    if let Err(e) = fut.await {
+                        tracing::error!(service = name, error = %format!("{e:#}"), "service failed");
+                        failed.cancel();
+                        return Err(e.context(name));
+                    }
+                    Ok(())
+                })
+            };
+            let handles = vec![
+                spawn("api", Box::pin(saltant_api::run(s.bus.clone(), s.database.clone(), s.api.clone(), shutdown.clone()))),
+                spawn(
+                    "scheduler",
+                    Box::pin(saltant_scheduler::run(s.bus.clone(), s.database.clone(), s.scheduler.clone(), shutdown.clone())),
+                ),
+                spawn(
+                    "log-collector",
+                    Box::pin(saltant_log_collector::run(
+                        s.bus.clone(),
+                        s.database.clone(),
+                        s.log_collector.clone(),
+                        shutdown.clone(),
+                    )),
+                ),
+                spawn("executor", Box::pin(saltant_executor::run(s.bus.clone(), s.executor.clone(), shutdown.clone()))),
+            ];
+            tasks.close();
+            // One service failing stops the others: a half-running system is worse.
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = failed.cancelled() => shutdown.cancel(),
+            }
+            let mut first_err = None;
+            for h in handles {
+                match h.await {
+                    Ok(Err(e)) if first_err.is_none() => first_err = Some(e),
+                    Err(e) if first_err.is_none() => first_err = Some(anyhow::Error::new(e)),
+                    _ => {}
+                }
+            }
+            first_err.map_or(Ok(()), Err)
+        }
+        Command::Migrate | Command::Admin(_) => Ok(()),
+    }
+}
+
+async fn admin(a: Admin, s: &Settings) -> anyhow::Result<()> {
+    let store = Store::connect_lazy(&s.database)?;
+    store.migrate().await?;
+    let user = |name: String| {
+        let store = store.clone();
+        async move {
+            store
+                .user_by_username(&name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user named {name:?}"))
+        }
+    };
+    match a {
+        Admin::CreateUser { username, superuser, email, password } => {
+            if username.is_empty()
+                || username.chars().count() > 150
+                || !username.chars().all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
+            {
+                anyhow::bail!("username must be 1-150 letters, digits or @.+-_");
+            }
+            let u = match store.create_user(&username, &email, password.as_deref(), superuser).await {
+                Err(saltant_store::Error::Duplicate { .. }) => anyhow::bail!("user {username:?} already exists"),
+                other => other?,
+            };
+            let token = store.create_token(u.id).await?;
+            println!("created user {username}{}", if superuser { " (superuser)" } else { "" });
+            println!("{token}");
+        }
+        Admin::SetPassword { username, password } => {
+            let u = user(username).await?;
+            store.set_password(u.id, &password).await?;
+            println!("password set for {}", u.username);
+        }
+        Admin::CreateToken { username } => {
+            let u = user(username).await?;
+            println!("{}", store.create_token(u.id).await?);
+        }
+        Admin::RevokeToken { username } => {
+            let u = user(username).await?;
+            let had = store.revoke_token(u.id).await?;
+            println!("{}", if had { "token revoked" } else { "user had no token" });
+        }
+        Admin::MakeSuperuser { username, revoke } => {
+            let u = user(username).await?;
+            store.set_superuser(u.id, !revoke).await?;
+            println!("{} is {}a superuser", u.username, if revoke { "not " } else { "" });
+        }
+    }
+    Ok(())
+}
