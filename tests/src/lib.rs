@@ -25,7 +25,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -57,7 +60,10 @@ impl Stack {
         let database = format!("t_{id}");
         let prefix = format!("t{}", &id[..12]);
         psql(&admin_url, &format!("CREATE DATABASE \"{database}\""));
-        let db_url = admin_url.rsplit_once('/').map(|(base, _)| format!("{base}/{database}")).expect("database url");
+        let db_url = admin_url
+            .rsplit_once('/')
+            .map(|(base, _)| format!("{base}/{database}"))
+            .expect("database url");
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("saltant-test-{id}"));
         std::fs::create_dir_all(&dir).expect("create test folder");
@@ -65,10 +71,22 @@ impl Stack {
             ("SALTANT_DATABASE_URL".to_owned(), db_url),
             ("SALTANT_NATS_URL".to_owned(), nats),
             ("SALTANT_BUS__PREFIX".to_owned(), prefix.clone()),
-            ("SALTANT_API__LISTEN".to_owned(), format!("127.0.0.1:{port}")),
-            ("SALTANT_EXECUTOR__LOGS_DIR".to_owned(), dir.join("logs").display().to_string()),
-            ("SALTANT_EXECUTOR__RESULTS_DIR".to_owned(), dir.join("results").display().to_string()),
-            ("SALTANT_EXECUTOR__TEMP_DIR".to_owned(), dir.join("tmp").display().to_string()),
+            (
+                "SALTANT_API__LISTEN".to_owned(),
+                format!("127.0.0.1:{port}"),
+            ),
+            (
+                "SALTANT_EXECUTOR__LOGS_DIR".to_owned(),
+                dir.join("logs").display().to_string(),
+            ),
+            (
+                "SALTANT_EXECUTOR__RESULTS_DIR".to_owned(),
+                dir.join("results").display().to_string(),
+            ),
+            (
+                "SALTANT_EXECUTOR__TEMP_DIR".to_owned(),
+                dir.join("tmp").display().to_string(),
+            ),
         ];
         let mut stack = Stack {
             url: format!("http://127.0.0.1:{port}/api"),
@@ -82,7 +100,11 @@ impl Stack {
         };
         let out = stack.saltant(&["admin", "create-user", "admin", "--superuser"]);
         stack.token = out.lines().last().expect("token line").trim().to_owned();
-        assert_eq!(stack.token.len(), 40, "admin create-user prints a 40-hex token last: {out}");
+        assert_eq!(
+            stack.token.len(),
+            40,
+            "admin create-user prints a 40-hex token last: {out}"
+        );
         stack.spawn_all();
         stack
     }
@@ -94,7 +116,11 @@ impl Stack {
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output()
             .expect("run saltant");
-        assert!(out.status.success(), "saltant {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "saltant {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -113,7 +139,13 @@ impl Stack {
     pub async fn wait_ready(&self) {
         let url = format!("{}/users/", self.url);
         eventually(Duration::from_secs(30), "the api to answer", || async {
-            let r = self.http.get(&url).header("Authorization", self.auth()).send().await.ok()?;
+            let r = self
+                .http
+                .get(&url)
+                .header("Authorization", self.auth())
+                .send()
+                .await
+                .ok()?;
             (r.status() == 200).then_some(())
         })
         .await;
@@ -193,7 +225,10 @@ impl Drop for Stack {
             let _ = c.wait();
         }
         if let Ok(admin) = std::env::var("SALTANT_TEST_PG_ADMIN_URL") {
-            psql(&admin, &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database));
+            psql(
+                &admin,
+                &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database),
+            );
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -205,6 +240,10 @@ pub fn psql(url: &str, sql: &str) -> String {
         .args(["-qtA", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
         .output()
         .expect("run psql (PostgreSQL client)");
-    assert!(out.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

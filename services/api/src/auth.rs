@@ -1,8 +1,8 @@
 //! Authentication, in DRF's order and with its answers: `Authorization: Token <key>`, and
 //! 403 (not 401) with the original bodies when credentials are missing or wrong.
 
-use crate::error::ApiError;
 use crate::AppState;
+use crate::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -14,14 +14,23 @@ pub struct Auth(pub User);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let no_credentials = || ApiError::Forbidden(ApiError::detail("Authentication credentials were not provided."));
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let no_credentials = || {
+            ApiError::Forbidden(ApiError::detail(
+                "Authentication credentials were not provided.",
+            ))
+        };
         let Some(header) = parts.headers.get(AUTHORIZATION) else {
             return Err(no_credentials());
         };
-        let header = header
-            .to_str()
-            .map_err(|_| ApiError::Forbidden(ApiError::detail("Invalid token header. Token string should not contain invalid characters.")))?;
+        let header = header.to_str().map_err(|_| {
+            ApiError::Forbidden(ApiError::detail(
+                "Invalid token header. Token string should not contain invalid characters.",
+            ))
+        })?;
         let mut words = header.split_whitespace();
         let scheme = words.next().unwrap_or("");
         if !scheme.eq_ignore_ascii_case("token") {
@@ -29,7 +38,9 @@ impl FromRequestParts<AppState> for Auth {
             return Err(no_credentials());
         }
         let Some(key) = words.next() else {
-            return Err(ApiError::Forbidden(ApiError::detail("Invalid token header. No credentials provided.")));
+            return Err(ApiError::Forbidden(ApiError::detail(
+                "Invalid token header. No credentials provided.",
+            )));
         };
         if words.next().is_some() {
             return Err(ApiError::Forbidden(ApiError::detail(

@@ -40,7 +40,12 @@ impl<S: Send + Sync> FromRequest<S> for Payload {
 
 impl Payload {
     pub fn parse(content_type: &str, bytes: &[u8]) -> ApiResult<Payload> {
-        let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let mime = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match mime.as_str() {
             // DRF treats an empty body with no content type as empty form data.
             "" if bytes.is_empty() => Ok(Payload::Form(Vec::new())),
@@ -60,16 +65,21 @@ impl Payload {
                     Value::Object(m) => Ok(Payload::Json(m)),
                     other => Err(ApiError::field(
                         "non_field_errors",
-                        format!("Invalid data. Expected a dictionary, but got {}.", python_type(&other)),
+                        format!(
+                            "Invalid data. Expected a dictionary, but got {}.",
+                            python_type(&other)
+                        ),
                     )),
                 }
             }
             "application/x-www-form-urlencoded" => {
-                let pairs: Vec<(String, String)> = form_urlencoded::parse(bytes).into_owned().collect();
+                let pairs: Vec<(String, String)> =
+                    form_urlencoded::parse(bytes).into_owned().collect();
                 Ok(Payload::Form(pairs))
             }
             "multipart/form-data" => Err(ApiError::UnsupportedMediaType(
-                "multipart/form-data (use application/json or application/x-www-form-urlencoded)".into(),
+                "multipart/form-data (use application/json or application/x-www-form-urlencoded)"
+                    .into(),
             )),
             other => Err(ApiError::UnsupportedMediaType(other.to_owned())),
         }
@@ -83,7 +93,11 @@ impl Payload {
     pub fn get(&self, key: &str) -> Option<Value> {
         match self {
             Payload::Json(m) => m.get(key).cloned(),
-            Payload::Form(p) => p.iter().rev().find(|(k, _)| k == key).map(|(_, v)| Value::String(v.clone())),
+            Payload::Form(p) => p
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| Value::String(v.clone())),
         }
     }
 
@@ -92,7 +106,11 @@ impl Payload {
         match self {
             Payload::Json(m) => m.get(key).cloned(),
             Payload::Form(p) => {
-                let v: Vec<Value> = p.iter().filter(|(k, _)| k == key).map(|(_, v)| Value::String(v.clone())).collect();
+                let v: Vec<Value> = p
+                    .iter()
+                    .filter(|(k, _)| k == key)
+                    .map(|(_, v)| Value::String(v.clone()))
+                    .collect();
                 (!v.is_empty()).then_some(Value::Array(v))
             }
         }
@@ -144,23 +162,39 @@ mod tests {
 
     #[test]
     fn forms_and_json_are_read_alike() {
-        let f = Payload::parse("application/x-www-form-urlencoded", b"name=a&whitelists=1&whitelists=2&x=%7B%7D")
-            .expect("form");
+        let f = Payload::parse(
+            "application/x-www-form-urlencoded",
+            b"name=a&whitelists=1&whitelists=2&x=%7B%7D",
+        )
+        .expect("form");
         assert_eq!(f.get("name"), Some(Value::String("a".into())));
         assert_eq!(f.get_all("whitelists"), Some(serde_json::json!(["1", "2"])));
         assert_eq!(f.get("x"), Some(Value::String("{}".into())));
         assert_eq!(f.get("missing"), None);
-        let j = Payload::parse("application/json; charset=utf-8", br#"{"name":"a"}"#).expect("json");
+        let j =
+            Payload::parse("application/json; charset=utf-8", br#"{"name":"a"}"#).expect("json");
         assert_eq!(j.get("name"), Some(Value::String("a".into())));
     }
 
     #[test]
     fn bad_bodies_are_400_or_415() {
-        assert!(matches!(Payload::parse("application/json", b"{bad"), Err(ApiError::BadRequest(_))));
-        assert!(matches!(Payload::parse("application/json", b"[1]"), Err(ApiError::Fields(_))));
-        assert!(matches!(Payload::parse("text/plain", b"x"), Err(ApiError::UnsupportedMediaType(_))));
+        assert!(matches!(
+            Payload::parse("application/json", b"{bad"),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            Payload::parse("application/json", b"[1]"),
+            Err(ApiError::Fields(_))
+        ));
+        assert!(matches!(
+            Payload::parse("text/plain", b"x"),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
         let deep = "[".repeat(100) + &"]".repeat(100);
-        assert!(matches!(Payload::parse("application/json", deep.as_bytes()), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            Payload::parse("application/json", deep.as_bytes()),
+            Err(ApiError::BadRequest(_))
+        ));
         let deep_in_string = format!("{{\"a\":\"{}\"}}", "[".repeat(100));
         assert!(Payload::parse("application/json", deep_in_string.as_bytes()).is_ok());
     }

@@ -1,9 +1,9 @@
 //! API errors, rendered in the original saltant's (Django REST Framework's) shapes: 4xx
 //! bodies say what is wrong; 5xx bodies are opaque and the cause is logged once, here.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -53,7 +53,11 @@ pub fn python_list_repr(items: &[String]) -> String {
 }
 
 fn python_str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -66,7 +70,9 @@ fn python_str_repr(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -77,7 +83,9 @@ fn python_str_repr(s: &str) -> String {
 impl From<saltant_store::Error> for ApiError {
     fn from(e: saltant_store::Error) -> Self {
         match e {
-            saltant_store::Error::Unavailable(e) => ApiError::Unavailable(format!("database unavailable: {e}")),
+            saltant_store::Error::Unavailable(e) => {
+                ApiError::Unavailable(format!("database unavailable: {e}"))
+            }
             other => ApiError::Internal(anyhow::Error::new(other)),
         }
     }
@@ -91,8 +99,10 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(v) => (StatusCode::FORBIDDEN, v),
             ApiError::Unauthorized(v) => {
                 let mut r = (StatusCode::UNAUTHORIZED, axum::Json(v)).into_response();
-                r.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"api\""));
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"api\""),
+                );
                 return r;
             }
             ApiError::NotFound => (StatusCode::NOT_FOUND, ApiError::detail("Not found.")),
@@ -113,15 +123,21 @@ impl IntoResponse for ApiError {
                 tracing::warn!(%cause, "service unavailable");
                 let mut r = (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    axum::Json(ApiError::detail("Service temporarily unavailable, try again later.")),
+                    axum::Json(ApiError::detail(
+                        "Service temporarily unavailable, try again later.",
+                    )),
                 )
                     .into_response();
-                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
                 return r;
             }
             ApiError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, ApiError::detail("A server error occurred."))
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ApiError::detail("A server error occurred."),
+                )
             }
         };
         (status, axum::Json(body)).into_response()
@@ -135,8 +151,14 @@ mod tests {
     #[test]
     fn model_errors_use_python_list_repr() {
         let table = [
-            (vec!["default arguments not a subset of required arguments"], "['default arguments not a subset of required arguments']"),
-            (vec!["required argument 'word' not provided!"], "[\"required argument 'word' not provided!\"]"),
+            (
+                vec!["default arguments not a subset of required arguments"],
+                "['default arguments not a subset of required arguments']",
+            ),
+            (
+                vec!["required argument 'word' not provided!"],
+                "[\"required argument 'word' not provided!\"]",
+            ),
             (vec!["a'b\"c"], "['a\\'b\"c']"),
             (vec!["x", "y"], "['x', 'y']"),
         ];

@@ -1,9 +1,9 @@
 //! Reading and validating request fields as DRF's serializer fields do, collecting every
 //! field's errors before anything is written (a request is applied whole or not at all).
 
-use crate::body::{python_type, Payload};
+use crate::body::{Payload, python_type};
 use crate::error::ApiError;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 pub const REQUIRED: &str = "This field is required.";
 pub const NOT_NULL: &str = "This field may not be null.";
@@ -27,23 +27,45 @@ pub struct Text {
 
 impl Text {
     pub const fn required(max: usize) -> Text {
-        Text { max, required: true, blank: false, null: false }
+        Text {
+            max,
+            required: true,
+            blank: false,
+            null: false,
+        }
     }
     pub const fn optional(max: usize) -> Text {
-        Text { max, required: false, blank: true, null: false }
+        Text {
+            max,
+            required: false,
+            blank: true,
+            null: false,
+        }
     }
     pub const fn nullable(max: usize) -> Text {
-        Text { max, required: false, blank: true, null: true }
+        Text {
+            max,
+            required: false,
+            blank: true,
+            null: true,
+        }
     }
 }
 
 impl<'a> Fields<'a> {
     pub fn new(p: &'a Payload, partial: bool) -> Self {
-        Fields { p, partial, errors: Map::new() }
+        Fields {
+            p,
+            partial,
+            errors: Map::new(),
+        }
     }
 
     pub fn error(&mut self, field: &str, message: impl Into<String>) {
-        let entry = self.errors.entry(field.to_owned()).or_insert_with(|| json!([]));
+        let entry = self
+            .errors
+            .entry(field.to_owned())
+            .or_insert_with(|| json!([]));
         if let Value::Array(a) = entry {
             a.push(Value::String(message.into()));
         }
@@ -55,7 +77,11 @@ impl<'a> Fields<'a> {
 
     /// Ends validation: the errors, if any, as a 400.
     pub fn finish(self) -> Result<(), ApiError> {
-        if self.errors.is_empty() { Ok(()) } else { Err(ApiError::Fields(self.errors)) }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Fields(self.errors))
+        }
     }
 
     fn missing(&mut self, field: &str, required: bool) {
@@ -95,7 +121,13 @@ impl<'a> Fields<'a> {
             return None;
         }
         if s.chars().count() > rule.max {
-            self.error(field, format!("Ensure this field has no more than {} characters.", rule.max));
+            self.error(
+                field,
+                format!(
+                    "Ensure this field has no more than {} characters.",
+                    rule.max
+                ),
+            );
             return None;
         }
         Some(Some(s))
@@ -115,7 +147,14 @@ impl<'a> Fields<'a> {
         match parse_bool(&v) {
             Some(b) => Some(b),
             None => {
-                self.error(field, if v.is_null() { NOT_NULL } else { "Must be a valid boolean." });
+                self.error(
+                    field,
+                    if v.is_null() {
+                        NOT_NULL
+                    } else {
+                        "Must be a valid boolean."
+                    },
+                );
                 None
             }
         }
@@ -154,11 +193,11 @@ impl<'a> Fields<'a> {
             self.error(field, NOT_NULL);
             return None;
         }
-        if let Value::String(s) = &v {
-            if s.is_empty() {
-                self.error(field, REQUIRED);
-                return None;
-            }
+        if let Value::String(s) = &v
+            && s.is_empty()
+        {
+            self.error(field, REQUIRED);
+            return None;
         }
         match pk_value(&v) {
             Ok(id) => Some(id),
@@ -179,7 +218,10 @@ impl<'a> Fields<'a> {
             let m = if v.is_null() {
                 NOT_NULL.to_owned()
             } else {
-                format!("Expected a list of items but got type \"{}\".", python_type(&v))
+                format!(
+                    "Expected a list of items but got type \"{}\".",
+                    python_type(&v)
+                )
             };
             self.error(field, m);
             return None;
@@ -214,12 +256,18 @@ pub fn parse_bool(v: &Value) -> Option<bool> {
 
 pub fn parse_bool_str(s: &str) -> Option<bool> {
     match s {
-        "true" | "True" | "TRUE" | "1" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "t" | "T" | "y" | "Y" => {
+        "true" | "True" | "TRUE" | "1" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "t" | "T"
+        | "y" | "Y" => {
             // DRF 3.9 accepts exactly these; "Yes" is not among them (observed).
             if s == "Yes" { None } else { Some(true) }
         }
-        "false" | "False" | "FALSE" | "0" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "f" | "F" | "n" | "N" => {
-            if s == "No" { None } else { Some(false) }
+        "false" | "False" | "FALSE" | "0" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "f"
+        | "F" | "n" | "N" => {
+            if s == "No" {
+                None
+            } else {
+                Some(false)
+            }
         }
         _ => None,
     }
@@ -229,14 +277,20 @@ pub fn parse_bool_str(s: &str) -> Option<bool> {
 pub fn pk_value(v: &Value) -> Result<i64, String> {
     let id = match v {
         Value::Number(n) => n.as_i64().ok_or_else(|| {
-            format!("Incorrect type. Expected pk value, received {}.", python_type(v))
+            format!(
+                "Incorrect type. Expected pk value, received {}.",
+                python_type(v)
+            )
         })?,
         Value::String(s) => s
             .trim()
             .parse::<i64>()
             .map_err(|_| "Incorrect type. Expected pk value, received str.".to_owned())?,
         other => {
-            return Err(format!("Incorrect type. Expected pk value, received {}.", python_type(other)));
+            return Err(format!(
+                "Incorrect type. Expected pk value, received {}.",
+                python_type(other)
+            ));
         }
     };
     Ok(id)
@@ -280,7 +334,11 @@ mod tests {
 
     #[test]
     fn text_rules() {
-        let p = Payload::parse("application/json", br#"{"a":"  x ","b":"","c":null,"d":"xxxx","e":true}"#).expect("json");
+        let p = Payload::parse(
+            "application/json",
+            br#"{"a":"  x ","b":"","c":null,"d":"xxxx","e":true}"#,
+        )
+        .expect("json");
         let mut f = Fields::new(&p, false);
         assert_eq!(f.string("a", Text::required(10)), Some("x".into()));
         assert_eq!(f.string("b", Text::required(10)), None);
@@ -288,9 +346,14 @@ mod tests {
         assert_eq!(f.string("d", Text::required(3)), None);
         assert_eq!(f.string("e", Text::required(3)), None);
         assert_eq!(f.string("missing", Text::required(3)), None);
-        let Err(ApiError::Fields(m)) = f.finish() else { panic!("errors expected") };
+        let Err(ApiError::Fields(m)) = f.finish() else {
+            panic!("errors expected")
+        };
         assert_eq!(m["b"], json!([NOT_BLANK]));
-        assert_eq!(m["d"], json!(["Ensure this field has no more than 3 characters."]));
+        assert_eq!(
+            m["d"],
+            json!(["Ensure this field has no more than 3 characters."])
+        );
         assert_eq!(m["e"], json!(["Not a valid string."]));
         assert_eq!(m["missing"], json!([REQUIRED]));
     }

@@ -11,14 +11,14 @@ mod query;
 mod repr;
 mod resources;
 
-use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use saltant_bus::{Bus, BusConfig};
 use saltant_store::{Store, StoreConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
@@ -84,7 +84,11 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("listen on {}: {e}", config.listen))?;
     tracing::info!(url = %format!("http://{}", listener.local_addr()?), "api listening");
-    let app = router(AppState { store: store.clone(), bus: bus.clone(), config: Arc::new(config) });
+    let app = router(AppState {
+        store: store.clone(),
+        bus: bus.clone(),
+        config: Arc::new(config),
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;

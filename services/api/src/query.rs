@@ -3,25 +3,33 @@
 
 use crate::error::{ApiError, ApiResult};
 use axum::body::Body;
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use futures::stream::BoxStream;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use saltant_store::{Filter, Page};
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 /// The query string as ordered key/value pairs.
 pub struct Query(pub Vec<(String, String)>);
 
 impl Query {
     pub fn from_uri(uri: &Uri) -> Query {
-        Query(form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect())
+        Query(
+            form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
     /// The last value of a key (Django's `QueryDict.get`).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -62,7 +70,9 @@ pub fn filters(q: &Query, fields: &[FilterField]) -> ApiResult<Vec<Filter>> {
             Some((b, l)) if fields.iter().any(|f| f.name == b) => (b, l),
             _ => (param.as_str(), "exact"),
         };
-        let Some(field) = fields.iter().find(|f| f.name == base) else { continue };
+        let Some(field) = fields.iter().find(|f| f.name == base) else {
+            continue;
+        };
         let c = field.column;
         let mut err = |m: String| {
             errors.insert(param.clone(), json!([m]));
@@ -80,7 +90,10 @@ pub fn filters(q: &Query, fields: &[FilterField]) -> ApiResult<Vec<Filter>> {
                     out.push(Filter::TextEq(c, value.clone()));
                 } else {
                     // The literal %(value)s is the original's (an upstream bug clients see).
-                    err("Select a valid choice. %(value)s is not one of the available choices.".into());
+                    err(
+                        "Select a valid choice. %(value)s is not one of the available choices."
+                            .into(),
+                    );
                 }
             }
             (Kind::Bool, "exact") => {
@@ -96,7 +109,11 @@ pub fn filters(q: &Query, fields: &[FilterField]) -> ApiResult<Vec<Filter>> {
                 Ok(id) => out.push(Filter::IdEq(c, id)),
                 Err(_) => err(FK_INVALID.into()),
             },
-            (Kind::Fk, "in") => match value.split(',').map(|v| v.trim().parse::<i64>()).collect::<Result<Vec<_>, _>>() {
+            (Kind::Fk, "in") => match value
+                .split(',')
+                .map(|v| v.trim().parse::<i64>())
+                .collect::<Result<Vec<_>, _>>()
+            {
                 Ok(ids) => out.push(Filter::IdIn(c, ids)),
                 Err(_) => err(FK_INVALID.into()),
             },
@@ -106,7 +123,11 @@ pub fn filters(q: &Query, fields: &[FilterField]) -> ApiResult<Vec<Filter>> {
             },
             (Kind::Time, "range") => {
                 let parts: Vec<_> = value.split(',').collect();
-                match (parts.len(), parts.first().and_then(|a| parse_time(a)), parts.get(1).and_then(|b| parse_time(b))) {
+                match (
+                    parts.len(),
+                    parts.first().and_then(|a| parse_time(a)),
+                    parts.get(1).and_then(|b| parse_time(b)),
+                ) {
                     (2, Some(a), Some(b)) => out.push(Filter::TimeRange(c, a, b)),
                     _ => err("Enter a valid date/time.".into()),
                 }
@@ -125,7 +146,11 @@ pub fn filters(q: &Query, fields: &[FilterField]) -> ApiResult<Vec<Filter>> {
             _ => {}
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(ApiError::Fields(errors)) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ApiError::Fields(errors))
+    }
 }
 
 /// A full ISO 8601 date-time; naive ones are UTC (the server's time zone).
@@ -134,12 +159,21 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(t.and_utc());
         }
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%:z"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+    ] {
         if let Ok(t) = DateTime::parse_from_str(s, fmt) {
             return Some(t.with_timezone(&Utc));
         }
@@ -155,13 +189,23 @@ pub struct Pagination {
 }
 
 /// Resolves `page`/`page_size` as DRF's PageNumberPagination with an unbounded page size.
-pub fn paginate(q: &Query, uri: &Uri, headers: &HeaderMap, default_size: i64, count: i64) -> ApiResult<Pagination> {
+pub fn paginate(
+    q: &Query,
+    uri: &Uri,
+    headers: &HeaderMap,
+    default_size: i64,
+    count: i64,
+) -> ApiResult<Pagination> {
     let size = q
         .get("page_size")
         .and_then(|s| s.trim().parse::<i64>().ok())
         .filter(|&n| n > 0)
         .unwrap_or(default_size);
-    let pages = if count == 0 { 1 } else { (count - 1) / size + 1 };
+    let pages = if count == 0 {
+        1
+    } else {
+        (count - 1) / size + 1
+    };
     let page = match q.get("page") {
         None => 1,
         Some("last") => pages,
@@ -172,7 +216,8 @@ pub fn paginate(q: &Query, uri: &Uri, headers: &HeaderMap, default_size: i64, co
     }
     let offset = (page - 1).checked_mul(size).ok_or(ApiError::InvalidPage)?;
     let url = |p: Option<i64>| {
-        let mut pairs: Vec<(String, String)> = q.0.iter().filter(|(k, _)| k != "page").cloned().collect();
+        let mut pairs: Vec<(String, String)> =
+            q.0.iter().filter(|(k, _)| k != "page").cloned().collect();
         if let Some(p) = p {
             pairs.push(("page".into(), p.to_string()));
         }
@@ -180,7 +225,10 @@ pub fn paginate(q: &Query, uri: &Uri, headers: &HeaderMap, default_size: i64, co
         absolute_url(uri, headers, &pairs)
     };
     Ok(Pagination {
-        page: Page { offset, limit: (size < i64::MAX - offset).then_some(size) },
+        page: Page {
+            offset,
+            limit: (size < i64::MAX - offset).then_some(size),
+        },
         next: (page < pages).then(|| url(Some(page + 1))),
         previous: match page {
             1 => None,
@@ -192,7 +240,10 @@ pub fn paginate(q: &Query, uri: &Uri, headers: &HeaderMap, default_size: i64, co
 
 /// `http://<host><path>?<query>` from the request, as Django's `build_absolute_uri`.
 pub fn absolute_url(uri: &Uri, headers: &HeaderMap, pairs: &[(String, String)]) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
     let scheme = headers
         .get("x-forwarded-proto")
         .and_then(|h| h.to_str().ok())
@@ -201,7 +252,11 @@ pub fn absolute_url(uri: &Uri, headers: &HeaderMap, pairs: &[(String, String)]) 
     let mut url = format!("{scheme}://{host}{}", uri.path());
     if !pairs.is_empty() {
         url.push('?');
-        url.push_str(&form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish());
+        url.push_str(
+            &form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish(),
+        );
     }
     url
 }
@@ -219,19 +274,33 @@ pub fn stream_page<T: Serialize + Send + 'static>(
         Value::from(p.previous)
     );
     let mut first = true;
-    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(axum::body::Bytes::from(head)) })
+    let body =
+        futures::stream::once(
+            async move { Ok::<_, std::io::Error>(axum::body::Bytes::from(head)) },
+        )
         .chain(rows.map(move |row| {
             let row = row.map_err(|e| {
                 tracing::error!(error = %format!("{e:#}"), "stream list rows");
                 std::io::Error::other("list aborted")
             })?;
-            let mut buf = if first { Vec::with_capacity(256) } else { b",".to_vec() };
+            let mut buf = if first {
+                Vec::with_capacity(256)
+            } else {
+                b",".to_vec()
+            };
             first = false;
             serde_json::to_writer(&mut buf, &row).map_err(std::io::Error::other)?;
             Ok(axum::body::Bytes::from(buf))
         }))
-        .chain(futures::stream::once(async { Ok(axum::body::Bytes::from_static(b"]}")) }));
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response()
+        .chain(futures::stream::once(async {
+            Ok(axum::body::Bytes::from_static(b"]}"))
+        }));
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -244,18 +313,46 @@ mod tests {
 
     #[test]
     fn pages_follow_drf() {
-        let uri: Uri = "/api/users/?page_size=1&username__startswith=non".parse().expect("uri");
+        let uri: Uri = "/api/users/?page_size=1&username__startswith=non"
+            .parse()
+            .expect("uri");
         let mut h = HeaderMap::new();
         h.insert(header::HOST, "srv:8000".parse().expect("host"));
-        let p = paginate(&q("page_size=1&username__startswith=non&page=2"), &uri, &h, 100, 3).expect("page 2");
+        let p = paginate(
+            &q("page_size=1&username__startswith=non&page=2"),
+            &uri,
+            &h,
+            100,
+            3,
+        )
+        .expect("page 2");
         assert_eq!(p.page.offset, 1);
-        assert_eq!(p.previous.as_deref(), Some("http://srv:8000/api/users/?page_size=1&username__startswith=non"));
-        assert_eq!(p.next.as_deref(), Some("http://srv:8000/api/users/?page=3&page_size=1&username__startswith=non"));
-        let huge = paginate(&q("page=1&page_size=9223372036854775807"), &uri, &h, 10, 5).expect("huge");
-        assert_eq!((huge.page.offset, huge.page.limit, huge.next), (0, None, None));
-        assert!(matches!(paginate(&q("page=2"), &uri, &h, 10, 5), Err(ApiError::InvalidPage)));
-        assert!(matches!(paginate(&q("page=0"), &uri, &h, 10, 5), Err(ApiError::InvalidPage)));
-        assert!(matches!(paginate(&q("page=x"), &uri, &h, 10, 5), Err(ApiError::InvalidPage)));
+        assert_eq!(
+            p.previous.as_deref(),
+            Some("http://srv:8000/api/users/?page_size=1&username__startswith=non")
+        );
+        assert_eq!(
+            p.next.as_deref(),
+            Some("http://srv:8000/api/users/?page=3&page_size=1&username__startswith=non")
+        );
+        let huge =
+            paginate(&q("page=1&page_size=9223372036854775807"), &uri, &h, 10, 5).expect("huge");
+        assert_eq!(
+            (huge.page.offset, huge.page.limit, huge.next),
+            (0, None, None)
+        );
+        assert!(matches!(
+            paginate(&q("page=2"), &uri, &h, 10, 5),
+            Err(ApiError::InvalidPage)
+        ));
+        assert!(matches!(
+            paginate(&q("page=0"), &uri, &h, 10, 5),
+            Err(ApiError::InvalidPage)
+        ));
+        assert!(matches!(
+            paginate(&q("page=x"), &uri, &h, 10, 5),
+            Err(ApiError::InvalidPage)
+        ));
         assert!(paginate(&q("page=1"), &uri, &h, 10, 0).is_ok());
         let last = paginate(&q("page=last&page_size=-3"), &uri, &h, 10, 25).expect("last");
         assert_eq!(last.page.offset, 20);
@@ -264,17 +361,55 @@ mod tests {
     #[test]
     fn filters_follow_django_filter() {
         const F: &[FilterField] = &[
-            FilterField { name: "name", column: "n", kind: Kind::Text },
-            FilterField { name: "state", column: "s", kind: Kind::Choice(&["created", "failed"]) },
-            FilterField { name: "task_type", column: "t", kind: Kind::Fk },
-            FilterField { name: "datetime_created", column: "d", kind: Kind::Time },
-            FilterField { name: "active", column: "a", kind: Kind::Bool },
+            FilterField {
+                name: "name",
+                column: "n",
+                kind: Kind::Text,
+            },
+            FilterField {
+                name: "state",
+                column: "s",
+                kind: Kind::Choice(&["created", "failed"]),
+            },
+            FilterField {
+                name: "task_type",
+                column: "t",
+                kind: Kind::Fk,
+            },
+            FilterField {
+                name: "datetime_created",
+                column: "d",
+                kind: Kind::Time,
+            },
+            FilterField {
+                name: "active",
+                column: "a",
+                kind: Kind::Bool,
+            },
         ];
-        let got = filters(&q("name__startswith=sdk&state__in=created,failed&name__icontains=x&active=Yes&name="), F).expect("ok");
+        let got = filters(
+            &q("name__startswith=sdk&state__in=created,failed&name__icontains=x&active=Yes&name="),
+            F,
+        )
+        .expect("ok");
         assert_eq!(got.len(), 2);
-        assert!(matches!(filters(&q("task_type=abc"), F), Err(ApiError::Fields(_))));
-        assert!(matches!(filters(&q("state=bogus"), F), Err(ApiError::Fields(_))));
-        assert!(matches!(filters(&q("datetime_created__gt=2018-12-14"), F), Err(ApiError::Fields(_))));
-        assert_eq!(filters(&q("datetime_created__gt=2018-12-14T05:00:00Z"), F).expect("ok").len(), 1);
+        assert!(matches!(
+            filters(&q("task_type=abc"), F),
+            Err(ApiError::Fields(_))
+        ));
+        assert!(matches!(
+            filters(&q("state=bogus"), F),
+            Err(ApiError::Fields(_))
+        ));
+        assert!(matches!(
+            filters(&q("datetime_created__gt=2018-12-14"), F),
+            Err(ApiError::Fields(_))
+        ));
+        assert_eq!(
+            filters(&q("datetime_created__gt=2018-12-14T05:00:00Z"), F)
+                .expect("ok")
+                .len(),
+            1
+        );
     }
 }

@@ -38,7 +38,10 @@ pub struct UserRepr {
 
 impl From<User> for UserRepr {
     fn from(u: User) -> Self {
-        UserRepr { username: u.username, email: u.email }
+        UserRepr {
+            username: u.username,
+            email: u.email,
+        }
     }
 }
 
@@ -101,18 +104,20 @@ impl TypeRepr {
                 container_image: r.container_image,
                 container_type: r.container_type,
             }),
-            saltant_store::types::TypeClass::Executable => TypeRepr::Executable(ExecutableTypeRepr {
-                id: r.id,
-                user: r.username,
-                name: r.name,
-                description: r.description,
-                datetime_created: r.datetime_created,
-                command_to_run: r.command_to_run,
-                environment_variables: r.environment_variables.0,
-                required_arguments: r.required_arguments.0,
-                required_arguments_default_values: r.required_arguments_default_values.0,
-                json_file_option: r.json_file_option,
-            }),
+            saltant_store::types::TypeClass::Executable => {
+                TypeRepr::Executable(ExecutableTypeRepr {
+                    id: r.id,
+                    user: r.username,
+                    name: r.name,
+                    description: r.description,
+                    datetime_created: r.datetime_created,
+                    command_to_run: r.command_to_run,
+                    environment_variables: r.environment_variables.0,
+                    required_arguments: r.required_arguments.0,
+                    required_arguments_default_values: r.required_arguments_default_values.0,
+                    json_file_option: r.json_file_option,
+                })
+            }
         }
     }
 }
@@ -209,11 +214,18 @@ mod tests {
 
     #[test]
     fn datetimes_render_like_drf() {
-        let t = Utc.with_ymd_and_hms(2026, 11, 28, 9, 38, 47).single().expect("valid");
+        let t = Utc
+            .with_ymd_and_hms(2026, 11, 28, 9, 38, 47)
+            .single()
+            .expect("valid");
         assert_eq!(format_datetime(&t), "2026-11-28T09:38:47Z");
         let t = t + chrono::Duration::microseconds(752589);
         assert_eq!(format_datetime(&t), "2026-11-28T09:38:47.752589Z");
-        let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid") + chrono::Duration::milliseconds(5);
+        let t = Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid")
+            + chrono::Duration::milliseconds(5);
         assert_eq!(format_datetime(&t), "2026-01-01T00:00:00.005000Z");
     }
 }

@@ -3,12 +3,12 @@
 //! JSON; a replaced environment; output to `<logs>/<uuid>/<uuid>-std{out,err}.txt`. The
 //! process gets its own process group so that it and its children are killed together.
 
+use crate::Shared;
 use crate::output::Output;
 use crate::run::Outcome;
-use crate::Shared;
-use saltant_bus::{trace, Dispatch, LogStream};
-use saltant_core::command::{argument_passing, expand_vars, split_command, ArgumentPassing};
+use saltant_bus::{Dispatch, LogStream, trace};
 use saltant_core::State;
+use saltant_core::command::{ArgumentPassing, argument_passing, expand_vars, split_command};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,10 +41,10 @@ pub(crate) fn task_environment(
         }
     }
     env.push(("JOB_UUID".into(), uuid.into()));
-    if !names.iter().any(|n| n == "PATH") {
-        if let Some(path) = lookup("PATH") {
-            env.push(("PATH".into(), path));
-        }
+    if !names.iter().any(|n| n == "PATH")
+        && let Some(path) = lookup("PATH")
+    {
+        env.push(("PATH".into(), path));
     }
     Ok(env)
 }
@@ -113,10 +113,18 @@ async fn spawn_and_wait(
     let output = Output::new(shared.clone(), d.uuid, d.attempt);
     let mut pumps = Vec::new();
     if let Some(out) = child.stdout.take() {
-        pumps.push(tokio::spawn(output.clone().pump(out, LogStream::Stdout, logs.join(format!("{uuid}-stdout.txt")))));
+        pumps.push(tokio::spawn(output.clone().pump(
+            out,
+            LogStream::Stdout,
+            logs.join(format!("{uuid}-stdout.txt")),
+        )));
     }
     if let Some(err) = child.stderr.take() {
-        pumps.push(tokio::spawn(output.clone().pump(err, LogStream::Stderr, logs.join(format!("{uuid}-stderr.txt")))));
+        pumps.push(tokio::spawn(output.clone().pump(
+            err,
+            LogStream::Stderr,
+            logs.join(format!("{uuid}-stderr.txt")),
+        )));
     }
 
     let status = tokio::select! {
@@ -138,7 +146,10 @@ async fn spawn_and_wait(
     }
     let lost = output.finish().await;
     if lost > 0 {
-        tracing::warn!(lost, "output chunks could not be stored on the bus (kept in the logs folder)");
+        tracing::warn!(
+            lost,
+            "output chunks could not be stored on the bus (kept in the logs folder)"
+        );
     }
     match status {
         Ok(s) if s.success() => Outcome {
@@ -168,7 +179,7 @@ async fn spawn_and_wait(
 
 /// SIGTERM to the whole process group, then SIGKILL after `grace_secs`.
 pub(crate) async fn kill_group(pid: Option<u32>, grace_secs: u64) {
-    use nix::sys::signal::{killpg, Signal};
+    use nix::sys::signal::{Signal, killpg};
     use nix::unistd::Pid;
     let Some(pid) = pid else { return };
     let pgid = Pid::from_raw(pid as i32);
@@ -207,6 +218,9 @@ mod tests {
             ]
         );
         let err = task_environment(&["NOPE".into()], "u-1", lookup).expect_err("missing");
-        assert_eq!(err, "Environment variable NOPE not present in the worker's environment!");
+        assert_eq!(
+            err,
+            "Environment variable NOPE not present in the worker's environment!"
+        );
     }
 }

@@ -89,7 +89,11 @@ pub(crate) fn hostname() -> String {
 
 /// Runs until `shutdown` is cancelled, then stops taking work, lets running instances
 /// finish within the grace period, kills what is left and returns.
-pub async fn run(bus_config: BusConfig, config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    bus_config: BusConfig,
+    config: Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     if config.slots == 0 {
         anyhow::bail!("executor slots must be at least 1");
     }
@@ -119,10 +123,19 @@ pub async fn run(bus_config: BusConfig, config: Config, shutdown: CancellationTo
     let hb_stop = CancellationToken::new();
     background.spawn(heartbeat::run(shared.clone(), hb_stop.clone()));
     if queues.is_empty() {
-        background.spawn(run::serve_every_queue(shared.clone(), intake.clone(), work.clone()));
+        background.spawn(run::serve_every_queue(
+            shared.clone(),
+            intake.clone(),
+            work.clone(),
+        ));
     } else {
         for q in queues {
-            background.spawn(run::serve_queue(shared.clone(), q, intake.clone(), work.clone()));
+            background.spawn(run::serve_queue(
+                shared.clone(),
+                q,
+                intake.clone(),
+                work.clone(),
+            ));
         }
     }
 
@@ -143,7 +156,10 @@ pub async fn run(bus_config: BusConfig, config: Config, shutdown: CancellationTo
     let _ = tokio::time::timeout(Duration::from_secs(5), pullers_done).await;
     work.close();
     if tokio::time::timeout(grace, work.wait()).await.is_err() {
-        tracing::warn!(left = work.len(), "grace period over: killing running instances");
+        tracing::warn!(
+            left = work.len(),
+            "grace period over: killing running instances"
+        );
         shared.kill_all.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), work.wait()).await;
     }

@@ -3,13 +3,13 @@
 //! stdout and stderr, so the order is kept).
 
 use crate::Shared;
-use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::HeaderMap;
-use saltant_bus::messages::log_headers;
+use async_nats::jetstream::context::PublishAckFuture;
 use saltant_bus::LogStream;
+use saltant_bus::messages::log_headers;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -41,7 +41,12 @@ impl Output {
     }
 
     /// Copies `reader` to `file` and the bus until end of stream.
-    pub async fn pump(self: Arc<Self>, mut reader: impl AsyncRead + Unpin, stream: LogStream, file: PathBuf) {
+    pub async fn pump(
+        self: Arc<Self>,
+        mut reader: impl AsyncRead + Unpin,
+        stream: LogStream,
+        file: PathBuf,
+    ) {
         let mut out = match tokio::fs::File::create(&file).await {
             Ok(f) => Some(f),
             Err(e) => {
@@ -60,11 +65,11 @@ impl Output {
                 }
             };
             let chunk = &buf[..n];
-            if let Some(f) = out.as_mut() {
-                if let Err(e) = f.write_all(chunk).await {
-                    tracing::warn!(error = %e, "write output file");
-                    out = None;
-                }
+            if let Some(f) = out.as_mut()
+                && let Err(e) = f.write_all(chunk).await
+            {
+                tracing::warn!(error = %e, "write output file");
+                out = None;
             }
             self.publish(stream, chunk).await;
         }
@@ -83,14 +88,22 @@ impl Output {
             .shared
             .bus
             .js
-            .publish_with_headers(self.subject.clone(), headers, bytes::Bytes::copy_from_slice(chunk))
+            .publish_with_headers(
+                self.subject.clone(),
+                headers,
+                bytes::Bytes::copy_from_slice(chunk),
+            )
             .await
         {
             Ok(ack) => {
                 let full = {
                     let mut p = self.pending.lock().await;
                     p.push(ack);
-                    if p.len() >= ACK_WINDOW { Some(std::mem::take(&mut *p)) } else { None }
+                    if p.len() >= ACK_WINDOW {
+                        Some(std::mem::take(&mut *p))
+                    } else {
+                        None
+                    }
                 };
                 if let Some(acks) = full {
                     self.await_acks(acks).await;

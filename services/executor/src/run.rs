@@ -1,10 +1,10 @@
 //! Taking work: one puller per served queue, each taking attempts only when a slot is free;
 //! and the life of one attempt: `running` event, run, output, final event, ack.
 
-use crate::{host, Shared};
+use crate::{Shared, host};
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
-use saltant_bus::{fetch_batch, trace, Dispatch, Event};
+use saltant_bus::{Dispatch, Event, fetch_batch, trace};
 use saltant_core::{QueueName, State, TaskKind};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,7 +15,11 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 /// Watches the queues bucket and serves every queue that appears in it.
-pub(crate) async fn serve_every_queue(shared: Arc<Shared>, stop: CancellationToken, work: TaskTracker) {
+pub(crate) async fn serve_every_queue(
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    work: TaskTracker,
+) {
     let mut served = HashSet::new();
     let pullers = TaskTracker::new();
     'outer: loop {
@@ -51,7 +55,12 @@ pub(crate) async fn serve_every_queue(shared: Arc<Shared>, stop: CancellationTok
                         continue;
                     };
                     if served.insert(queue.clone()) {
-                        pullers.spawn(serve_queue(shared.clone(), queue, stop.clone(), work.clone()));
+                        pullers.spawn(serve_queue(
+                            shared.clone(),
+                            queue,
+                            stop.clone(),
+                            work.clone(),
+                        ));
                     }
                 }
                 Some(Err(e)) => {
@@ -78,7 +87,12 @@ async fn sleep_or_stop(stop: &CancellationToken, d: Duration) -> bool {
 }
 
 /// Pulls attempts of one queue while slots are free.
-pub(crate) async fn serve_queue(shared: Arc<Shared>, queue: QueueName, stop: CancellationToken, work: TaskTracker) {
+pub(crate) async fn serve_queue(
+    shared: Arc<Shared>,
+    queue: QueueName,
+    stop: CancellationToken,
+    work: TaskTracker,
+) {
     tracing::info!(%queue, "serving queue");
     let consumer = loop {
         match shared.bus.dispatch_consumer(&queue).await {
@@ -233,11 +247,6 @@ pub(crate) async fn publish_event(shared: &Shared, event: &Event) -> anyhow::Res
         .payload(event.encode())
         .headers(trace::headers())
         .message_id(format!("{}.{}.{}", event.uuid, event.attempt, event.state));
-    shared
-        .bus
-        .js
-        .send_publish(subject, publish)
-        .await?
-        .await?;
+    shared.bus.js.send_publish(subject, publish).await?.await?;
     Ok(())
 }

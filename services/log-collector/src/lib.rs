@@ -4,7 +4,7 @@
 
 use async_nats::jetstream::AckKind;
 use saltant_bus::messages::log_headers;
-use saltant_bus::{fetch_batch, Bus, BusConfig, LogStream};
+use saltant_bus::{Bus, BusConfig, LogStream, fetch_batch};
 use saltant_store::logs::LogChunk;
 use saltant_store::{Store, StoreConfig};
 use serde::Deserialize;

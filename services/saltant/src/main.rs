@@ -12,7 +12,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 #[derive(Parser)]
-#[command(name = "saltant", version, about = "Distributed runtime for containerized, mutable task instances")]
+#[command(
+    name = "saltant",
+    version,
+    about = "Distributed runtime for containerized, mutable task instances"
+)]
 struct Cli {
     /// TOML configuration file (layered over defaults; SALTANT_… variables override it).
     #[arg(long, short, global = true, env = "SALTANT_CONFIG")]
@@ -93,7 +97,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("saltant: start runtime: {e}");
@@ -137,8 +144,11 @@ async fn real_main(command: Command, mut s: Settings) -> anyhow::Result<()> {
 
 /// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
 async fn signals(shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
@@ -150,7 +160,11 @@ async fn signals(shutdown: CancellationToken) {
     std::process::exit(130);
 }
 
-async fn serve(service: Command, s: &mut Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn serve(
+    service: Command,
+    s: &mut Settings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let apply = |s: &mut Settings, queues: Vec<String>, slots: Option<u32>| {
         if !queues.is_empty() {
             s.executor.queues = queues;
@@ -160,10 +174,26 @@ async fn serve(service: Command, s: &mut Settings, shutdown: CancellationToken) 
         }
     };
     match service {
-        Command::Api => saltant_api::run(s.bus.clone(), s.database.clone(), s.api.clone(), shutdown).await,
-        Command::Scheduler => saltant_scheduler::run(s.bus.clone(), s.database.clone(), s.scheduler.clone(), shutdown).await,
+        Command::Api => {
+            saltant_api::run(s.bus.clone(), s.database.clone(), s.api.clone(), shutdown).await
+        }
+        Command::Scheduler => {
+            saltant_scheduler::run(
+                s.bus.clone(),
+                s.database.clone(),
+                s.scheduler.clone(),
+                shutdown,
+            )
+            .await
+        }
         Command::LogCollector => {
-            saltant_log_collector::run(s.bus.clone(), s.database.clone(), s.log_collector.clone(), shutdown).await
+            saltant_log_collector::run(
+                s.bus.clone(),
+                s.database.clone(),
+                s.log_collector.clone(),
+                shutdown,
+            )
+            .await
         }
         Command::Executor { queues, slots } => {
             apply(s, queues, slots);
@@ -172,10 +202,16 @@ async fn serve(service: Command, s: &mut Settings, shutdown: CancellationToken) 
         Command::All { queues, slots } => {
             apply(s, queues, slots);
             // Migrations first, so the other services find their tables.
-            Store::connect_lazy(&s.database)?.migrate().await.context("migrate database")?;
+            Store::connect_lazy(&s.database)?
+                .migrate()
+                .await
+                .context("migrate database")?;
             let tasks = TaskTracker::new();
             let failed = CancellationToken::new();
-            let spawn = |name: &'static str, fut: std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>| {
+            let spawn = |name: &'static str,
+                         fut: std::pin::Pin<
+                Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>,
+            >| {
                 let failed = failed.clone();
                 tasks.spawn(async move {
                     if let Err(e) = fut.await {
@@ -187,10 +223,23 @@ async fn serve(service: Command, s: &mut Settings, shutdown: CancellationToken) 
                 })
             };
             let handles = vec![
-                spawn("api", Box::pin(saltant_api::run(s.bus.clone(), s.database.clone(), s.api.clone(), shutdown.clone()))),
+                spawn(
+                    "api",
+                    Box::pin(saltant_api::run(
+                        s.bus.clone(),
+                        s.database.clone(),
+                        s.api.clone(),
+                        shutdown.clone(),
+                    )),
+                ),
                 spawn(
                     "scheduler",
-                    Box::pin(saltant_scheduler::run(s.bus.clone(), s.database.clone(), s.scheduler.clone(), shutdown.clone())),
+                    Box::pin(saltant_scheduler::run(
+                        s.bus.clone(),
+                        s.database.clone(),
+                        s.scheduler.clone(),
+                        shutdown.clone(),
+                    )),
                 ),
                 spawn(
                     "log-collector",
@@ -201,7 +250,14 @@ async fn serve(service: Command, s: &mut Settings, shutdown: CancellationToken) 
                         shutdown.clone(),
                     )),
                 ),
-                spawn("executor", Box::pin(saltant_executor::run(s.bus.clone(), s.executor.clone(), shutdown.clone()))),
+                spawn(
+                    "executor",
+                    Box::pin(saltant_executor::run(
+                        s.bus.clone(),
+                        s.executor.clone(),
+                        shutdown.clone(),
+                    )),
+                ),
             ];
             tasks.close();
             // One service failing stops the others: a half-running system is worse.
@@ -236,19 +292,34 @@ async fn admin(a: Admin, s: &Settings) -> anyhow::Result<()> {
         }
     };
     match a {
-        Admin::CreateUser { username, superuser, email, password } => {
+        Admin::CreateUser {
+            username,
+            superuser,
+            email,
+            password,
+        } => {
             if username.is_empty()
                 || username.chars().count() > 150
-                || !username.chars().all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
+                || !username
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
             {
                 anyhow::bail!("username must be 1-150 letters, digits or @.+-_");
             }
-            let u = match store.create_user(&username, &email, password.as_deref(), superuser).await {
-                Err(saltant_store::Error::Duplicate { .. }) => anyhow::bail!("user {username:?} already exists"),
+            let u = match store
+                .create_user(&username, &email, password.as_deref(), superuser)
+                .await
+            {
+                Err(saltant_store::Error::Duplicate { .. }) => {
+                    anyhow::bail!("user {username:?} already exists")
+                }
                 other => other?,
             };
             let token = store.create_token(u.id).await?;
-            println!("created user {username}{}", if superuser { " (superuser)" } else { "" });
+            println!(
+                "created user {username}{}",
+                if superuser { " (superuser)" } else { "" }
+            );
             println!("{token}");
         }
         Admin::SetPassword { username, password } => {
@@ -263,12 +334,23 @@ async fn admin(a: Admin, s: &Settings) -> anyhow::Result<()> {
         Admin::RevokeToken { username } => {
             let u = user(username).await?;
             let had = store.revoke_token(u.id).await?;
-            println!("{}", if had { "token revoked" } else { "user had no token" });
+            println!(
+                "{}",
+                if had {
+                    "token revoked"
+                } else {
+                    "user had no token"
+                }
+            );
         }
         Admin::MakeSuperuser { username, revoke } => {
             let u = user(username).await?;
             store.set_superuser(u.id, !revoke).await?;
-            println!("{} is {}a superuser", u.username, if revoke { "not " } else { "" });
+            println!(
+                "{} is {}a superuser",
+                u.username,
+                if revoke { "not " } else { "" }
+            );
         }
     }
     Ok(())

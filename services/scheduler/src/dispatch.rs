@@ -2,9 +2,9 @@
 //! on its queue's dispatch subject (message id `<uuid>.<attempt>`, so a repeat within the
 //! duplicate window is dropped by JetStream), followed by its `published` event.
 
-use crate::{pause, Config};
+use crate::{Config, pause};
 use async_nats::jetstream::{self, AckKind};
-use saltant_bus::{fetch_batch, trace, Bus, Dispatch, Event, Submission, WIRE_VERSION};
+use saltant_bus::{Bus, Dispatch, Event, Submission, WIRE_VERSION, fetch_batch, trace};
 use saltant_core::{QueueName, State};
 use saltant_store::Store;
 use std::collections::HashSet;
@@ -111,7 +111,11 @@ async fn handle(
             .payload(d.encode())
             .headers(headers.clone())
             .message_id(format!("{}.{}", d.uuid, d.attempt));
-        dispatch_acks.push(bus.js.send_publish(bus.names.dispatch(&s.queue), publish).await?);
+        dispatch_acks.push(
+            bus.js
+                .send_publish(bus.names.dispatch(&s.queue), publish)
+                .await?,
+        );
     }
     for ack in dispatch_acks {
         ack.await?;
@@ -122,7 +126,11 @@ async fn handle(
         let publish = jetstream::message::PublishMessage::build()
             .payload(e.encode())
             .message_id(format!("{}.1.published", e.uuid));
-        event_acks.push(bus.js.send_publish(bus.names.event(&s.queue, s.uuid), publish).await?);
+        event_acks.push(
+            bus.js
+                .send_publish(bus.names.event(&s.queue, s.uuid), publish)
+                .await?,
+        );
     }
     for ack in event_acks {
         ack.await?;

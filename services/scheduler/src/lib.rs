@@ -49,9 +49,24 @@ pub async fn run(
     let store = Store::connect_lazy(&store_config)?;
     let bus = Bus::connect(&bus_config, "saltant-scheduler").await?;
     let tasks = TaskTracker::new();
-    tasks.spawn(dispatch::run(bus.clone(), store.clone(), config.clone(), shutdown.clone()));
-    tasks.spawn(record::run(bus.clone(), store.clone(), config.clone(), shutdown.clone()));
-    tasks.spawn(sweep::run(bus.clone(), store.clone(), config.clone(), shutdown.clone()));
+    tasks.spawn(dispatch::run(
+        bus.clone(),
+        store.clone(),
+        config.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(record::run(
+        bus.clone(),
+        store.clone(),
+        config.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(sweep::run(
+        bus.clone(),
+        store.clone(),
+        config.clone(),
+        shutdown.clone(),
+    ));
     tasks.close();
     tracing::info!("scheduler started");
     tasks.wait().await;

@@ -1,11 +1,11 @@
 //! Events → PostgreSQL: every state change on the events stream is recorded in batches (one
 //! transaction per batch), compare-and-set on attempt and state rank, then acked.
 
-use crate::{pause, Config};
+use crate::{Config, pause};
 use async_nats::jetstream::AckKind;
-use saltant_bus::{fetch_batch, Bus, Event};
-use saltant_store::instances::StateChange;
+use saltant_bus::{Bus, Event, fetch_batch};
 use saltant_store::Store;
+use saltant_store::instances::StateChange;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 

@@ -2,7 +2,7 @@
 //! seen by the bus (NATS was down, or the api died between commit and publish). They are
 //! submitted again; the dispatcher's state check makes a repeat harmless.
 
-use crate::{pause, Config};
+use crate::{Config, pause};
 use async_nats::jetstream;
 use saltant_bus::{Bus, Submission, WIRE_VERSION};
 use saltant_core::QueueName;

@@ -11,6 +11,6 @@ pub mod trace;
 pub use error::Error;
 pub use messages::{Dispatch, Event, Heartbeat, LogStream, Submission, WIRE_VERSION};
 pub use names::Names;
-pub use topology::{fetch_batch, Bus, BusConfig};
+pub use topology::{Bus, BusConfig, fetch_batch};
 
 pub use async_nats;

@@ -17,7 +17,10 @@ pub struct Names {
 impl Names {
     /// A prefix is lower-case ASCII letters, digits and `_`, starting with a letter.
     pub fn new(prefix: &str) -> Result<Self, String> {
-        let ok = prefix.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        let ok = prefix
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase())
             && prefix
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');

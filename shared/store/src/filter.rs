@@ -54,13 +54,19 @@ pub fn push_filters(qb: &mut QueryBuilder<Postgres>, filters: &[Filter]) {
                 qb.push(*c).push(" = ANY(").push_bind(v.clone()).push(")");
             }
             Filter::TextContains(c, v) => {
-                qb.push(*c).push(" LIKE ").push_bind(format!("%{}%", like_escape(v)));
+                qb.push(*c)
+                    .push(" LIKE ")
+                    .push_bind(format!("%{}%", like_escape(v)));
             }
             Filter::TextStartsWith(c, v) => {
-                qb.push(*c).push(" LIKE ").push_bind(format!("{}%", like_escape(v)));
+                qb.push(*c)
+                    .push(" LIKE ")
+                    .push_bind(format!("{}%", like_escape(v)));
             }
             Filter::TextEndsWith(c, v) => {
-                qb.push(*c).push(" LIKE ").push_bind(format!("%{}", like_escape(v)));
+                qb.push(*c)
+                    .push(" LIKE ")
+                    .push_bind(format!("%{}", like_escape(v)));
             }
             Filter::TextRegex(c, v) => {
                 qb.push(*c).push(" ~ ").push_bind(v.clone());
@@ -90,7 +96,11 @@ pub fn push_filters(qb: &mut QueryBuilder<Postgres>, filters: &[Filter]) {
                 qb.push(*c).push(" >= ").push_bind(*v);
             }
             Filter::TimeRange(c, a, b) => {
-                qb.push(*c).push(" BETWEEN ").push_bind(*a).push(" AND ").push_bind(*b);
+                qb.push(*c)
+                    .push(" BETWEEN ")
+                    .push_bind(*a)
+                    .push(" AND ")
+                    .push_bind(*b);
             }
             Filter::TimeYear(c, y) => {
                 qb.push("EXTRACT(YEAR FROM ")

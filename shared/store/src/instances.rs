@@ -1,7 +1,7 @@
 //! Task instances: the insert that the api waits for, reads and lists, and the batched
 //! compare-and-set state writes of the scheduler.
 
-use crate::filter::{push_filters, push_page, Filter, Page};
+use crate::filter::{Filter, Page, push_filters, push_page};
 use crate::types::TypeClass;
 use crate::{Error, Store};
 use chrono::{DateTime, Utc};
@@ -103,9 +103,9 @@ impl Store {
         .bind(&n.trace_id)
         .execute(&self.pool)
         .await?;
-        self.instance(n.uuid)
-            .await?
-            .ok_or_else(|| Error::Internal(anyhow::anyhow!("instance {} vanished after insert", n.uuid)))
+        self.instance(n.uuid).await?.ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!("instance {} vanished after insert", n.uuid))
+        })
     }
 
     pub async fn instance(&self, uuid: Uuid) -> Result<Option<InstanceRow>, Error> {
@@ -114,7 +114,11 @@ impl Store {
         Ok(qb.build_query_as().fetch_optional(&self.pool).await?)
     }
 
-    pub async fn count_instances(&self, class: TypeClass, filters: &[Filter]) -> Result<i64, Error> {
+    pub async fn count_instances(
+        &self,
+        class: TypeClass,
+        filters: &[Filter],
+    ) -> Result<i64, Error> {
         let mut qb = QueryBuilder::<Postgres>::new(
             "SELECT count(*) FROM task_instances i LEFT JOIN users u ON u.id = i.user_id WHERE i.kind = ",
         );
@@ -243,7 +247,11 @@ impl Store {
 
     /// Instances still `created` though created before `before`: the bus may never have
     /// seen them (NATS was down when the api answered). Oldest first.
-    pub async fn pending_instances(&self, before: DateTime<Utc>, limit: i64) -> Result<Vec<PendingInstance>, Error> {
+    pub async fn pending_instances(
+        &self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<PendingInstance>, Error> {
         Ok(sqlx::query_as(
             "SELECT uuid, queue_name, spec FROM task_instances \
              WHERE state = 'created' AND datetime_created < $1 \

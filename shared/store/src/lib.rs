@@ -13,8 +13,8 @@ pub use error::Error;
 pub use filter::{Filter, Page};
 
 use serde::Deserialize;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -66,7 +66,10 @@ impl Store {
     /// Applies pending migrations (idempotent; concurrent callers are serialised by
     /// sqlx's advisory lock).
     pub async fn migrate(&self) -> Result<(), Error> {
-        MIGRATOR.run(&self.pool).await.map_err(|e| Error::Internal(anyhow::Error::new(e).context("run migrations")))
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| Error::Internal(anyhow::Error::new(e).context("run migrations")))
     }
 
     /// Whether the database answers.

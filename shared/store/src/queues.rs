@@ -1,6 +1,6 @@
 //! Task queues and task whitelists, with their many-to-many lists.
 
-use crate::filter::{push_filters, push_page, Filter, Page};
+use crate::filter::{Filter, Page, push_filters, push_page};
 use crate::types::TypeClass;
 use crate::{Error, Store};
 use futures::stream::BoxStream;
@@ -80,7 +80,11 @@ impl Store {
         Ok(qb.build_query_scalar().fetch_one(&self.pool).await?)
     }
 
-    pub fn list_queues(&self, filters: &[Filter], page: Page) -> BoxStream<'static, Result<QueueRow, Error>> {
+    pub fn list_queues(
+        &self,
+        filters: &[Filter],
+        page: Page,
+    ) -> BoxStream<'static, Result<QueueRow, Error>> {
         let mut qb = QueryBuilder::<Postgres>::new(QUEUE_SELECT);
         push_filters(&mut qb, filters);
         qb.push(" ORDER BY q.id");
@@ -89,7 +93,12 @@ impl Store {
     }
 
     /// Inserts (id `None`) or replaces a queue and its whitelists in one transaction.
-    pub async fn save_queue(&self, id: Option<i64>, user_id: i64, f: &QueueFields) -> Result<i64, Error> {
+    pub async fn save_queue(
+        &self,
+        id: Option<i64>,
+        user_id: i64,
+        f: &QueueFields,
+    ) -> Result<i64, Error> {
         let mut tx = self.pool.begin().await?;
         let id: i64 = match id {
             None => {
@@ -158,7 +167,11 @@ impl Store {
         Ok(qb.build_query_scalar().fetch_one(&self.pool).await?)
     }
 
-    pub fn list_whitelists(&self, filters: &[Filter], page: Page) -> BoxStream<'static, Result<WhitelistRow, Error>> {
+    pub fn list_whitelists(
+        &self,
+        filters: &[Filter],
+        page: Page,
+    ) -> BoxStream<'static, Result<WhitelistRow, Error>> {
         let mut qb = QueryBuilder::<Postgres>::new(WHITELIST_SELECT);
         push_filters(&mut qb, filters);
         qb.push(" ORDER BY l.id");
@@ -167,7 +180,12 @@ impl Store {
     }
 
     /// Inserts (id `None`) or replaces a whitelist and its type lists in one transaction.
-    pub async fn save_whitelist(&self, id: Option<i64>, user_id: i64, f: &WhitelistFields) -> Result<i64, Error> {
+    pub async fn save_whitelist(
+        &self,
+        id: Option<i64>,
+        user_id: i64,
+        f: &WhitelistFields,
+    ) -> Result<i64, Error> {
         let mut tx = self.pool.begin().await?;
         let id: i64 = match id {
             None => {
@@ -227,7 +245,12 @@ impl Store {
     }
 
     /// Whether one of the queue's whitelists lists the task type.
-    pub async fn is_whitelisted(&self, class: TypeClass, type_id: i64, queue_id: i64) -> Result<bool, Error> {
+    pub async fn is_whitelisted(
+        &self,
+        class: TypeClass,
+        type_id: i64,
+        queue_id: i64,
+    ) -> Result<bool, Error> {
         let table = match class {
             TypeClass::Container => "task_whitelist_container_types",
             TypeClass::Executable => "task_whitelist_executable_types",
@@ -266,14 +289,20 @@ impl IdTable {
 
 impl Store {
     pub async fn queue_name_taken(&self, name: &str, except: Option<i64>) -> Result<bool, Error> {
-        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM task_queues WHERE name = $1 AND id IS DISTINCT FROM $2)")
-            .bind(name)
-            .bind(except)
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM task_queues WHERE name = $1 AND id IS DISTINCT FROM $2)",
+        )
+        .bind(name)
+        .bind(except)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
-    pub async fn whitelist_name_taken(&self, name: &str, except: Option<i64>) -> Result<bool, Error> {
+    pub async fn whitelist_name_taken(
+        &self,
+        name: &str,
+        except: Option<i64>,
+    ) -> Result<bool, Error> {
         Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM task_whitelists WHERE name = $1 AND id IS DISTINCT FROM $2)")
             .bind(name)
             .bind(except)

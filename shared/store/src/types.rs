@@ -1,6 +1,6 @@
 //! Task types: container and executable, two tables with a common shape.
 
-use crate::filter::{push_filters, push_page, Filter, Page};
+use crate::filter::{Filter, Page, push_filters, push_page};
 use crate::{Error, Store};
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
@@ -99,25 +99,27 @@ impl Store {
         f: &TaskTypeFields,
     ) -> Result<TaskTypeRow, Error> {
         let id: (i64,) = match class {
-            TypeClass::Container => sqlx::query_as(
-                "INSERT INTO container_task_types (name, description, user_id, command_to_run, \
+            TypeClass::Container => {
+                sqlx::query_as(
+                    "INSERT INTO container_task_types (name, description, user_id, command_to_run, \
                  environment_variables, required_arguments, required_arguments_default_values, \
                  logs_path, results_path, container_image, container_type) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-            )
-            .bind(&f.name)
-            .bind(&f.description)
-            .bind(user_id)
-            .bind(&f.command_to_run)
-            .bind(Json(&f.environment_variables))
-            .bind(Json(&f.required_arguments))
-            .bind(Json(&f.required_arguments_default_values))
-            .bind(&f.logs_path)
-            .bind(&f.results_path)
-            .bind(&f.container_image)
-            .bind(&f.container_type)
-            .fetch_one(&self.pool)
-            .await?,
+                )
+                .bind(&f.name)
+                .bind(&f.description)
+                .bind(user_id)
+                .bind(&f.command_to_run)
+                .bind(Json(&f.environment_variables))
+                .bind(Json(&f.required_arguments))
+                .bind(Json(&f.required_arguments_default_values))
+                .bind(&f.logs_path)
+                .bind(&f.results_path)
+                .bind(&f.container_image)
+                .bind(&f.container_type)
+                .fetch_one(&self.pool)
+                .await?
+            }
             TypeClass::Executable => sqlx::query_as(
                 "INSERT INTO executable_task_types (name, description, user_id, command_to_run, \
                  environment_variables, required_arguments, required_arguments_default_values, \
@@ -134,13 +136,18 @@ impl Store {
             .fetch_one(&self.pool)
             .await?,
         };
-        self.task_type(class, id.0)
-            .await?
-            .ok_or_else(|| Error::Internal(anyhow::anyhow!("task type {} vanished after insert", id.0)))
+        self.task_type(class, id.0).await?.ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!("task type {} vanished after insert", id.0))
+        })
     }
 
     /// Replaces every writable field (PUT); the owner stays as it was.
-    pub async fn update_task_type(&self, class: TypeClass, id: i64, f: &TaskTypeFields) -> Result<(), Error> {
+    pub async fn update_task_type(
+        &self,
+        class: TypeClass,
+        id: i64,
+        f: &TaskTypeFields,
+    ) -> Result<(), Error> {
         match class {
             TypeClass::Container => {
                 sqlx::query(
@@ -190,7 +197,11 @@ impl Store {
         Ok(qb.build_query_as().fetch_optional(&self.pool).await?)
     }
 
-    pub async fn count_task_types(&self, class: TypeClass, filters: &[Filter]) -> Result<i64, Error> {
+    pub async fn count_task_types(
+        &self,
+        class: TypeClass,
+        filters: &[Filter],
+    ) -> Result<i64, Error> {
         let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM (");
         qb.push(class.select());
         push_filters(&mut qb, filters);
@@ -215,7 +226,12 @@ impl Store {
 
 impl Store {
     /// Whether another task type of the class already has `name`.
-    pub async fn task_type_name_taken(&self, class: TypeClass, name: &str, except: Option<i64>) -> Result<bool, Error> {
+    pub async fn task_type_name_taken(
+        &self,
+        class: TypeClass,
+        name: &str,
+        except: Option<i64>,
+    ) -> Result<bool, Error> {
         let sql = format!(
             "SELECT EXISTS (SELECT 1 FROM {} WHERE name = $1 AND id IS DISTINCT FROM $2)",
             class.table()

@@ -1,8 +1,8 @@
 //! Users and their API tokens.
 
 use crate::{Error, Store};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -34,7 +34,8 @@ fn token_digest(token: &str) -> Vec<u8> {
 pub fn hash_password(password: &str) -> Result<String, Error> {
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| Error::Internal(anyhow::anyhow!("encode salt: {e}")))?;
+    let salt = SaltString::encode_b64(&salt)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("encode salt: {e}")))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -44,7 +45,11 @@ pub fn hash_password(password: &str) -> Result<String, Error> {
 /// Checks a password against a stored argon2 hash (constant-time inside argon2).
 pub fn verify_password(password: &str, stored: &str) -> bool {
     PasswordHash::new(stored)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -95,7 +100,11 @@ impl Store {
         let sql = format!(
             "SELECT {cols} FROM users u JOIN api_tokens t ON t.user_id = u.id \
              WHERE t.key_sha256 = $1 AND u.is_active",
-            cols = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
+            cols = USER_COLUMNS
+                .split(", ")
+                .map(|c| format!("u.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(token_digest(token))
@@ -104,14 +113,20 @@ impl Store {
     }
 
     /// The user if `password` is theirs and they are active.
-    pub async fn authenticate(&self, username: &str, password: &str) -> Result<Option<User>, Error> {
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<User>, Error> {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT password FROM users WHERE username = $1 AND is_active")
                 .bind(username)
                 .fetch_optional(&self.pool)
                 .await?;
         match row {
-            Some((hash,)) if verify_password(password, &hash) => self.user_by_username(username).await,
+            Some((hash,)) if verify_password(password, &hash) => {
+                self.user_by_username(username).await
+            }
             _ => Ok(None),
         }
     }
@@ -158,31 +173,10 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_40_lower_hex() {
-        let t = new_token();
-        assert_eq!(t.len(), 40);
-        assert!(t.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
-        assert_ne!(t, new_token());
-    }
-
-    #[test]
-    fn passwords_verify_against_their_hash_only() {
-        let h = hash_password("s3cret").expect("hash");
-        assert!(h.starts_with("$argon2"));
-        assert!(verify_password("s3cret", &h));
-        assert!(!verify_password("s3cret ", &h));
-        assert!(!verify_password("s3cret", ""));
-    }
-}
-
 impl Store {
     pub async fn count_users(&self, filters: &[crate::Filter]) -> Result<i64, Error> {
-        let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new("SELECT count(*) FROM users WHERE is_active");
+        let mut qb =
+            sqlx::QueryBuilder::<sqlx::Postgres>::new("SELECT count(*) FROM users WHERE is_active");
         crate::filter::push_filters(&mut qb, filters);
         Ok(qb.build_query_scalar().fetch_one(&self.pool).await?)
     }
@@ -200,5 +194,30 @@ impl Store {
         qb.push(" ORDER BY username");
         crate::filter::push_page(&mut qb, page);
         crate::stream_rows(self.pool.clone(), qb)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_40_lower_hex() {
+        let t = new_token();
+        assert_eq!(t.len(), 40);
+        assert!(
+            t.chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        );
+        assert_ne!(t, new_token());
+    }
+
+    #[test]
+    fn passwords_verify_against_their_hash_only() {
+        let h = hash_password("s3cret").expect("hash");
+        assert!(h.starts_with("$argon2"));
+        assert!(verify_password("s3cret", &h));
+        assert!(!verify_password("s3cret ", &h));
+        assert!(!verify_password("s3cret", ""));
     }
 }

@@ -4,13 +4,13 @@
 //! sweep submits it later.
 
 use super::both;
+use crate::AppState;
 use crate::auth::Auth;
 use crate::body::Payload;
 use crate::error::{ApiError, ApiResult};
-use crate::fields::{invalid_pk, Fields, Text};
-use crate::query::{filters, paginate, stream_page, FilterField, Kind, Query};
+use crate::fields::{Fields, Text, invalid_pk};
+use crate::query::{FilterField, Kind, Query, filters, paginate, stream_page};
 use crate::repr::InstanceRepr;
-use crate::AppState;
 use async_nats::jetstream;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -19,23 +19,58 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::StreamExt;
 use opentelemetry::trace::TraceContextExt;
-use saltant_bus::{trace, Submission, WIRE_VERSION};
-use saltant_core::{fill_defaults, QueueName, TaskKind, TaskSpec};
+use saltant_bus::{Submission, WIRE_VERSION, trace};
+use saltant_core::{QueueName, TaskKind, TaskSpec, fill_defaults};
 use saltant_store::instances::{InstanceRow, NewInstance};
 use saltant_store::types::TypeClass;
 use serde_json::{Map, Value};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
-const STATES: &[&str] = &["created", "published", "running", "successful", "failed", "terminated"];
+const STATES: &[&str] = &[
+    "created",
+    "published",
+    "running",
+    "successful",
+    "failed",
+    "terminated",
+];
 const FILTERS: &[FilterField] = &[
-    FilterField { name: "name", column: "i.name", kind: Kind::Text },
-    FilterField { name: "state", column: "i.state", kind: Kind::Choice(STATES) },
-    FilterField { name: "user__username", column: "u.username", kind: Kind::Text },
-    FilterField { name: "task_type", column: "COALESCE(i.container_task_type_id, i.executable_task_type_id)", kind: Kind::Fk },
-    FilterField { name: "task_queue", column: "i.task_queue_id", kind: Kind::Fk },
-    FilterField { name: "datetime_created", column: "i.datetime_created", kind: Kind::Time },
-    FilterField { name: "datetime_finished", column: "i.datetime_finished", kind: Kind::Time },
+    FilterField {
+        name: "name",
+        column: "i.name",
+        kind: Kind::Text,
+    },
+    FilterField {
+        name: "state",
+        column: "i.state",
+        kind: Kind::Choice(STATES),
+    },
+    FilterField {
+        name: "user__username",
+        column: "u.username",
+        kind: Kind::Text,
+    },
+    FilterField {
+        name: "task_type",
+        column: "COALESCE(i.container_task_type_id, i.executable_task_type_id)",
+        kind: Kind::Fk,
+    },
+    FilterField {
+        name: "task_queue",
+        column: "i.task_queue_id",
+        kind: Kind::Fk,
+    },
+    FilterField {
+        name: "datetime_created",
+        column: "i.datetime_created",
+        kind: Kind::Time,
+    },
+    FilterField {
+        name: "datetime_finished",
+        column: "i.datetime_finished",
+        kind: Kind::Time,
+    },
 ];
 
 /// What a create or clone asks for, before the model checks.
@@ -58,7 +93,10 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
         missing.insert("task_type".into(), Value::from(vec![invalid_pk(r.type_id)]));
     }
     if queue.is_none() {
-        missing.insert("task_queue".into(), Value::from(vec![invalid_pk(r.queue_id)]));
+        missing.insert(
+            "task_queue".into(),
+            Value::from(vec![invalid_pk(r.queue_id)]),
+        );
     }
     let (Some(ty), Some(queue)) = (ty, queue) else {
         return Err(ApiError::Fields(missing));
@@ -74,7 +112,10 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
         Some(v) => v,
     };
     let Value::Object(arguments) = arguments else {
-        return Err(ApiError::model(&[format!("'{}' is not a valid JSON dictionary!", arguments)]));
+        return Err(ApiError::model(&[format!(
+            "'{}' is not a valid JSON dictionary!",
+            arguments
+        )]));
     };
     let kind = match (class, ty.container_type.as_deref()) {
         (TypeClass::Executable, _) => TaskKind::Executable,
@@ -82,21 +123,45 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
         (TypeClass::Container, _) => TaskKind::Docker,
     };
     if !s.store.is_whitelisted(class, ty.id, queue.id).await? {
-        return Err(ApiError::model(&[format!("Queue {} has not whitelisted task type {}", queue.name, ty.name)]));
+        return Err(ApiError::model(&[format!(
+            "Queue {} has not whitelisted task type {}",
+            queue.name, ty.name
+        )]));
     }
     let (accepts, what) = match kind {
         TaskKind::Executable => (queue.runs_executable_tasks, "executable tasks"),
         TaskKind::Docker => (queue.runs_docker_container_tasks, "Docker container tasks"),
-        TaskKind::Singularity => (queue.runs_singularity_container_tasks, "Singularity container tasks"),
+        TaskKind::Singularity => (
+            queue.runs_singularity_container_tasks,
+            "Singularity container tasks",
+        ),
     };
     if !accepts {
-        return Err(ApiError::model(&[format!("Queue {} does not accept {what}", queue.name)]));
+        return Err(ApiError::model(&[format!(
+            "Queue {} does not accept {what}",
+            queue.name
+        )]));
     }
-    let required = ty.required_arguments.0.as_array().cloned().unwrap_or_default();
-    let defaults = ty.required_arguments_default_values.0.as_object().cloned().unwrap_or_default();
-    let arguments = fill_defaults(&required, &defaults, arguments).map_err(|e| ApiError::model(&[e.to_string()]))?;
-    let queue_name = QueueName::parse(&queue.name)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored queue name {:?} is invalid: {e}", queue.name)))?;
+    let required = ty
+        .required_arguments
+        .0
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let defaults = ty
+        .required_arguments_default_values
+        .0
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let arguments = fill_defaults(&required, &defaults, arguments)
+        .map_err(|e| ApiError::model(&[e.to_string()]))?;
+    let queue_name = QueueName::parse(&queue.name).map_err(|e| {
+        ApiError::Internal(anyhow::anyhow!(
+            "stored queue name {:?} is invalid: {e}",
+            queue.name
+        ))
+    })?;
 
     let spec = TaskSpec {
         kind,
@@ -105,7 +170,11 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
             .environment_variables
             .0
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default(),
         arguments: arguments.clone(),
         json_file_option: ty.json_file_option.clone(),
@@ -117,7 +186,8 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
     let span = tracing::Span::current();
     span.record("instance", tracing::field::display(uuid));
     let trace_id = span.context().span().span_context().trace_id();
-    let trace_id = (trace_id != opentelemetry::trace::TraceId::INVALID).then(|| trace_id.to_string());
+    let trace_id =
+        (trace_id != opentelemetry::trace::TraceId::INVALID).then(|| trace_id.to_string());
     let row = s
         .store
         .insert_instance(&NewInstance {
@@ -140,13 +210,22 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
 /// Publishes the submission. A failure is logged, not returned: the row is committed and
 /// the scheduler's sweep submits instances the bus never saw.
 async fn submit(s: &AppState, uuid: Uuid, queue: QueueName, spec: TaskSpec) {
-    let sub = Submission { v: WIRE_VERSION, uuid, queue, spec };
+    let sub = Submission {
+        v: WIRE_VERSION,
+        uuid,
+        queue,
+        spec,
+    };
     let publish = jetstream::message::PublishMessage::build()
         .payload(sub.encode())
         .headers(trace::headers())
         .message_id(uuid.to_string());
     let result = async {
-        s.bus.js.send_publish(s.bus.names.submit(), publish).await?.await?;
+        s.bus
+            .js
+            .send_publish(s.bus.names.submit(), publish)
+            .await?
+            .await?;
         Ok::<_, anyhow::Error>(())
     };
     if let Err(e) = tokio::time::timeout(std::time::Duration::from_secs(2), result)
@@ -164,7 +243,14 @@ async fn list(class: TypeClass, s: AppState, uri: Uri, headers: HeaderMap) -> Ap
     let count = s.store.count_instances(class, &f).await?;
     let p = paginate(&q, &uri, &headers, 10, count)?;
     let page = p.page;
-    Ok(stream_page(count, p, s.store.list_instances(class, &f, page).map(|r| r.map(InstanceRepr::from)).boxed()))
+    Ok(stream_page(
+        count,
+        p,
+        s.store
+            .list_instances(class, &f, page)
+            .map(|r| r.map(InstanceRepr::from))
+            .boxed(),
+    ))
 }
 
 #[tracing::instrument(skip_all, fields(instance = tracing::field::Empty, class = class.kind()))]
@@ -178,7 +264,18 @@ async fn create(class: TypeClass, s: AppState, user: Auth, p: Payload) -> ApiRes
     let (Some(type_id), Some(queue_id)) = (type_id, queue_id) else {
         return Err(ApiError::Internal(anyhow::anyhow!("validated ids missing")));
     };
-    let row = admit(&s, class, &user, Request { name, type_id, queue_id, arguments }).await?;
+    let row = admit(
+        &s,
+        class,
+        &user,
+        Request {
+            name,
+            type_id,
+            queue_id,
+            arguments,
+        },
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(InstanceRepr::from(row))).into_response())
 }
 
@@ -218,8 +315,12 @@ macro_rules! class_routes {
         let r = both(
             $r,
             $path,
-            get(|State(s): State<AppState>, _: Auth, uri: Uri, h: HeaderMap| list($class, s, uri, h))
-                .post(|State(s): State<AppState>, u: Auth, p: Payload| create($class, s, u, p)),
+            get(
+                |State(s): State<AppState>, _: Auth, uri: Uri, h: HeaderMap| {
+                    list($class, s, uri, h)
+                },
+            )
+            .post(|State(s): State<AppState>, u: Auth, p: Payload| create($class, s, u, p)),
         );
         let r = both(
             r,
@@ -229,7 +330,11 @@ macro_rules! class_routes {
         both(
             r,
             concat!($path, "/{id}/clone"),
-            post(|State(s): State<AppState>, u: Auth, Path(id): Path<String>| clone($class, s, u, id)),
+            post(
+                |State(s): State<AppState>, u: Auth, Path(id): Path<String>| {
+                    clone($class, s, u, id)
+                },
+            ),
         )
     }};
 }

@@ -6,14 +6,14 @@ mod queues;
 mod types;
 mod users;
 
-use crate::error::ApiError;
-use crate::query::absolute_url;
 use crate::AppState;
 use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::query::absolute_url;
 use axum::http::{HeaderMap, Method, Uri};
-use axum::routing::{get, MethodRouter};
+use axum::routing::{MethodRouter, get};
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 async fn method_not_allowed(method: Method) -> ApiError {
     ApiError::MethodNotAllowed(method.to_string())

@@ -2,13 +2,13 @@
 //! DELETE). Only the owner or a superuser may PUT; the owner stays the owner.
 
 use super::both;
+use crate::AppState;
 use crate::auth::Auth;
 use crate::body::Payload;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{Fields, Text};
-use crate::query::{filters, paginate, stream_page, FilterField, Kind, Query};
+use crate::query::{FilterField, Kind, Query, filters, paginate, stream_page};
 use crate::repr::TypeRepr;
-use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -19,16 +19,48 @@ use saltant_store::types::{TaskTypeFields, TaskTypeRow, TypeClass};
 use serde_json::{Map, Value};
 
 const COMMON_FILTERS: [FilterField; 5] = [
-    FilterField { name: "name", column: "t.name", kind: Kind::Text },
-    FilterField { name: "description", column: "t.description", kind: Kind::Text },
-    FilterField { name: "user__username", column: "u.username", kind: Kind::Text },
-    FilterField { name: "command_to_run", column: "t.command_to_run", kind: Kind::Text },
-    FilterField { name: "datetime_created", column: "t.datetime_created", kind: Kind::Time },
+    FilterField {
+        name: "name",
+        column: "t.name",
+        kind: Kind::Text,
+    },
+    FilterField {
+        name: "description",
+        column: "t.description",
+        kind: Kind::Text,
+    },
+    FilterField {
+        name: "user__username",
+        column: "u.username",
+        kind: Kind::Text,
+    },
+    FilterField {
+        name: "command_to_run",
+        column: "t.command_to_run",
+        kind: Kind::Text,
+    },
+    FilterField {
+        name: "datetime_created",
+        column: "t.datetime_created",
+        kind: Kind::Time,
+    },
 ];
 const CONTAINER_FILTERS: [FilterField; 7] = [
-    COMMON_FILTERS[0], COMMON_FILTERS[1], COMMON_FILTERS[2], COMMON_FILTERS[3], COMMON_FILTERS[4],
-    FilterField { name: "container_image", column: "t.container_image", kind: Kind::Text },
-    FilterField { name: "container_type", column: "t.container_type", kind: Kind::Text },
+    COMMON_FILTERS[0],
+    COMMON_FILTERS[1],
+    COMMON_FILTERS[2],
+    COMMON_FILTERS[3],
+    COMMON_FILTERS[4],
+    FilterField {
+        name: "container_image",
+        column: "t.container_image",
+        kind: Kind::Text,
+    },
+    FilterField {
+        name: "container_type",
+        column: "t.container_type",
+        kind: Kind::Text,
+    },
 ];
 
 fn filter_fields(class: TypeClass) -> &'static [FilterField] {
@@ -63,7 +95,10 @@ fn clean_json(v: Value, errors: &mut Vec<String>) -> Option<Value> {
 fn py(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        other => saltant_core::arguments::python_json(other).replace("true", "True").replace("false", "False").replace("null", "None"),
+        other => saltant_core::arguments::python_json(other)
+            .replace("true", "True")
+            .replace("false", "False")
+            .replace("null", "None"),
     }
 }
 
@@ -82,31 +117,43 @@ async fn read_fields(
     let env = f.json("environment_variables");
     let req = f.json("required_arguments");
     let defaults = f.json("required_arguments_default_values");
-    let (mut logs, mut results, mut image, mut ctype, mut json_opt) = (None, None, None, None, None);
+    let (mut logs, mut results, mut image, mut ctype, mut json_opt) =
+        (None, None, None, None, None);
     match class {
         TypeClass::Container => {
             logs = f.text("logs_path", Text::nullable(400));
             results = f.text("results_path", Text::nullable(400));
             image = f.string("container_image", Text::required(200));
             ctype = f.string("container_type", Text::required(11));
-            if let Some(t) = &ctype {
-                if t != "docker" && t != "singularity" {
-                    f.error("container_type", format!("\"{t}\" is not a valid choice."));
-                }
+            if let Some(t) = &ctype
+                && t != "docker"
+                && t != "singularity"
+            {
+                f.error("container_type", format!("\"{t}\" is not a valid choice."));
             }
         }
         TypeClass::Executable => json_opt = f.text("json_file_option", Text::nullable(50)),
     }
-    if let Some(n) = &name {
-        if !f.has_error("name") && s.store.task_type_name_taken(class, n, existing.map(|e| e.id)).await? {
-            f.error("name", format!("{} with this name already exists.", verbose(class)));
-        }
+    if let Some(n) = &name
+        && !f.has_error("name")
+        && s.store
+            .task_type_name_taken(class, n, existing.map(|e| e.id))
+            .await?
+    {
+        f.error(
+            "name",
+            format!("{} with this name already exists.", verbose(class)),
+        );
     }
     f.finish()?;
 
     // Model clean: JSON fields, then the defaults ⊆ required rule.
     let mut errors = Vec::new();
-    let pick = |given: Option<Value>, old: Option<&Json>, empty: Value, errors: &mut Vec<String>| -> Value {
+    let pick = |given: Option<Value>,
+                old: Option<&Json>,
+                empty: Value,
+                errors: &mut Vec<String>|
+     -> Value {
         match given {
             Some(v) => match clean_json(v, errors) {
                 Some(Value::Null) | None => empty,
@@ -116,9 +163,24 @@ async fn read_fields(
         }
     };
     type Json = sqlx::types::Json<Value>;
-    let env = pick(env, existing.map(|e| &e.environment_variables), Value::Array(vec![]), &mut errors);
-    let req = pick(req, existing.map(|e| &e.required_arguments), Value::Array(vec![]), &mut errors);
-    let defaults = pick(defaults, existing.map(|e| &e.required_arguments_default_values), Value::Object(Map::new()), &mut errors);
+    let env = pick(
+        env,
+        existing.map(|e| &e.environment_variables),
+        Value::Array(vec![]),
+        &mut errors,
+    );
+    let req = pick(
+        req,
+        existing.map(|e| &e.required_arguments),
+        Value::Array(vec![]),
+        &mut errors,
+    );
+    let defaults = pick(
+        defaults,
+        existing.map(|e| &e.required_arguments_default_values),
+        Value::Object(Map::new()),
+        &mut errors,
+    );
     if errors.is_empty() {
         if !env.is_array() {
             errors.push(format!("'{}' is not a valid JSON array!", py(&env)));
@@ -127,12 +189,20 @@ async fn read_fields(
             errors.push(format!("'{}' is not a valid JSON array!", py(&req)));
         }
         if !defaults.is_object() {
-            errors.push(format!("'{}' is not a valid JSON dictionary!", py(&defaults)));
+            errors.push(format!(
+                "'{}' is not a valid JSON dictionary!",
+                py(&defaults)
+            ));
         }
     }
     if errors.is_empty() {
-        let required: Vec<&str> = req.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-        let subset = defaults.as_object().is_some_and(|d| d.keys().all(|k| required.contains(&k.as_str())));
+        let required: Vec<&str> = req
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let subset = defaults
+            .as_object()
+            .is_some_and(|d| d.keys().all(|k| required.contains(&k.as_str())));
         if !subset {
             errors.push("default arguments not a subset of required arguments".into());
         }
@@ -146,7 +216,9 @@ async fn read_fields(
     };
     Ok(TaskTypeFields {
         name: name.expect("validated"),
-        description: description.or_else(|| existing.map(|e| e.description.clone())).unwrap_or_default(),
+        description: description
+            .or_else(|| existing.map(|e| e.description.clone()))
+            .unwrap_or_default(),
         command_to_run: command.expect("validated"),
         environment_variables: env,
         required_arguments: req,
@@ -164,7 +236,11 @@ async fn list(class: TypeClass, s: AppState, uri: Uri, headers: HeaderMap) -> Ap
     let f = filters(&q, filter_fields(class))?;
     let count = s.store.count_task_types(class, &f).await?;
     let p = paginate(&q, &uri, &headers, 100, count)?;
-    let rows = s.store.list_task_types(class, &f, p.page).map(move |r| r.map(|r| TypeRepr::new(class, r))).boxed();
+    let rows = s
+        .store
+        .list_task_types(class, &f, p.page)
+        .map(move |r| r.map(|r| TypeRepr::new(class, r)))
+        .boxed();
     Ok(stream_page(count, p, rows))
 }
 
@@ -172,7 +248,10 @@ async fn create(class: TypeClass, s: AppState, user: Auth, p: Payload) -> ApiRes
     let fields = read_fields(&s, class, &p, None).await?;
     let row = match s.store.insert_task_type(class, user.0.id, &fields).await {
         Err(saltant_store::Error::Duplicate { .. }) => {
-            return Err(ApiError::field("name", format!("{} with this name already exists.", verbose(class))));
+            return Err(ApiError::field(
+                "name",
+                format!("{} with this name already exists.", verbose(class)),
+            ));
         }
         other => other?,
     };
@@ -184,24 +263,47 @@ fn parse_id(id: &str) -> ApiResult<i64> {
 }
 
 async fn detail(class: TypeClass, s: AppState, id: String) -> ApiResult<Json<TypeRepr>> {
-    let row = s.store.task_type(class, parse_id(&id)?).await?.ok_or(ApiError::NotFound)?;
+    let row = s
+        .store
+        .task_type(class, parse_id(&id)?)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(Json(TypeRepr::new(class, row)))
 }
 
-async fn put(class: TypeClass, s: AppState, user: Auth, id: String, p: Payload) -> ApiResult<Json<TypeRepr>> {
+async fn put(
+    class: TypeClass,
+    s: AppState,
+    user: Auth,
+    id: String,
+    p: Payload,
+) -> ApiResult<Json<TypeRepr>> {
     let id = parse_id(&id)?;
-    let existing = s.store.task_type(class, id).await?.ok_or(ApiError::NotFound)?;
+    let existing = s
+        .store
+        .task_type(class, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     if !(user.0.is_superuser || existing.user_id == Some(user.0.id)) {
-        return Err(ApiError::Forbidden(ApiError::detail("You do not have permission to perform this action.")));
+        return Err(ApiError::Forbidden(ApiError::detail(
+            "You do not have permission to perform this action.",
+        )));
     }
     let fields = read_fields(&s, class, &p, Some(&existing)).await?;
     match s.store.update_task_type(class, id, &fields).await {
         Err(saltant_store::Error::Duplicate { .. }) => {
-            return Err(ApiError::field("name", format!("{} with this name already exists.", verbose(class))));
+            return Err(ApiError::field(
+                "name",
+                format!("{} with this name already exists.", verbose(class)),
+            ));
         }
         other => other?,
     }
-    let row = s.store.task_type(class, id).await?.ok_or(ApiError::NotFound)?;
+    let row = s
+        .store
+        .task_type(class, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(Json(TypeRepr::new(class, row)))
 }
 
@@ -210,14 +312,22 @@ macro_rules! class_routes {
         let r = both(
             $r,
             $path,
-            get(|State(s): State<AppState>, _: Auth, uri: Uri, h: HeaderMap| list($class, s, uri, h))
-                .post(|State(s): State<AppState>, u: Auth, p: Payload| create($class, s, u, p)),
+            get(
+                |State(s): State<AppState>, _: Auth, uri: Uri, h: HeaderMap| {
+                    list($class, s, uri, h)
+                },
+            )
+            .post(|State(s): State<AppState>, u: Auth, p: Payload| create($class, s, u, p)),
         );
         both(
             r,
             concat!($path, "/{id}"),
             get(|State(s): State<AppState>, _: Auth, Path(id): Path<String>| detail($class, s, id))
-                .put(|State(s): State<AppState>, u: Auth, Path(id): Path<String>, p: Payload| put($class, s, u, id, p)),
+                .put(
+                    |State(s): State<AppState>, u: Auth, Path(id): Path<String>, p: Payload| {
+                        put($class, s, u, id, p)
+                    },
+                ),
         )
     }};
 }
