@@ -50,10 +50,16 @@ pub struct Stack {
     pub child: Option<Child>,
     pub http: reqwest::Client,
     env: Vec<(String, String)>,
+    all_args: Vec<String>,
 }
 
 impl Stack {
     pub async fn start() -> Stack {
+        Stack::start_with(&[]).await
+    }
+
+    /// A stack whose `saltant all` gets `all_args` (e.g. `--queue q1`).
+    pub async fn start_with(all_args: &[&str]) -> Stack {
         let admin_url = required_env("SALTANT_TEST_PG_ADMIN_URL");
         let nats = required_env("SALTANT_TEST_NATS_URL");
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -95,8 +101,12 @@ impl Stack {
             prefix,
             dir,
             child: None,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("http client"),
             env,
+            all_args: all_args.iter().map(|a| a.to_string()).collect(),
         };
         let out = stack.saltant(&["admin", "create-user", "admin", "--superuser"]);
         stack.token = out.lines().last().expect("token line").trim().to_owned();
@@ -128,6 +138,7 @@ impl Stack {
         let log = std::fs::File::create(self.dir.join("saltant.log")).expect("create log file");
         let child = Command::new(required_env("SALTANT_TEST_BIN"))
             .arg("all")
+            .args(&self.all_args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
@@ -211,6 +222,155 @@ impl Stack {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Starts another process of this stack (e.g. `executor --queue q`), logging to
+    /// `<dir>/<log_name>`. The caller owns (and kills) it.
+    pub fn spawn(&self, args: &[&str], log_name: &str) -> Child {
+        let log = std::fs::File::create(self.dir.join(log_name)).expect("create log file");
+        Command::new(required_env("SALTANT_TEST_BIN"))
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn saltant")
+    }
+
+    /// Any request: method, path under `/api/` (or absolute), extra headers, body with its
+    /// content type. Returns status, headers and the body as JSON (or as a JSON string when
+    /// it is not JSON).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, Vec<u8>)>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}/{path}", self.url)
+        };
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = self.http.request(method, url);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some((ct, bytes)) = body {
+            rb = rb.header("Content-Type", ct).body(bytes);
+        }
+        let r = rb.send().await.expect("send request");
+        let status = r.status().as_u16();
+        let h = r.headers().clone();
+        let bytes = r.bytes().await.expect("read body");
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, h, v)
+    }
+
+    /// An executable task type running `command`, whitelisted on a new public queue
+    /// `queue`. Returns (type id, queue id).
+    pub async fn executable_on_queue(
+        &self,
+        type_name: &str,
+        command: &str,
+        queue: &str,
+    ) -> (i64, i64) {
+        let (status, ty) = self
+            .post_json(
+                "executabletasktypes/",
+                &serde_json::json!({"name": type_name, "command_to_run": command}),
+            )
+            .await;
+        assert_eq!(status, 201, "{ty}");
+        let (status, wl) = self
+            .post_json(
+                "taskwhitelists/",
+                &serde_json::json!({"name": format!("{queue}-wl"), "whitelisted_executable_task_types": [ty["id"]]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{wl}");
+        let (status, q) = self
+            .post_json(
+                "taskqueues/",
+                &serde_json::json!({"name": queue, "whitelists": [wl["id"]]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{q}");
+        (
+            ty["id"].as_i64().expect("type id"),
+            q["id"].as_i64().expect("queue id"),
+        )
+    }
+
+    /// Creates an executable instance; returns its uuid.
+    pub async fn run_executable(&self, type_id: i64, queue_id: i64, arguments: Value) -> String {
+        let (status, i) = self
+            .post_json(
+                "executabletaskinstances/",
+                &serde_json::json!({"task_type": type_id, "task_queue": queue_id, "arguments": arguments}),
+            )
+            .await;
+        assert_eq!(status, 201, "{i}");
+        i["uuid"].as_str().expect("uuid").to_owned()
+    }
+
+    /// Waits until the executable instance reaches `state` (panics on another final one).
+    pub async fn wait_state(&self, uuid: &str, state: &str, timeout: Duration) -> Value {
+        eventually(
+            timeout,
+            &format!("instance {uuid} to be {state}"),
+            || async {
+                let (status, body) = self.get(&format!("executabletaskinstances/{uuid}/")).await;
+                assert_eq!(status, 200, "{body}");
+                let now = body["state"].as_str().unwrap_or_default().to_owned();
+                if now == state {
+                    return Some(body);
+                }
+                let is_final = matches!(now.as_str(), "successful" | "failed" | "terminated");
+                assert!(
+                    !is_final,
+                    "instance {uuid} ended {now}, expected {state}: {body}"
+                );
+                None
+            },
+        )
+        .await
+    }
+
+    /// The recorded state history of an instance (`state` column), oldest first.
+    pub fn history(&self, uuid: &str) -> Vec<String> {
+        let admin = required_env("SALTANT_TEST_PG_ADMIN_URL");
+        let url = admin
+            .rsplit_once('/')
+            .map(|(base, _)| format!("{base}/{}", self.database))
+            .expect("database url");
+        psql(
+            &url,
+            &format!(
+                "SELECT state FROM task_instance_history WHERE instance_uuid = '{uuid}' ORDER BY id"
+            ),
+        )
+        .lines()
+        .map(str::to_owned)
+        .collect()
+    }
+
+    /// Creates a user and returns its API token.
+    pub fn user(&self, name: &str, superuser: bool) -> String {
+        let mut args = vec![
+            "admin",
+            "create-user",
+            name,
+            "--password",
+            "pw-of-test-user",
+        ];
+        if superuser {
+            args.push("--superuser");
+        }
+        let out = self.saltant(&args);
+        out.lines().last().expect("token line").trim().to_owned()
     }
 
     pub fn log(&self) -> String {

@@ -34,8 +34,30 @@ impl<S: Send + Sync> FromRequest<S> for Payload {
                 ApiError::BadRequest(ApiError::detail(&format!("Cannot read request body: {e}")))
             }
         })?;
+        if let Ok(boundary) = multer::parse_boundary(&content_type) {
+            return parse_multipart(bytes, boundary).await;
+        }
         Payload::parse(&content_type, &bytes)
     }
+}
+
+/// A `multipart/form-data` body, as DRF's MultiPartParser reads it: every part a form
+/// field (file parts too, by their text), so the form rules apply.
+async fn parse_multipart(bytes: Bytes, boundary: String) -> ApiResult<Payload> {
+    let bad = |e: multer::Error| {
+        ApiError::BadRequest(ApiError::detail(&format!(
+            "Multipart form parse error - {e}"
+        )))
+    };
+    let stream = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(bytes) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    let mut pairs = Vec::new();
+    while let Some(field) = form.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or("").to_owned();
+        let text = field.text().await.map_err(bad)?;
+        pairs.push((name, text));
+    }
+    Ok(Payload::Form(pairs))
 }
 
 impl Payload {
@@ -77,10 +99,9 @@ impl Payload {
                     form_urlencoded::parse(bytes).into_owned().collect();
                 Ok(Payload::Form(pairs))
             }
-            "multipart/form-data" => Err(ApiError::UnsupportedMediaType(
-                "multipart/form-data (use application/json or application/x-www-form-urlencoded)"
-                    .into(),
-            )),
+            "multipart/form-data" => Err(ApiError::BadRequest(ApiError::detail(
+                "Multipart form parse error - Invalid boundary in multipart: None",
+            ))),
             other => Err(ApiError::UnsupportedMediaType(other.to_owned())),
         }
     }

@@ -86,6 +86,9 @@ impl From<saltant_store::Error> for ApiError {
             saltant_store::Error::Unavailable(e) => {
                 ApiError::Unavailable(format!("database unavailable: {e}"))
             }
+            saltant_store::Error::InvalidInput(m) => {
+                ApiError::BadRequest(ApiError::detail(&format!("Invalid input: {m}.")))
+            }
             other => ApiError::Internal(anyhow::Error::new(other)),
         }
     }

@@ -133,6 +133,36 @@ impl<'a> Fields<'a> {
         Some(Some(s))
     }
 
+    /// A required, non-blank string kept exactly as sent (passwords, tokens: no trimming).
+    pub fn raw_string(&mut self, field: &str, max: usize) -> Option<String> {
+        let Some(v) = self.p.get(field) else {
+            self.missing(field, true);
+            return None;
+        };
+        match v {
+            Value::Null => self.error(field, NOT_NULL),
+            Value::String(s) if s.is_empty() => self.error(field, NOT_BLANK),
+            Value::String(s) if s.len() > max => self.error(
+                field,
+                format!("Ensure this field has no more than {max} characters."),
+            ),
+            Value::String(s) => return Some(s),
+            _ => self.error(field, "Not a valid string."),
+        }
+        None
+    }
+
+    /// A required choice among `choices`, DRF's message for anything else.
+    pub fn choice(&mut self, field: &str, choices: &[&str]) -> Option<String> {
+        let v = self.string(field, Text::required(64))?;
+        if choices.contains(&v.as_str()) {
+            Some(v)
+        } else {
+            self.error(field, format!("\"{v}\" is not a valid choice."));
+            None
+        }
+    }
+
     /// A non-null character field.
     pub fn string(&mut self, field: &str, rule: Text) -> Option<String> {
         self.text(field, rule).flatten()

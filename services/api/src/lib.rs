@@ -7,6 +7,7 @@ mod auth;
 mod body;
 mod error;
 mod fields;
+mod jwt;
 mod query;
 mod repr;
 mod resources;
@@ -33,6 +34,17 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Run database migrations at start-up.
     pub migrate: bool,
+    /// HS256 key of JSON Web Tokens. Unset: a random key generated once and kept in
+    /// PostgreSQL, shared by every api replica.
+    pub jwt_secret: Option<String>,
+    /// Lifetime of JWT access tokens (the original's example: 3 days).
+    pub jwt_access_lifetime_secs: u64,
+    /// Lifetime of JWT refresh tokens (the original's example: 245 days).
+    pub jwt_refresh_lifetime_secs: u64,
+    /// Lifetime of a browser session (Django's default: two weeks).
+    pub session_lifetime_secs: u64,
+    /// Mark cookies `Secure` (serve over HTTPS).
+    pub secure_cookies: bool,
 }
 
 impl Default for Config {
@@ -41,6 +53,11 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             max_body_bytes: 2 * 1024 * 1024,
             migrate: true,
+            jwt_secret: None,
+            jwt_access_lifetime_secs: 3 * 24 * 3600,
+            jwt_refresh_lifetime_secs: 245 * 24 * 3600,
+            session_lifetime_secs: 14 * 24 * 3600,
+            secure_cookies: false,
         }
     }
 }
@@ -57,15 +74,57 @@ pub struct AppState {
     pub store: Store,
     pub bus: Bus,
     pub config: Arc<Config>,
+    /// The JWT key, read (or generated) on first use.
+    pub jwt_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+}
+
+impl AppState {
+    pub fn new(store: Store, bus: Bus, config: Config) -> Self {
+        AppState {
+            store,
+            bus,
+            config: Arc::new(config),
+            jwt_key: Arc::new(tokio::sync::OnceCell::new()),
+        }
+    }
+
+    pub(crate) async fn jwt_secret(&self) -> Result<Vec<u8>, ApiError> {
+        let key = self
+            .jwt_key
+            .get_or_try_init(|| async {
+                match &self.config.jwt_secret {
+                    Some(s) if s.len() >= 32 => Ok(s.as_bytes().to_vec()),
+                    Some(_) => Err(ApiError::Internal(anyhow::anyhow!(
+                        "api.jwt_secret must be at least 32 bytes"
+                    ))),
+                    None => Ok(self.store.secret("jwt-hs256", 64).await?),
+                }
+            })
+            .await?;
+        Ok(key.clone())
+    }
 }
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     MAX_BODY.store(state.config.max_body_bytes, Ordering::Relaxed);
     resources::routes()
+        .layer(axum::middleware::from_fn(no_head))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The original's API views refuse HEAD (axum would answer it for every GET route).
+async fn no_head(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if req.method() == axum::http::Method::HEAD && req.uri().path().starts_with("/api/") {
+        return ApiError::MethodNotAllowed("HEAD".into()).into_response();
+    }
+    next.run(req).await
 }
 
 /// Serves until `shutdown`, then finishes in-flight requests.
@@ -84,11 +143,10 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("listen on {}: {e}", config.listen))?;
     tracing::info!(url = %format!("http://{}", listener.local_addr()?), "api listening");
-    let app = router(AppState {
-        store: store.clone(),
-        bus: bus.clone(),
-        config: Arc::new(config),
-    });
+    if config.jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
+        anyhow::bail!("api.jwt_secret must be at least 32 bytes");
+    }
+    let app = router(AppState::new(store.clone(), bus.clone(), config));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;

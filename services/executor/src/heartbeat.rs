@@ -28,7 +28,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let running: Vec<_> = shared.running.lock().await.iter().copied().collect();
+        let running = shared.registry.running();
         let beat = Heartbeat {
             v: WIRE_VERSION,
             executor: shared.id.clone(),

@@ -12,6 +12,7 @@ use saltant_core::command::{ArgumentPassing, argument_passing, expand_vars, spli
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 fn failed(reason: String) -> Outcome {
     Outcome {
@@ -49,7 +50,7 @@ pub(crate) fn task_environment(
     Ok(env)
 }
 
-pub(crate) async fn run(shared: &Arc<Shared>, d: &Dispatch) -> Outcome {
+pub(crate) async fn run(shared: &Arc<Shared>, d: &Dispatch, cancel: &CancellationToken) -> Outcome {
     let uuid = d.uuid.to_string();
     let env_lookup = |k: &str| std::env::var(k).ok();
     let mut env = match task_environment(&d.spec.environment_variables, &uuid, env_lookup) {
@@ -78,7 +79,7 @@ pub(crate) async fn run(shared: &Arc<Shared>, d: &Dispatch) -> Outcome {
             args_file = Some(path);
         }
     }
-    let outcome = spawn_and_wait(shared, d, &uuid, argv, env).await;
+    let outcome = spawn_and_wait(shared, d, &uuid, argv, env, cancel).await;
     if let Some(path) = args_file {
         let _ = tokio::fs::remove_file(path).await;
     }
@@ -91,6 +92,7 @@ async fn spawn_and_wait(
     uuid: &str,
     argv: Vec<String>,
     env: Vec<(String, String)>,
+    cancel: &CancellationToken,
 ) -> Outcome {
     let logs = shared.config.logs_dir.join(uuid);
     if let Err(e) = tokio::fs::create_dir_all(&logs).await {
@@ -127,18 +129,28 @@ async fn spawn_and_wait(
         )));
     }
 
-    let status = tokio::select! {
-        s = child.wait() => s,
-        _ = shared.kill_all.cancelled() => {
-            kill_group(pid, shared.config.kill_grace_secs).await;
-            let _ = child.wait().await;
-            for p in pumps { let _ = p.await; }
+    let killed = |state, reason| Outcome {
+        state,
+        exit_code: None,
+        reason: Some(reason),
+    };
+    let stopped = tokio::select! {
+        s = child.wait() => Ok(s),
+        _ = cancel.cancelled() => Err(killed(State::Terminated, "terminated by request".into())),
+        _ = shared.kill_all.cancelled() => Err(killed(
+            State::Failed,
+            format!("killed: executor {} shut down", shared.id),
+        )),
+    };
+    let status = match stopped {
+        Ok(s) => s,
+        Err(outcome) => {
+            stop_group(&mut child, pid, shared.config.kill_grace_secs).await;
+            for p in pumps {
+                let _ = p.await;
+            }
             output.finish().await;
-            return Outcome {
-                state: State::Failed,
-                exit_code: None,
-                reason: Some(format!("killed: executor {} shut down", shared.id)),
-            };
+            return outcome;
         }
     };
     for p in pumps {
@@ -177,24 +189,25 @@ async fn spawn_and_wait(
     }
 }
 
-/// SIGTERM to the whole process group, then SIGKILL after `grace_secs`.
-pub(crate) async fn kill_group(pid: Option<u32>, grace_secs: u64) {
+/// SIGTERM to the whole process group; when the leader has exited, or after `grace_secs`,
+/// SIGKILL to whatever is left of the group (children that ignored SIGTERM or were
+/// orphaned by the leader's exit); then the leader is reaped.
+pub(crate) async fn stop_group(
+    child: &mut tokio::process::Child,
+    pid: Option<u32>,
+    grace_secs: u64,
+) {
     use nix::sys::signal::{Signal, killpg};
     use nix::unistd::Pid;
-    let Some(pid) = pid else { return };
-    let pgid = Pid::from_raw(pid as i32);
-    if killpg(pgid, Signal::SIGTERM).is_err() {
+    let Some(pid) = pid else {
+        let _ = child.kill().await;
         return;
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(grace_secs);
-    while tokio::time::Instant::now() < deadline {
-        // Signal 0 probes whether any process of the group is left.
-        if killpg(pgid, None).is_err() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
+    let pgid = Pid::from_raw(pid as i32);
+    let _ = killpg(pgid, Signal::SIGTERM);
+    let _ = tokio::time::timeout(Duration::from_secs(grace_secs), child.wait()).await;
     let _ = killpg(pgid, Signal::SIGKILL);
+    let _ = child.wait().await;
 }
 
 #[cfg(test)]

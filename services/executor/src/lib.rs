@@ -6,17 +6,17 @@
 mod heartbeat;
 mod host;
 mod output;
+mod registry;
 mod run;
 
 use anyhow::Context as _;
 use saltant_bus::{Bus, BusConfig};
 use saltant_core::QueueName;
 use serde::Deserialize;
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -68,7 +68,8 @@ pub(crate) struct Shared {
     pub config: Config,
     pub id: String,
     pub slots: Arc<Semaphore>,
-    pub running: Mutex<HashSet<Uuid>>,
+    /// Running attempts and termination requests.
+    pub registry: registry::Registry,
     /// Cancelled when running instances must be killed (end of the shutdown grace period).
     pub kill_all: CancellationToken,
 }
@@ -112,7 +113,7 @@ pub async fn run(
         slots: Arc::new(Semaphore::new(config.slots as usize)),
         config,
         id: id.clone(),
-        running: Mutex::new(HashSet::new()),
+        registry: registry::Registry::new(Duration::from_secs(bus_config.events_max_age_secs)),
         kill_all: CancellationToken::new(),
     });
     tracing::info!(executor = %id, slots = shared.config.slots, queues = ?shared.config.queues, "executor started");
@@ -122,6 +123,7 @@ pub async fn run(
     let background = TaskTracker::new();
     let hb_stop = CancellationToken::new();
     background.spawn(heartbeat::run(shared.clone(), hb_stop.clone()));
+    background.spawn(registry::watch(shared.clone(), hb_stop.clone()));
     if queues.is_empty() {
         background.spawn(run::serve_every_queue(
             shared.clone(),
@@ -147,7 +149,7 @@ pub async fn run(
     let grace = Duration::from_secs(shared.config.shutdown_grace_secs);
     let pullers_done = async {
         loop {
-            if background.len() <= 1 {
+            if background.len() <= 2 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -105,6 +105,11 @@ pub(crate) async fn serve_queue(
             }
         }
     };
+    // Termination requests made while this executor was away must be known first.
+    tokio::select! {
+        _ = stop.cancelled() => return,
+        _ = shared.registry.synced.cancelled() => {}
+    }
     loop {
         // One slot first (waiting), then whatever else is free right now.
         let first = tokio::select! {
@@ -168,13 +173,25 @@ async fn run_attempt(shared: Arc<Shared>, msg: jetstream::Message, _permit: Owne
 }
 
 async fn attempt(shared: Arc<Shared>, msg: jetstream::Message, d: Dispatch) {
-    shared.running.lock().await.insert(d.uuid);
+    let cancel = shared.registry.start(d.uuid);
+    if cancel.is_cancelled() {
+        // Asked to terminate before it started: it never starts.
+        let mut ended = Event::new(d.uuid, d.queue.clone(), d.attempt, State::Terminated);
+        ended.executor = Some(shared.id.clone());
+        ended.reason = Some("terminated before it started".into());
+        tracing::info!("termination was requested before start; not running");
+        if publish_event(&shared, &ended).await.is_ok() {
+            let _ = msg.double_ack().await;
+        }
+        shared.registry.finish(d.uuid);
+        return;
+    }
     let mut running = Event::new(d.uuid, d.queue.clone(), d.attempt, State::Running);
     running.executor = Some(shared.id.clone());
     if let Err(e) = publish_event(&shared, &running).await {
         // Not acked: the attempt comes back after ack_wait, to us or another executor.
         tracing::warn!(error = %format!("{e:#}"), "publish running event; leaving the attempt for redelivery");
-        shared.running.lock().await.remove(&d.uuid);
+        shared.registry.finish(d.uuid);
         return;
     }
 
@@ -199,7 +216,7 @@ async fn attempt(shared: Arc<Shared>, msg: jetstream::Message, d: Dispatch) {
     });
 
     let outcome = match d.spec.kind {
-        TaskKind::Executable => host::run(&shared, &d).await,
+        TaskKind::Executable => host::run(&shared, &d, &cancel).await,
         other => Outcome {
             state: State::Failed,
             exit_code: None,
@@ -227,7 +244,7 @@ async fn attempt(shared: Arc<Shared>, msg: jetstream::Message, d: Dispatch) {
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "publish final event; retrying");
                 if shared.kill_all.is_cancelled() {
-                    shared.running.lock().await.remove(&d.uuid);
+                    shared.registry.finish(d.uuid);
                     return;
                 }
                 tokio::time::sleep(delay).await;
@@ -238,7 +255,7 @@ async fn attempt(shared: Arc<Shared>, msg: jetstream::Message, d: Dispatch) {
     if let Err(e) = msg.double_ack().await {
         tracing::warn!(error = %e, "ack dispatch (the final event is stored; a redelivery will be fenced)");
     }
-    shared.running.lock().await.remove(&d.uuid);
+    shared.registry.finish(d.uuid);
 }
 
 pub(crate) async fn publish_event(shared: &Shared, event: &Event) -> anyhow::Result<()> {

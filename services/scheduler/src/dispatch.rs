@@ -2,7 +2,7 @@
 //! on its queue's dispatch subject (message id `<uuid>.<attempt>`, so a repeat within the
 //! duplicate window is dropped by JetStream), followed by its `published` event.
 
-use crate::{Config, pause};
+use crate::{Config, open_consumer, pause};
 use async_nats::jetstream::{self, AckKind};
 use saltant_bus::{Bus, Dispatch, Event, Submission, WIRE_VERSION, fetch_batch, trace};
 use saltant_core::{QueueName, State};
@@ -13,24 +13,16 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub(crate) async fn run(bus: Bus, store: Store, config: Config, stop: CancellationToken) {
-    let consumer = loop {
-        match bus
-            .durable_consumer(
-                bus.names.submit_stream(),
-                bus.names.scheduler_submit_consumer(),
-                bus.names.submit(),
-                Duration::from_secs(30),
-            )
-            .await
-        {
-            Ok(c) => break c,
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "open submit consumer");
-                if pause(&stop, Duration::from_secs(1)).await {
-                    return;
-                }
-            }
-        }
+    let Some(consumer) = open_consumer(
+        &bus,
+        bus.names.submit_stream(),
+        bus.names.scheduler_submit_consumer(),
+        bus.names.submit(),
+        &stop,
+    )
+    .await
+    else {
+        return;
     };
     let mut known_queues = HashSet::new();
     loop {

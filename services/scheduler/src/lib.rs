@@ -5,7 +5,9 @@
 mod dispatch;
 mod record;
 mod sweep;
+mod terminate;
 
+use async_nats::jetstream;
 use saltant_bus::{Bus, BusConfig};
 use saltant_store::{Store, StoreConfig};
 use serde::Deserialize;
@@ -61,6 +63,12 @@ pub async fn run(
         config.clone(),
         shutdown.clone(),
     ));
+    tasks.spawn(terminate::run(
+        bus.clone(),
+        store.clone(),
+        config.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(sweep::run(
         bus.clone(),
         store.clone(),
@@ -76,6 +84,36 @@ pub async fn run(
     store.pool.close().await;
     tracing::info!("scheduler stopped");
     Ok(())
+}
+
+/// Opens (creating if needed) one of the scheduler's durable consumers, retrying until the
+/// bus answers; `None` if `stop` fires first.
+pub(crate) async fn open_consumer(
+    bus: &Bus,
+    stream: String,
+    name: &str,
+    filter: String,
+    stop: &CancellationToken,
+) -> Option<jetstream::consumer::Consumer<jetstream::consumer::pull::Config>> {
+    loop {
+        match bus
+            .durable_consumer(
+                stream.clone(),
+                name,
+                filter.clone(),
+                Duration::from_secs(30),
+            )
+            .await
+        {
+            Ok(c) => return Some(c),
+            Err(e) => {
+                tracing::warn!(consumer = name, error = %format!("{e:#}"), "open consumer");
+                if pause(stop, Duration::from_secs(1)).await {
+                    return None;
+                }
+            }
+        }
+    }
 }
 
 /// Sleeps `d` unless `stop` fires first; returns true if it fired.

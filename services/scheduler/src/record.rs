@@ -1,33 +1,25 @@
 //! Events → PostgreSQL: every state change on the events stream is recorded in batches (one
 //! transaction per batch), compare-and-set on attempt and state rank, then acked.
 
-use crate::{Config, pause};
+use crate::{Config, open_consumer, pause};
 use async_nats::jetstream::AckKind;
-use saltant_bus::{Bus, Event, fetch_batch};
+use saltant_bus::{Bus, Event, RECORDED_HEADER, fetch_batch};
 use saltant_store::Store;
 use saltant_store::instances::StateChange;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) async fn run(bus: Bus, store: Store, config: Config, stop: CancellationToken) {
-    let consumer = loop {
-        match bus
-            .durable_consumer(
-                bus.names.events_stream(),
-                bus.names.scheduler_events_consumer(),
-                bus.names.events_all(),
-                Duration::from_secs(30),
-            )
-            .await
-        {
-            Ok(c) => break c,
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "open events consumer");
-                if pause(&stop, Duration::from_secs(1)).await {
-                    return;
-                }
-            }
-        }
+    let Some(consumer) = open_consumer(
+        &bus,
+        bus.names.events_stream(),
+        bus.names.scheduler_events_consumer(),
+        bus.names.events_all(),
+        &stop,
+    )
+    .await
+    else {
+        return;
     };
     loop {
         let batch = tokio::select! {
@@ -48,6 +40,15 @@ pub(crate) async fn run(bus: Bus, store: Store, config: Config, stop: Cancellati
         let mut changes = Vec::with_capacity(messages.len());
         let mut to_ack = Vec::with_capacity(messages.len());
         for msg in messages {
+            let recorded = msg
+                .headers
+                .as_ref()
+                .is_some_and(|h| h.get(RECORDED_HEADER).is_some());
+            if recorded {
+                // Written by the api's status endpoint before it was published.
+                to_ack.push(msg);
+                continue;
+            }
             match Event::decode(&msg.payload) {
                 Ok(e) => {
                     changes.push(StateChange {

@@ -4,7 +4,7 @@
 
 use crate::{Config, pause};
 use async_nats::jetstream;
-use saltant_bus::{Bus, Submission, WIRE_VERSION};
+use saltant_bus::{Bus, Submission, Termination, WIRE_VERSION};
 use saltant_core::QueueName;
 use saltant_store::Store;
 use std::time::Duration;
@@ -20,6 +20,11 @@ pub(crate) async fn run(bus: Bus, store: Store, config: Config, stop: Cancellati
             Ok(0) => {}
             Ok(n) => tracing::info!(resubmitted = n, "swept instances the bus had not seen"),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "sweep"),
+        }
+        match repeat_terminations(&bus, &store, &config).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(repeated = n, "repeated unconfirmed termination requests"),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "sweep terminations"),
         }
     }
 }
@@ -48,4 +53,29 @@ async fn sweep(bus: &Bus, store: &Store, config: &Config) -> anyhow::Result<usiz
         ack.await?;
     }
     Ok(pending.len())
+}
+
+/// Termination requests not confirmed after `resubmit_after_secs` are put in the bucket
+/// again: the api may have failed to reach NATS after recording the request.
+async fn repeat_terminations(bus: &Bus, store: &Store, config: &Config) -> anyhow::Result<usize> {
+    let before = chrono::Utc::now() - chrono::Duration::seconds(config.resubmit_after_secs as i64);
+    let rows = store.unconfirmed_terminations(before, 1000).await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let kv = bus.terminations_kv().await?;
+    for row in &rows {
+        let Ok(queue) = QueueName::parse(&row.queue_name) else {
+            continue;
+        };
+        let t = Termination {
+            v: WIRE_VERSION,
+            uuid: row.uuid,
+            queue,
+            at: chrono::Utc::now(),
+            by: None,
+        };
+        kv.put(row.uuid.to_string(), t.encode()).await?;
+    }
+    Ok(rows.len())
 }

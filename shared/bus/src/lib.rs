@@ -9,7 +9,9 @@ mod topology;
 pub mod trace;
 
 pub use error::Error;
-pub use messages::{Dispatch, Event, Heartbeat, LogStream, Submission, WIRE_VERSION};
+pub use messages::{
+    Dispatch, Event, Heartbeat, LogStream, RECORDED_HEADER, Submission, Termination, WIRE_VERSION,
+};
 pub use names::Names;
 pub use topology::{Bus, BusConfig, fetch_batch};
 

@@ -67,6 +67,19 @@ impl Event {
     }
 }
 
+/// A request to terminate an instance: the value of its key (the uuid) in the terminations
+/// bucket. Whoever runs the instance kills it; if it has not started it never will.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Termination {
+    pub v: u32,
+    pub uuid: Uuid,
+    pub queue: QueueName,
+    pub at: DateTime<Utc>,
+    /// Username of whoever asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
 /// Which output stream a log chunk came from (header `Saltant-Stream`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -92,6 +105,10 @@ impl LogStream {
 }
 
 /// Header names of log chunk messages (whose payload is the raw output bytes).
+/// Header of an event that is already recorded in PostgreSQL (the status endpoint writes
+/// before it publishes); the scheduler does not record it again.
+pub const RECORDED_HEADER: &str = "Saltant-Recorded";
+
 pub mod log_headers {
     pub const STREAM: &str = "Saltant-Stream";
     pub const SEQ: &str = "Saltant-Seq";
@@ -138,7 +155,13 @@ macro_rules! versioned {
     )*};
 }
 
-versioned!(Submission => "submission", Dispatch => "dispatch", Event => "event", Heartbeat => "heartbeat");
+versioned!(
+    Submission => "submission",
+    Dispatch => "dispatch",
+    Event => "event",
+    Heartbeat => "heartbeat",
+    Termination => "termination",
+);
 
 fn decode<T: DeserializeOwned + Versioned>(payload: &[u8]) -> Result<T, Error> {
     let msg: T = serde_json::from_slice(payload).map_err(|source| Error::Decode {

@@ -93,6 +93,10 @@ impl Names {
     pub fn log_collector_consumer(&self) -> &'static str {
         "log-collector"
     }
+    /// The scheduler's durable consumer of the terminations bucket's stream.
+    pub fn scheduler_terminations_consumer(&self) -> &'static str {
+        "scheduler-terminations"
+    }
     /// The one durable consumer of a queue, shared by every executor serving it.
     pub fn dispatch_consumer(&self, queue: &QueueName) -> String {
         format!("queue-{}", queue.token())
@@ -108,6 +112,20 @@ impl Names {
     /// watch it to start pulling from new queues.
     pub fn queues_bucket(&self) -> String {
         format!("{}_queues", self.prefix)
+    }
+    /// Termination requests: instance uuid → [`crate::Termination`]. Executors watch it
+    /// (with history, so a request made while they were disconnected is not missed); the
+    /// scheduler consumes its stream to end instances that have not started.
+    pub fn terminations_bucket(&self) -> String {
+        format!("{}_terminations", self.prefix)
+    }
+    /// The JetStream stream behind a key-value bucket.
+    pub fn bucket_stream(bucket: &str) -> String {
+        format!("KV_{bucket}")
+    }
+    /// Every key's subject of a key-value bucket.
+    pub fn bucket_subjects(bucket: &str) -> String {
+        format!("$KV.{bucket}.>")
     }
 }
 

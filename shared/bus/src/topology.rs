@@ -157,6 +157,11 @@ impl Bus {
                 Duration::ZERO,
                 "saltant: queues that have had work",
             ),
+            (
+                n.terminations_bucket(),
+                Duration::from_secs(self.config.events_max_age_secs),
+                "saltant: termination requests",
+            ),
         ] {
             self.js
                 .create_or_update_key_value(kv::Config {
@@ -236,6 +241,13 @@ impl Bus {
             .get_key_value(self.names.executors_bucket())
             .await
             .map_err(internal("open executors bucket"))
+    }
+
+    pub async fn terminations_kv(&self) -> Result<kv::Store, Error> {
+        self.js
+            .get_key_value(self.names.terminations_bucket())
+            .await
+            .map_err(internal("open terminations bucket"))
     }
 
     pub async fn queues_kv(&self) -> Result<kv::Store, Error> {

@@ -9,6 +9,10 @@ pub enum Error {
     /// A unique constraint was violated; the constraint's name says which.
     #[error("unique constraint {constraint} violated")]
     Duplicate { constraint: String },
+    /// PostgreSQL refused a value the request supplied (SQLSTATE class 22, data exception:
+    /// an invalid regular expression, a NUL character, a number out of range…).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     #[error("{0}")]
     Config(String),
     #[error(transparent)]
@@ -38,6 +42,9 @@ impl From<sqlx::Error> for Error {
                 let code = db.code().unwrap_or_default();
                 if code.starts_with("57") || code.starts_with("08") {
                     return Error::Unavailable(e);
+                }
+                if code.starts_with("22") {
+                    return Error::InvalidInput(db.message().to_owned());
                 }
                 Error::Internal(anyhow::Error::new(e))
             }

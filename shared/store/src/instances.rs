@@ -296,3 +296,58 @@ impl Store {
         .await?)
     }
 }
+
+/// What the scheduler needs to end an instance that has not started.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Terminating {
+    pub uuid: Uuid,
+    pub state: String,
+    pub attempt: i32,
+    pub queue_name: String,
+}
+
+impl Store {
+    /// Marks termination as asked for (the first time only counts for the sweep) unless
+    /// the instance is already finished. Returns the instance as it is now.
+    pub async fn request_termination(&self, uuid: Uuid) -> Result<Option<InstanceRow>, Error> {
+        sqlx::query(
+            "UPDATE task_instances SET terminate_requested = true, \
+               terminate_requested_at = COALESCE(terminate_requested_at, now()) \
+             WHERE uuid = $1 AND saltant_state_rank(state) < 3",
+        )
+        .bind(uuid)
+        .execute(&self.pool)
+        .await?;
+        self.instance(uuid).await
+    }
+
+    /// Of `uuids`, those asked to terminate that are not finished, with their state.
+    pub async fn terminating(&self, uuids: &[Uuid]) -> Result<Vec<Terminating>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT uuid, state, attempt, queue_name FROM task_instances \
+             WHERE uuid = ANY($1) AND terminate_requested AND saltant_state_rank(state) < 3",
+        )
+        .bind(uuids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Instances asked to terminate before `before` and still not finished: the request
+    /// may never have reached the bus. Oldest first.
+    pub async fn unconfirmed_terminations(
+        &self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Terminating>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT uuid, state, attempt, queue_name FROM task_instances \
+             WHERE terminate_requested AND state IN ('created', 'published', 'running') \
+               AND terminate_requested_at < $1 \
+             ORDER BY terminate_requested_at LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -6,6 +6,7 @@ pub mod filter;
 pub mod instances;
 pub mod logs;
 pub mod queues;
+pub mod sessions;
 pub mod types;
 pub mod users;
 

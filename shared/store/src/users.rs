@@ -42,6 +42,9 @@ pub fn hash_password(password: &str) -> Result<String, Error> {
         .map_err(|e| Error::Internal(anyhow::anyhow!("hash password: {e}")))
 }
 
+/// An argon2 hash of a random password, checked when the username is unknown.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdGFudGR1bW15c2FsdA$7bQ6O9H5n8i0v4H6oTQm2i3Q2mTgS9Qe2z6q0b1c2dE";
+
 /// Checks a password against a stored argon2 hash (constant-time inside argon2).
 pub fn verify_password(password: &str, stored: &str) -> bool {
     PasswordHash::new(stored)
@@ -123,11 +126,21 @@ impl Store {
                 .bind(username)
                 .fetch_optional(&self.pool)
                 .await?;
-        match row {
-            Some((hash,)) if verify_password(password, &hash) => {
-                self.user_by_username(username).await
-            }
-            _ => Ok(None),
+        // argon2 is deliberately slow: verify off the async threads. An unknown user is
+        // checked against a dummy hash so that timing does not tell which usernames exist.
+        let hash = row.map(|(h,)| h);
+        let known = hash.is_some();
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || {
+            let stored = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
+            verify_password(&password, &stored)
+        })
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("password check: {e}")))?;
+        if ok && known {
+            self.user_by_username(username).await
+        } else {
+            Ok(None)
         }
     }
 

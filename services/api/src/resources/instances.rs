@@ -19,8 +19,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::StreamExt;
 use opentelemetry::trace::TraceContextExt;
-use saltant_bus::{Submission, WIRE_VERSION, trace};
-use saltant_core::{QueueName, TaskKind, TaskSpec, fill_defaults};
+use saltant_bus::{Submission, Termination, WIRE_VERSION, trace};
+use saltant_core::{QueueName, State as RunState, TaskKind, TaskSpec, fill_defaults};
 use saltant_store::instances::{InstanceRow, NewInstance};
 use saltant_store::types::TypeClass;
 use serde_json::{Map, Value};
@@ -279,7 +279,7 @@ async fn create(class: TypeClass, s: AppState, user: Auth, p: Payload) -> ApiRes
     Ok((StatusCode::CREATED, Json(InstanceRepr::from(row))).into_response())
 }
 
-async fn find(s: &AppState, class: TypeClass, id: &str) -> ApiResult<InstanceRow> {
+pub(crate) async fn find(s: &AppState, class: TypeClass, id: &str) -> ApiResult<InstanceRow> {
     let uuid: Uuid = id.parse().map_err(|_| ApiError::NotFound)?;
     s.store
         .instance(uuid)
@@ -310,6 +310,62 @@ async fn clone(class: TypeClass, s: AppState, user: Auth, id: String) -> ApiResu
     Ok((StatusCode::CREATED, Json(InstanceRepr::from(row))).into_response())
 }
 
+/// Only the owner or a superuser may end or re-state an instance (the original let any
+/// user; §9 of the reference allows tightening it and no client depends on it).
+pub(crate) fn may_change(user: &Auth, row: &InstanceRow) -> ApiResult<()> {
+    if user.0.is_superuser || row.user_id == Some(user.0.id) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(ApiError::detail(
+            "You do not have permission to perform this action.",
+        )))
+    }
+}
+
+/// `POST …/{uuid}/terminate/`: 202 with the instance as it is now. The request is recorded
+/// in PostgreSQL and put in the terminations bucket: the executor running the instance
+/// kills it, and the scheduler ends it if it has not started. Finished instances: no-op.
+#[tracing::instrument(skip_all, fields(instance = %id, class = class.kind()))]
+async fn terminate(class: TypeClass, s: AppState, user: Auth, id: String) -> ApiResult<Response> {
+    let row = find(&s, class, &id).await?;
+    may_change(&user, &row)?;
+    if row.state.parse::<RunState>().is_ok_and(RunState::is_final) {
+        return Ok((StatusCode::ACCEPTED, Json(InstanceRepr::from(row))).into_response());
+    }
+    let row = s
+        .store
+        .request_termination(row.uuid)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let queue = QueueName::parse(&row.queue_name).map_err(|e| {
+        ApiError::Internal(anyhow::anyhow!(
+            "stored queue name {:?} is invalid: {e}",
+            row.queue_name
+        ))
+    })?;
+    let request = Termination {
+        v: WIRE_VERSION,
+        uuid: row.uuid,
+        queue,
+        at: chrono::Utc::now(),
+        by: Some(user.0.username.clone()),
+    };
+    let put = async {
+        let kv = s.bus.terminations_kv().await?;
+        kv.put(row.uuid.to_string(), request.encode()).await?;
+        Ok::<_, anyhow::Error>(())
+    };
+    if let Err(e) = tokio::time::timeout(std::time::Duration::from_secs(2), put)
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r)
+    {
+        // Recorded in PostgreSQL: the scheduler's sweep repeats the request on the bus.
+        tracing::warn!(error = %format!("{e:#}"), "put termination request; the sweep will repeat it");
+    }
+    Ok((StatusCode::ACCEPTED, Json(InstanceRepr::from(row))).into_response())
+}
+
 macro_rules! class_routes {
     ($r:expr, $class:expr, $path:literal) => {{
         let r = both(
@@ -327,12 +383,21 @@ macro_rules! class_routes {
             concat!($path, "/{id}"),
             get(|State(s): State<AppState>, _: Auth, Path(id): Path<String>| detail($class, s, id)),
         );
-        both(
+        let r = both(
             r,
             concat!($path, "/{id}/clone"),
             post(
                 |State(s): State<AppState>, u: Auth, Path(id): Path<String>| {
                     clone($class, s, u, id)
+                },
+            ),
+        );
+        both(
+            r,
+            concat!($path, "/{id}/terminate"),
+            post(
+                |State(s): State<AppState>, u: Auth, Path(id): Path<String>| {
+                    terminate($class, s, u, id)
                 },
             ),
         )

@@ -1,0 +1,133 @@
+//! Obtaining credentials other than the API token: JWT (`POST /api/token/`,
+//! `POST /api/token/refresh/`, as simplejwt answered) and browser sessions
+//! (`/api/auth/login/`, `/api/auth/logout/`, as DRF's session login for the web pages).
+//! These paths are outside the original's router: they require the trailing slash and
+//! answer 301 to it without.
+
+use crate::AppState;
+use crate::auth::{CSRF_COOKIE, SESSION_COOKIE};
+use crate::body::Payload;
+use crate::error::{ApiError, ApiResult};
+use crate::fields::{Fields, Text};
+use crate::jwt::{self, JwtError, TokenType};
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use serde_json::json;
+
+fn jwt_error(e: jsonwebtoken::errors::Error) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!("sign token: {e}"))
+}
+
+/// Username and password from a JSON or form body, DRF's required-field errors.
+fn credentials(p: &Payload) -> ApiResult<(String, String)> {
+    let mut f = Fields::new(p, false);
+    let username = f.string("username", Text::required(150));
+    let password = f.raw_string("password", 4096);
+    f.finish()?;
+    match (username, password) {
+        (Some(u), Some(p)) => Ok((u, p)),
+        _ => Err(ApiError::Internal(anyhow::anyhow!(
+            "validated credentials missing"
+        ))),
+    }
+}
+
+/// `POST /api/token/` → 200 `{"refresh","access"}`; wrong credentials → 401.
+pub async fn obtain(State(s): State<AppState>, p: Payload) -> ApiResult<Json<serde_json::Value>> {
+    let (username, password) = credentials(&p)?;
+    let Some(user) = s.store.authenticate(&username, &password).await? else {
+        return Err(ApiError::Unauthorized(ApiError::detail(
+            "No active account found with the given credentials",
+        )));
+    };
+    let secret = s.jwt_secret().await?;
+    let c = &s.config;
+    Ok(Json(json!({
+        "refresh": jwt::issue(&secret, user.id, TokenType::Refresh, c.jwt_refresh_lifetime_secs).map_err(jwt_error)?,
+        "access": jwt::issue(&secret, user.id, TokenType::Access, c.jwt_access_lifetime_secs).map_err(jwt_error)?,
+    })))
+}
+
+/// `POST /api/token/refresh/` → 200 `{"access"}` (no rotation).
+pub async fn refresh(State(s): State<AppState>, p: Payload) -> ApiResult<Json<serde_json::Value>> {
+    let mut f = Fields::new(&p, false);
+    let token = f.raw_string("refresh", 8192);
+    f.finish()?;
+    let token = token.unwrap_or_default();
+    let secret = s.jwt_secret().await?;
+    let claims = jwt::verify(&secret, &token, TokenType::Refresh).map_err(|e| {
+        let detail = match e {
+            JwtError::Invalid => "Token is invalid or expired",
+            JwtError::WrongType => "Token has wrong type",
+        };
+        ApiError::Unauthorized(json!({"detail": detail, "code": "token_not_valid"}))
+    })?;
+    match s.store.user_by_id(claims.user_id).await? {
+        Some(u) if u.is_active => {}
+        _ => {
+            return Err(ApiError::Unauthorized(json!({
+                "detail": "Token is invalid or expired",
+                "code": "token_not_valid"
+            })));
+        }
+    }
+    let access = jwt::issue(
+        &secret,
+        claims.user_id,
+        TokenType::Access,
+        s.config.jwt_access_lifetime_secs,
+    )
+    .map_err(jwt_error)?;
+    Ok(Json(json!({ "access": access })))
+}
+
+/// `POST /api/auth/login/`: starts a browser session (cookies `sessionid`, HttpOnly, and
+/// `csrftoken`, which unsafe requests echo in `X-CSRFToken`).
+pub async fn login(State(s): State<AppState>, jar: CookieJar, p: Payload) -> ApiResult<Response> {
+    let (username, password) = credentials(&p)?;
+    let Some(user) = s.store.authenticate(&username, &password).await? else {
+        return Err(ApiError::field(
+            "non_field_errors",
+            "Unable to log in with provided credentials.",
+        ));
+    };
+    let lifetime = s.config.session_lifetime_secs;
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(lifetime as i64);
+    let (key, csrf) = s.store.create_session(user.id, expires).await?;
+    let max_age = time_duration(lifetime);
+    let session = Cookie::build((SESSION_COOKIE, key))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(s.config.secure_cookies)
+        .max_age(max_age);
+    let csrf_cookie = Cookie::build((CSRF_COOKIE, csrf.clone()))
+        .path("/")
+        .same_site(SameSite::Lax)
+        .secure(s.config.secure_cookies)
+        .max_age(max_age);
+    let jar = jar.add(session).add(csrf_cookie);
+    Ok((
+        jar,
+        Json(json!({"username": user.username, "csrftoken": csrf})),
+    )
+        .into_response())
+}
+
+fn time_duration(secs: u64) -> time::Duration {
+    time::Duration::seconds(secs.min(i64::MAX as u64) as i64)
+}
+
+/// `POST /api/auth/logout/`: ends the session of the cookie, if any.
+pub async fn logout(State(s): State<AppState>, jar: CookieJar) -> ApiResult<Response> {
+    if let Some(c) = jar.get(SESSION_COOKIE) {
+        s.store.end_session(c.value()).await?;
+    }
+    let jar = jar
+        .remove(Cookie::build(SESSION_COOKIE).path("/"))
+        .remove(Cookie::build(CSRF_COOKIE).path("/"));
+    Ok((jar, Json(ApiError::detail("Logged out."))).into_response())
+}

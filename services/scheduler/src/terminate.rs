@@ -1,0 +1,105 @@
+//! Termination of instances that have not started. The api puts a request in the
+//! terminations bucket; this consumer of the bucket's stream (durable, so requests made
+//! while no scheduler ran are not missed) ends every requested instance that is still
+//! `created` or `published` with a `terminated` event of its current attempt. Running
+//! instances are ended by the executor that runs them, which watches the same bucket; an
+//! executor that takes a requested instance later sees the request first and never starts it.
+
+use crate::{Config, open_consumer, pause};
+use async_nats::jetstream::{self, AckKind};
+use saltant_bus::{Bus, Event, Names, Termination, fetch_batch, trace};
+use saltant_core::{QueueName, State};
+use saltant_store::Store;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) async fn run(bus: Bus, store: Store, _config: Config, stop: CancellationToken) {
+    let bucket = bus.names.terminations_bucket();
+    let Some(consumer) = open_consumer(
+        &bus,
+        Names::bucket_stream(&bucket),
+        bus.names.scheduler_terminations_consumer(),
+        Names::bucket_subjects(&bucket),
+        &stop,
+    )
+    .await
+    else {
+        return;
+    };
+    loop {
+        let batch = tokio::select! {
+            _ = stop.cancelled() => return,
+            b = fetch_batch(&consumer, 500, Duration::from_secs(1)) => b,
+        };
+        let messages = match batch {
+            Ok(m) if m.is_empty() => continue,
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "fetch termination requests");
+                if pause(&stop, Duration::from_secs(1)).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        if let Err(e) = handle(&bus, &store, &messages).await {
+            tracing::warn!(error = %format!("{e:#}"), "end terminated instances; they will be redelivered");
+            for m in &messages {
+                let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            }
+            continue;
+        }
+        for m in messages {
+            if let Err(e) = m.ack().await {
+                tracing::debug!(error = %e, "ack termination request (a redelivery is harmless)");
+            }
+        }
+    }
+}
+
+async fn handle(bus: &Bus, store: &Store, messages: &[jetstream::Message]) -> anyhow::Result<()> {
+    let mut uuids = Vec::with_capacity(messages.len());
+    for m in messages {
+        // Deletes and purges of keys carry no request.
+        if m.payload.is_empty() {
+            continue;
+        }
+        match Termination::decode(&m.payload) {
+            Ok(t) => uuids.push(t.uuid),
+            Err(e) => {
+                tracing::error!(error = %e, subject = %m.subject, "ignoring undecodable termination request")
+            }
+        }
+    }
+    if uuids.is_empty() {
+        return Ok(());
+    }
+    let rows = store.terminating(&uuids).await?;
+    let mut acks = Vec::new();
+    for row in rows {
+        let Ok(state) = row.state.parse::<State>() else {
+            continue;
+        };
+        if state.rank() >= State::Running.rank() {
+            continue;
+        }
+        let Ok(queue) = QueueName::parse(&row.queue_name) else {
+            continue;
+        };
+        let mut event = Event::new(row.uuid, queue, row.attempt as u32, State::Terminated);
+        event.reason = Some("terminated before it started".into());
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(event.encode())
+            .headers(trace::headers())
+            .message_id(format!("{}.{}.{}", event.uuid, event.attempt, event.state));
+        acks.push(
+            bus.js
+                .send_publish(bus.names.event(&event.queue, event.uuid), publish)
+                .await?,
+        );
+    }
+    for ack in acks {
+        ack.await?;
+    }
+    Ok(())
+}
