@@ -109,20 +109,36 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     MAX_BODY.store(state.config.max_body_bytes, Ordering::Relaxed);
     resources::routes()
-        .layer(axum::middleware::from_fn(no_head))
+        .layer(axum::middleware::from_fn(guard))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// The original's API views refuse HEAD (axum would answer it for every GET route).
-async fn no_head(
+/// Checks made before any handler: the original's API views refuse HEAD (axum would
+/// answer it for every GET route), and a body announced larger than the limit is refused
+/// at once, before the client sends it.
+async fn guard(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     if req.method() == axum::http::Method::HEAD && req.uri().path().starts_with("/api/") {
         return ApiError::MethodNotAllowed("HEAD".into()).into_response();
+    }
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max_body_bytes() as u64) {
+        let mut r = ApiError::PayloadTooLarge(max_body_bytes()).into_response();
+        // The unread body cannot be skipped on this connection.
+        r.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        return r;
     }
     next.run(req).await
 }

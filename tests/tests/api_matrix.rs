@@ -1,0 +1,445 @@
+//! Raw HTTP against the real api: every path × method × auth scheme, and owner / other
+//! user / superuser on every write. Failures are collected and reported together.
+
+use saltant_tests::Stack;
+use serde_json::{Value, json};
+
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"];
+
+struct Fixture {
+    exec_type: i64,
+    ctr_type: i64,
+    queue: i64,
+    whitelist: i64,
+    exec_instance: String,
+    ctr_instance: String,
+}
+
+async fn fixture(stack: &Stack) -> Fixture {
+    let (status, ct) = stack
+        .post_json(
+            "containertasktypes/",
+            &json!({"name": "ct", "command_to_run": "true", "container_image": "busybox:local", "container_type": "docker"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ct}");
+    let (status, et) = stack
+        .post_json(
+            "executabletasktypes/",
+            &json!({"name": "et", "command_to_run": "true"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{et}");
+    let (status, wl) = stack
+        .post_json(
+            "taskwhitelists/",
+            &json!({"name": "wl", "whitelisted_executable_task_types": [et["id"]], "whitelisted_container_task_types": [ct["id"]]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{wl}");
+    // Served by nobody: instances stay queued, nothing runs.
+    let (status, q) = stack
+        .post_json(
+            "taskqueues/",
+            &json!({"name": "nobody", "whitelists": [wl["id"]]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{q}");
+    let (status, ei) = stack
+        .post_json(
+            "executabletaskinstances/",
+            &json!({"task_type": et["id"], "task_queue": q["id"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ei}");
+    let (status, ci) = stack
+        .post_json(
+            "containertaskinstances/",
+            &json!({"task_type": ct["id"], "task_queue": q["id"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ci}");
+    Fixture {
+        exec_type: et["id"].as_i64().expect("id"),
+        ctr_type: ct["id"].as_i64().expect("id"),
+        queue: q["id"].as_i64().expect("id"),
+        whitelist: wl["id"].as_i64().expect("id"),
+        exec_instance: ei["uuid"].as_str().expect("uuid").to_owned(),
+        ctr_instance: ci["uuid"].as_str().expect("uuid").to_owned(),
+    }
+}
+
+/// (path, allowed methods besides the implicit ones). Router paths refuse OPTIONS and
+/// HEAD; the token and status views allow OPTIONS.
+fn paths(f: &Fixture) -> Vec<(String, Vec<&'static str>)> {
+    vec![
+        ("".into(), vec!["GET"]),
+        ("users/".into(), vec!["GET"]),
+        ("users/admin/".into(), vec!["GET"]),
+        ("containertasktypes/".into(), vec!["GET", "POST"]),
+        (
+            format!("containertasktypes/{}/", f.ctr_type),
+            vec!["GET", "PUT"],
+        ),
+        ("executabletasktypes/".into(), vec!["GET", "POST"]),
+        (
+            format!("executabletasktypes/{}/", f.exec_type),
+            vec!["GET", "PUT"],
+        ),
+        ("taskqueues/".into(), vec!["GET", "POST"]),
+        (
+            format!("taskqueues/{}/", f.queue),
+            vec!["GET", "PUT", "PATCH"],
+        ),
+        ("taskwhitelists/".into(), vec!["GET", "POST"]),
+        (
+            format!("taskwhitelists/{}/", f.whitelist),
+            vec!["GET", "PUT", "PATCH"],
+        ),
+        ("containertaskinstances/".into(), vec!["GET", "POST"]),
+        (
+            format!("containertaskinstances/{}/", f.ctr_instance),
+            vec!["GET"],
+        ),
+        (
+            format!("containertaskinstances/{}/clone/", f.ctr_instance),
+            vec!["POST"],
+        ),
+        (
+            format!("containertaskinstances/{}/terminate/", f.ctr_instance),
+            vec!["POST"],
+        ),
+        ("executabletaskinstances/".into(), vec!["GET", "POST"]),
+        (
+            format!("executabletaskinstances/{}/", f.exec_instance),
+            vec!["GET"],
+        ),
+        (
+            format!("executabletaskinstances/{}/clone/", f.exec_instance),
+            vec!["POST"],
+        ),
+        (
+            format!("executabletaskinstances/{}/terminate/", f.exec_instance),
+            vec!["POST"],
+        ),
+        (
+            format!("updatetaskinstancestatus/{}/", f.exec_instance),
+            vec!["PATCH", "OPTIONS"],
+        ),
+        ("token/".into(), vec!["POST", "OPTIONS"]),
+        ("token/refresh/".into(), vec!["POST", "OPTIONS"]),
+    ]
+}
+
+fn is_open(path: &str) -> bool {
+    path.starts_with("token/")
+}
+
+#[tokio::test]
+async fn every_path_method_and_auth_scheme() {
+    let stack = Stack::start_with(&["--queue", "busy"]).await;
+    stack.wait_ready().await;
+    let f = fixture(&stack).await;
+    let token = format!("Token {}", stack.token);
+
+    // A JWT access token and a browser session for the admin.
+    stack.saltant(&[
+        "admin",
+        "set-password",
+        "admin",
+        "--password",
+        "pw-of-admin",
+    ]);
+    let (status, _, jwt) = stack
+        .request(
+            "POST",
+            "token/",
+            &[],
+            Some((
+                "application/x-www-form-urlencoded",
+                b"username=admin&password=pw-of-admin".to_vec(),
+            )),
+        )
+        .await;
+    assert_eq!(status, 200, "{jwt}");
+    let bearer = format!("Bearer {}", jwt["access"].as_str().expect("access"));
+    let (status, headers, login) = stack
+        .request(
+            "POST",
+            "auth/login/",
+            &[],
+            Some((
+                "application/json",
+                br#"{"username":"admin","password":"pw-of-admin"}"#.to_vec(),
+            )),
+        )
+        .await;
+    assert_eq!(status, 200, "{login}");
+    let cookies: Vec<String> = headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| {
+            v.to_str()
+                .expect("ascii")
+                .split(';')
+                .next()
+                .expect("pair")
+                .to_owned()
+        })
+        .collect();
+    let cookie = cookies.join("; ");
+    let csrf = login["csrftoken"].as_str().expect("csrf").to_owned();
+
+    let mut failures = Vec::new();
+    for (path, allowed) in paths(&f) {
+        for method in METHODS {
+            let (status, _, body) = stack
+                .request(method, &path, &[("Authorization", &token)], None)
+                .await;
+            if status >= 500 {
+                failures.push(format!("{method} {path}: {status} {body}"));
+            }
+            let allowed_here = allowed.contains(&method);
+            if !allowed_here {
+                if status != 405 {
+                    failures.push(format!("{method} {path}: {status}, expected 405"));
+                } else if method != "HEAD"
+                    && body != json!({"detail": format!("Method \"{method}\" not allowed.")})
+                {
+                    failures.push(format!("{method} {path}: 405 body {body}"));
+                }
+                continue;
+            }
+            if status == 405 || status == 404 {
+                failures.push(format!(
+                    "{method} {path}: {status} for an allowed method: {body}"
+                ));
+            }
+            if is_open(&path) || method == "OPTIONS" {
+                continue;
+            }
+            // Every scheme, for an allowed method.
+            let schemes: [(&str, Vec<(&str, &str)>, Option<u16>); 7] = [
+                ("none", vec![], Some(403)),
+                (
+                    "unknown token",
+                    vec![(
+                        "Authorization",
+                        "Token 0123456789abcdef0123456789abcdef01234567",
+                    )],
+                    Some(403),
+                ),
+                ("empty token", vec![("Authorization", "Token")], Some(403)),
+                (
+                    "bad bearer",
+                    vec![("Authorization", "Bearer not.a.jwt")],
+                    Some(403),
+                ),
+                ("bearer", vec![("Authorization", bearer.as_str())], None),
+                (
+                    "session",
+                    vec![("Cookie", cookie.as_str()), ("X-CSRFToken", csrf.as_str())],
+                    None,
+                ),
+                (
+                    "session without csrf",
+                    vec![("Cookie", cookie.as_str())],
+                    if method == "GET" { None } else { Some(403) },
+                ),
+            ];
+            for (name, headers, expect) in schemes {
+                let (status, _, body) = stack.request(method, &path, &headers, None).await;
+                match expect {
+                    Some(code) if status != code => failures.push(format!(
+                        "{method} {path} with {name}: {status}, expected {code}: {body}"
+                    )),
+                    None if status == 403 || status == 401 || status >= 500 => {
+                        failures.push(format!("{method} {path} with {name}: {status} {body}"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    // The original's 403 bodies.
+    for (headers, expected) in [
+        (
+            vec![],
+            json!({"detail": "Authentication credentials were not provided."}),
+        ),
+        (
+            vec![(
+                "Authorization",
+                "Token 0123456789abcdef0123456789abcdef01234567",
+            )],
+            json!({"detail": "Invalid token."}),
+        ),
+        (
+            vec![("Authorization", "Token")],
+            json!({"detail": "Invalid token header. No credentials provided."}),
+        ),
+        (
+            vec![("Authorization", "Token a b")],
+            json!({"detail": "Invalid token header. Token string should not contain spaces."}),
+        ),
+        (
+            vec![("Authorization", "Bearer x.y.z")],
+            json!({"detail": "Given token not valid for any token type", "code": "token_not_valid", "messages": [{"token_class": "AccessToken", "token_type": "access", "message": "Token is invalid or expired"}]}),
+        ),
+        (
+            vec![("Authorization", "Basic YWRtaW46cHc=")],
+            json!({"detail": "Authentication credentials were not provided."}),
+        ),
+    ] {
+        let (status, _, body) = stack.request("GET", "users/", &headers, None).await;
+        if status != 403 || body != expected {
+            failures.push(format!(
+                "GET users/ with {headers:?}: {status} {body}, expected 403 {expected}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn writes_by_owner_other_user_and_superuser() {
+    let stack = Stack::start_with(&["--queue", "busy"]).await;
+    stack.wait_ready().await;
+    let owner = format!("Token {}", stack.user("owner", false));
+    let other = format!("Token {}", stack.user("other", false));
+    let admin = format!("Token {}", stack.token);
+    let post = |path: &'static str, body: Value, who: String| {
+        let stack = &stack;
+        async move {
+            let (s, _, b) = stack
+                .request(
+                    "POST",
+                    path,
+                    &[("Authorization", &who)],
+                    Some(("application/json", body.to_string().into_bytes())),
+                )
+                .await;
+            assert_eq!(s, 201, "{path}: {b}");
+            b
+        }
+    };
+    let et = post(
+        "executabletasktypes/",
+        json!({"name": "mine", "command_to_run": "true"}),
+        owner.clone(),
+    )
+    .await;
+    let ct = post("containertasktypes/", json!({"name": "minec", "command_to_run": "true", "container_image": "x", "container_type": "docker"}), owner.clone()).await;
+    let wl = post(
+        "taskwhitelists/",
+        json!({"name": "mywl", "whitelisted_executable_task_types": [et["id"]]}),
+        owner.clone(),
+    )
+    .await;
+    let q = post(
+        "taskqueues/",
+        json!({"name": "myq", "whitelists": [wl["id"]]}),
+        owner.clone(),
+    )
+    .await;
+    let inst = post(
+        "executabletaskinstances/",
+        json!({"task_type": et["id"], "task_queue": q["id"]}),
+        owner.clone(),
+    )
+    .await;
+    let uuid = inst["uuid"].as_str().expect("uuid").to_owned();
+
+    let writes: Vec<(&str, String, Value)> = vec![
+        (
+            "PUT",
+            format!("executabletasktypes/{}/", et["id"]),
+            json!({"name": "mine", "command_to_run": "true", "description": "d"}),
+        ),
+        (
+            "PUT",
+            format!("containertasktypes/{}/", ct["id"]),
+            json!({"name": "minec", "command_to_run": "true", "container_image": "x", "container_type": "docker"}),
+        ),
+        (
+            "PUT",
+            format!("taskwhitelists/{}/", wl["id"]),
+            json!({"name": "mywl"}),
+        ),
+        (
+            "PATCH",
+            format!("taskwhitelists/{}/", wl["id"]),
+            json!({"description": "p"}),
+        ),
+        (
+            "PUT",
+            format!("taskqueues/{}/", q["id"]),
+            json!({"name": "myq"}),
+        ),
+        (
+            "PATCH",
+            format!("taskqueues/{}/", q["id"]),
+            json!({"description": "p"}),
+        ),
+        (
+            "PATCH",
+            format!("updatetaskinstancestatus/{uuid}/"),
+            json!({"state": "published"}),
+        ),
+        (
+            "POST",
+            format!("executabletaskinstances/{uuid}/terminate/"),
+            json!({}),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (method, path, body) in &writes {
+        for (who, auth, expected) in [
+            ("other", &other, 403u16),
+            ("owner", &owner, 0),
+            ("admin", &admin, 0),
+        ] {
+            let (status, _, b) = stack
+                .request(
+                    method,
+                    path,
+                    &[("Authorization", auth)],
+                    Some(("application/json", body.to_string().into_bytes())),
+                )
+                .await;
+            let ok = if expected == 0 {
+                (200..300).contains(&status)
+            } else {
+                status == expected
+            };
+            if !ok {
+                failures.push(format!("{method} {path} by {who}: {status} {b}"));
+            }
+        }
+    }
+    // Reads and clone are open to every authenticated user; the clone is the caller's.
+    let (status, _, clone) = stack
+        .request(
+            "POST",
+            &format!("executabletaskinstances/{uuid}/clone/"),
+            &[("Authorization", &other)],
+            None,
+        )
+        .await;
+    if status != 201 || clone["user"] != "other" {
+        failures.push(format!("clone by other: {status} {clone}"));
+    }
+    // Task type PUT keeps the owner (the original moved it to the requester; fixed).
+    let (_, t) = stack
+        .get(&format!("executabletasktypes/{}/", et["id"]))
+        .await;
+    if t["user"] != "owner" {
+        failures.push(format!("type owner after admin PUT: {t}"));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
