@@ -16,6 +16,7 @@ VENV="$LOCAL/venv"
 NATS_SERVER_VERSION=2.15.1
 SALTANT_PY_VERSION=0.4.0
 SALTANT_CLI_VERSION=0.3.1
+SCHEMATHESIS_VERSION=4.32.5
 STARTED_PIDS=()
 STARTED_PG=""
 
@@ -79,6 +80,14 @@ ensure_saltant_clients() {
         log "installing saltant-py $SALTANT_PY_VERSION and saltant-cli $SALTANT_CLI_VERSION"
         "$VENV/bin/pip" install -q --disable-pip-version-check \
             "saltant-py==$SALTANT_PY_VERSION" "saltant-cli==$SALTANT_CLI_VERSION"
+    fi
+}
+
+ensure_schemathesis() {
+    ensure_venv
+    if ! "$VENV/bin/pip" show -q schemathesis >/dev/null 2>&1; then
+        log "installing schemathesis $SCHEMATHESIS_VERSION"
+        "$VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
     fi
 }
 

@@ -8,6 +8,7 @@ mod body;
 mod error;
 mod fields;
 mod jwt;
+mod openapi;
 mod query;
 mod repr;
 mod resources;

@@ -47,6 +47,19 @@ pub enum Kind {
     Time,
 }
 
+impl Kind {
+    /// The lookups a field of this kind takes (`exact` is the bare name).
+    pub fn lookups(self) -> &'static [&'static str] {
+        match self {
+            Kind::Text => &["exact", "contains", "in", "startswith", "endswith", "regex"],
+            Kind::Choice(_) => &["exact", "in"],
+            Kind::Bool => &["exact"],
+            Kind::Fk => &["exact", "in"],
+            Kind::Time => &["exact", "year", "range", "lt", "lte", "gt", "gte"],
+        }
+    }
+}
+
 /// One filterable field: its parameter name and the SQL column it maps to.
 #[derive(Clone, Copy)]
 pub struct FilterField {

@@ -30,7 +30,7 @@ fn opt_datetime<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok,
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct UserRepr {
     pub username: String,
     pub email: String,
@@ -45,7 +45,7 @@ impl From<User> for UserRepr {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct ContainerTypeRepr {
     id: i64,
     user: Option<String>,
@@ -54,8 +54,14 @@ pub struct ContainerTypeRepr {
     #[serde(serialize_with = "datetime")]
     datetime_created: DateTime<Utc>,
     command_to_run: String,
+    /// Names of the executor's environment variables the task gets.
+    #[schemars(with = "Vec<String>")]
     environment_variables: Value,
+    /// Argument names every instance must have (after defaults are filled in).
+    #[schemars(with = "Vec<String>")]
     required_arguments: Value,
+    /// Defaults for required arguments.
+    #[schemars(with = "serde_json::Map<String, Value>")]
     required_arguments_default_values: Value,
     logs_path: Option<String>,
     results_path: Option<String>,
@@ -63,7 +69,7 @@ pub struct ContainerTypeRepr {
     container_type: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct ExecutableTypeRepr {
     id: i64,
     user: Option<String>,
@@ -72,8 +78,14 @@ pub struct ExecutableTypeRepr {
     #[serde(serialize_with = "datetime")]
     datetime_created: DateTime<Utc>,
     command_to_run: String,
+    /// Names of the executor's environment variables the task gets.
+    #[schemars(with = "Vec<String>")]
     environment_variables: Value,
+    /// Argument names every instance must have (after defaults are filled in).
+    #[schemars(with = "Vec<String>")]
     required_arguments: Value,
+    /// Defaults for required arguments.
+    #[schemars(with = "serde_json::Map<String, Value>")]
     required_arguments_default_values: Value,
     json_file_option: Option<String>,
 }
@@ -122,7 +134,7 @@ impl TypeRepr {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct QueueRepr {
     id: i64,
     user: Option<String>,
@@ -153,7 +165,7 @@ impl From<QueueRow> for QueueRepr {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct WhitelistRepr {
     id: i64,
     user: Option<String>,
@@ -176,16 +188,19 @@ impl From<WhitelistRow> for WhitelistRepr {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct InstanceRepr {
     uuid: Uuid,
     user: Option<String>,
     name: String,
+    /// `created`, `published`, `running`, `successful`, `failed` or `terminated`.
     state: String,
     #[serde(serialize_with = "datetime")]
     datetime_created: DateTime<Utc>,
     #[serde(serialize_with = "opt_datetime")]
     datetime_finished: Option<DateTime<Utc>>,
+    /// The instance's arguments, defaults filled in.
+    #[schemars(with = "serde_json::Map<String, Value>")]
     arguments: Value,
     task_queue: i64,
     task_type: i64,

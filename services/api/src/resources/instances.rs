@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
-const STATES: &[&str] = &[
+pub(crate) const STATES: &[&str] = &[
     "created",
     "published",
     "running",
@@ -35,7 +35,7 @@ const STATES: &[&str] = &[
     "failed",
     "terminated",
 ];
-const FILTERS: &[FilterField] = &[
+pub(crate) const FILTERS: &[FilterField] = &[
     FilterField {
         name: "name",
         column: "i.name",

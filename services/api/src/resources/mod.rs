@@ -1,12 +1,12 @@
 //! Routes of the REST API. Router paths work with and without the trailing slash; methods
 //! not listed get DRF's 405 body.
 
-mod instances;
+pub(crate) mod instances;
 mod login;
-mod queues;
+pub(crate) mod queues;
 mod status;
-mod types;
-mod users;
+pub(crate) mod types;
+pub(crate) mod users;
 
 use crate::AppState;
 use crate::auth::Auth;
@@ -117,6 +117,17 @@ pub fn routes() -> Router<AppState> {
         "/api/token/refresh",
         post(login::refresh).merge(options_for("Token Refresh", "POST, OPTIONS")),
     );
+    // API documentation: public, like the original's.
+    r = r.route(
+        "/api/openapi.json",
+        with_405(get(crate::openapi::openapi_json)),
+    );
+    r = slashed(r, "/api/swagger", get(crate::openapi::swagger));
+    r = r.route(
+        "/api/swagger/.json",
+        with_405(get(crate::openapi::openapi_json)),
+    );
+    r = slashed(r, "/api/redoc", get(crate::openapi::reference_page));
     r = slashed(r, "/api/auth/login", post(login::login));
     r = slashed(r, "/api/auth/logout", post(login::logout));
     r.fallback(not_found)

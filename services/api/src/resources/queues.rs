@@ -19,7 +19,7 @@ use saltant_core::QueueName;
 use saltant_store::queues::{IdTable, QueueFields, QueueRow, WhitelistFields, WhitelistRow};
 use saltant_store::users::User;
 
-const QUEUE_FILTERS: &[FilterField] = &[
+pub(crate) const QUEUE_FILTERS: &[FilterField] = &[
     FilterField {
         name: "name",
         column: "q.name",
@@ -62,7 +62,7 @@ const QUEUE_FILTERS: &[FilterField] = &[
     },
 ];
 
-const WHITELIST_FILTERS: &[FilterField] = &[
+pub(crate) const WHITELIST_FILTERS: &[FilterField] = &[
     FilterField {
         name: "name",
         column: "l.name",

@@ -63,7 +63,7 @@ const CONTAINER_FILTERS: [FilterField; 7] = [
     },
 ];
 
-fn filter_fields(class: TypeClass) -> &'static [FilterField] {
+pub(crate) fn filter_fields(class: TypeClass) -> &'static [FilterField] {
     match class {
         TypeClass::Container => &CONTAINER_FILTERS,
         TypeClass::Executable => &COMMON_FILTERS,

@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use futures::StreamExt;
 
-const FILTERS: &[FilterField] = &[
+pub(crate) const FILTERS: &[FilterField] = &[
     FilterField {
         name: "username",
         column: "username",
