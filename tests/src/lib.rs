@@ -77,6 +77,16 @@ impl Stack {
             ("SALTANT_DATABASE_URL".to_owned(), db_url),
             ("SALTANT_NATS_URL".to_owned(), nats),
             ("SALTANT_BUS__PREFIX".to_owned(), prefix.clone()),
+            // JetStream reserves a stream's byte limit up front: keep tests' streams small
+            // so that many stacks fit on one server.
+            (
+                "SALTANT_BUS__LOGS_MAX_BYTES".to_owned(),
+                "67108864".to_owned(),
+            ),
+            (
+                "SALTANT_BUS__RESULTS_MAX_BYTES".to_owned(),
+                "67108864".to_owned(),
+            ),
             (
                 "SALTANT_API__LISTEN".to_owned(),
                 format!("127.0.0.1:{port}"),
@@ -147,19 +157,31 @@ impl Stack {
         self.child = Some(child);
     }
 
+    /// Waits until the api answers 200; on timeout the failure shows the stack's log.
     pub async fn wait_ready(&self) {
         let url = format!("{}/users/", self.url);
-        eventually(Duration::from_secs(30), "the api to answer", || async {
-            let r = self
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = String::from("no answer");
+        while Instant::now() < deadline {
+            match self
                 .http
                 .get(&url)
                 .header("Authorization", self.auth())
                 .send()
                 .await
-                .ok()?;
-            (r.status() == 200).then_some(())
-        })
-        .await;
+            {
+                Ok(r) if r.status() == 200 => return,
+                Ok(r) => last = format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let log = self.log();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        panic!(
+            "the api did not answer 200 within 60 s (last: {last}); log tail:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
     }
 
     pub fn auth(&self) -> String {
@@ -227,10 +249,16 @@ impl Stack {
     /// Starts another process of this stack (e.g. `executor --queue q`), logging to
     /// `<dir>/<log_name>`. The caller owns (and kills) it.
     pub fn spawn(&self, args: &[&str], log_name: &str) -> Child {
+        self.spawn_with_env(args, &[], log_name)
+    }
+
+    /// [`Stack::spawn`] with extra environment variables.
+    pub fn spawn_with_env(&self, args: &[&str], env: &[(&str, &str)], log_name: &str) -> Child {
         let log = std::fs::File::create(self.dir.join(log_name)).expect("create log file");
         Command::new(required_env("SALTANT_TEST_BIN"))
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -392,6 +420,57 @@ impl Drop for Stack {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A test image built `FROM scratch` with Debian's static busybox (no registry is
+/// reachable on our machines), tagged `saltant-test/busybox:1`. Built once; Docker's cache
+/// makes repeats instant.
+pub fn busybox_image() -> String {
+    const TAG: &str = "saltant-test/busybox:1";
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("busybox-static is installed (deploy/test installs it)");
+        let ctx = std::env::temp_dir().join(format!("saltant-busybox-{}", std::process::id()));
+        std::fs::create_dir_all(&ctx).expect("build context");
+        std::fs::copy(busybox, ctx.join("busybox")).expect("copy busybox");
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n",
+        )
+        .expect("Dockerfile");
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", TAG])
+            .arg(&ctx)
+            .output()
+            .expect("run docker build");
+        assert!(
+            out.status.success(),
+            "docker build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::fs::remove_dir_all(&ctx);
+    });
+    TAG.to_owned()
+}
+
+/// Ids of containers (running or not) carrying `label` (`key=value`).
+pub fn containers_with_label(label: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label={label}")])
+        .output()
+        .expect("run docker ps");
+    assert!(
+        out.status.success(),
+        "docker ps: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Runs one SQL statement with psql (the test crate needs no database driver).

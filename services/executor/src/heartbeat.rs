@@ -29,6 +29,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         let running = shared.registry.running();
+        let (capabilities, engines) = shared.capabilities();
         let beat = Heartbeat {
             v: WIRE_VERSION,
             executor: shared.id.clone(),
@@ -36,7 +37,8 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             queues: shared.config.queues.clone(),
             slots: shared.config.slots,
             running,
-            capabilities: vec!["executable".into()],
+            capabilities,
+            engines,
             version: env!("CARGO_PKG_VERSION").into(),
             started_at,
             at: Utc::now(),

@@ -3,13 +3,16 @@
 //! output to the logs subject and reports every state change as an event. It needs only
 //! NATS and its local engine: never PostgreSQL, never the api.
 
+mod docker;
 mod heartbeat;
 mod host;
 mod output;
 mod registry;
+mod results;
 mod run;
 
 use anyhow::Context as _;
+pub use docker::{DockerConfig, PullPolicy};
 use saltant_bus::{Bus, BusConfig};
 use saltant_core::QueueName;
 use serde::Deserialize;
@@ -43,6 +46,11 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// After SIGTERM to a terminated instance, seconds before SIGKILL.
     pub kill_grace_secs: u64,
+    /// Most bytes of an attempt's files stored in the results bucket; the rest stay on
+    /// the executor's machine and the manifest says so.
+    pub results_max_bytes: u64,
+    /// Docker runtime (`[executor.docker]`).
+    pub docker: DockerConfig,
 }
 
 impl Default for Config {
@@ -58,6 +66,8 @@ impl Default for Config {
             heartbeat_secs: 5,
             shutdown_grace_secs: 8,
             kill_grace_secs: 5,
+            results_max_bytes: 1024 * 1024 * 1024,
+            docker: DockerConfig::default(),
         }
     }
 }
@@ -70,8 +80,23 @@ pub(crate) struct Shared {
     pub slots: Arc<Semaphore>,
     /// Running attempts and termination requests.
     pub registry: registry::Registry,
+    /// The local Docker engine, if one answered at start-up.
+    pub docker: Option<docker::Engine>,
     /// Cancelled when running instances must be killed (end of the shutdown grace period).
     pub kill_all: CancellationToken,
+}
+
+impl Shared {
+    /// What this executor can run (`executable`, `docker`) and the engines' versions.
+    pub(crate) fn capabilities(&self) -> (Vec<String>, std::collections::BTreeMap<String, String>) {
+        let mut c = vec!["executable".to_owned()];
+        let mut engines = std::collections::BTreeMap::new();
+        if let Some(engine) = &self.docker {
+            c.push("docker".to_owned());
+            engines.insert("docker".to_owned(), engine.version.clone());
+        }
+        (c, engines)
+    }
 }
 
 fn default_id() -> String {
@@ -103,9 +128,18 @@ pub async fn run(
         .iter()
         .map(|q| QueueName::parse(q).map_err(|e| anyhow::anyhow!("queue {q:?}: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
-    for dir in [&config.logs_dir, &config.results_dir, &config.temp_dir] {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let mut config = config;
+    for dir in [
+        &mut config.logs_dir,
+        &mut config.results_dir,
+        &mut config.temp_dir,
+    ] {
+        std::fs::create_dir_all(&*dir).with_context(|| format!("create {}", dir.display()))?;
+        // Bind mounts need absolute paths.
+        *dir =
+            std::fs::canonicalize(&*dir).with_context(|| format!("resolve {}", dir.display()))?;
     }
+    let engine = docker::connect(&config.docker).await;
     let id = config.id.clone().unwrap_or_else(default_id);
     let bus = Bus::connect(&bus_config, &format!("saltant-executor {id}")).await?;
     let shared = Arc::new(Shared {
@@ -115,6 +149,7 @@ pub async fn run(
         id: id.clone(),
         registry: registry::Registry::new(Duration::from_secs(bus_config.events_max_age_secs)),
         kill_all: CancellationToken::new(),
+        docker: engine,
     });
     tracing::info!(executor = %id, slots = shared.config.slots, queues = ?shared.config.queues, "executor started");
 
@@ -124,6 +159,7 @@ pub async fn run(
     let hb_stop = CancellationToken::new();
     background.spawn(heartbeat::run(shared.clone(), hb_stop.clone()));
     background.spawn(registry::watch(shared.clone(), hb_stop.clone()));
+    background.spawn(docker::reap_orphans(shared.clone(), hb_stop.clone()));
     if queues.is_empty() {
         background.spawn(run::serve_every_queue(
             shared.clone(),
@@ -149,7 +185,7 @@ pub async fn run(
     let grace = Duration::from_secs(shared.config.shutdown_grace_secs);
     let pullers_done = async {
         loop {
-            if background.len() <= 2 {
+            if background.len() <= 3 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -18,6 +18,34 @@ const CHUNK: usize = 32 * 1024;
 /// Acks awaited together once this many are outstanding.
 const ACK_WINDOW: usize = 128;
 
+/// One output stream of an instance.
+pub(crate) struct Sink {
+    output: Arc<Output>,
+    stream: LogStream,
+    file: Option<tokio::fs::File>,
+}
+
+impl Sink {
+    pub async fn write(&mut self, chunk: &[u8]) {
+        if let Some(f) = self.file.as_mut()
+            && let Err(e) = f.write_all(chunk).await
+        {
+            tracing::warn!(error = %e, "write output file");
+            self.file = None;
+        }
+        // Large chunks (containers' frames can be big) go out in bus-sized pieces.
+        for piece in chunk.chunks(CHUNK) {
+            self.output.publish(self.stream, piece).await;
+        }
+    }
+
+    pub async fn close(self) {
+        if let Some(mut f) = self.file {
+            let _ = f.flush().await;
+        }
+    }
+}
+
 pub(crate) struct Output {
     shared: Arc<Shared>,
     subject: String,
@@ -40,6 +68,22 @@ impl Output {
         })
     }
 
+    /// Where one stream's chunks go: its file and the bus.
+    pub async fn sink(self: &Arc<Self>, stream: LogStream, file: PathBuf) -> Sink {
+        let out = match tokio::fs::File::create(&file).await {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!(error = %e, path = %file.display(), "create output file");
+                None
+            }
+        };
+        Sink {
+            output: self.clone(),
+            stream,
+            file: out,
+        }
+    }
+
     /// Copies `reader` to `file` and the bus until end of stream.
     pub async fn pump(
         self: Arc<Self>,
@@ -47,13 +91,7 @@ impl Output {
         stream: LogStream,
         file: PathBuf,
     ) {
-        let mut out = match tokio::fs::File::create(&file).await {
-            Ok(f) => Some(f),
-            Err(e) => {
-                tracing::warn!(error = %e, path = %file.display(), "create output file");
-                None
-            }
-        };
+        let mut sink = self.sink(stream, file).await;
         let mut buf = vec![0u8; CHUNK];
         loop {
             let n = match reader.read(&mut buf).await {
@@ -64,18 +102,9 @@ impl Output {
                     break;
                 }
             };
-            let chunk = &buf[..n];
-            if let Some(f) = out.as_mut()
-                && let Err(e) = f.write_all(chunk).await
-            {
-                tracing::warn!(error = %e, "write output file");
-                out = None;
-            }
-            self.publish(stream, chunk).await;
+            sink.write(&buf[..n]).await;
         }
-        if let Some(mut f) = out {
-            let _ = f.flush().await;
-        }
+        sink.close().await;
     }
 
     async fn publish(&self, stream: LogStream, chunk: &[u8]) {

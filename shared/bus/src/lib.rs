@@ -10,7 +10,8 @@ pub mod trace;
 
 pub use error::Error;
 pub use messages::{
-    Dispatch, Event, Heartbeat, LogStream, RECORDED_HEADER, Submission, Termination, WIRE_VERSION,
+    Dispatch, Event, Heartbeat, LogStream, RECORDED_HEADER, ResultFile, ResultsManifest,
+    Submission, Termination, WIRE_VERSION,
 };
 pub use names::Names;
 pub use topology::{Bus, BusConfig, fetch_batch};

@@ -80,6 +80,36 @@ pub struct Termination {
     pub by: Option<String>,
 }
 
+/// What an attempt left in its logs and results folders: the value of object
+/// `<uuid>/manifest` in the results bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultsManifest {
+    pub v: u32,
+    pub uuid: Uuid,
+    pub attempt: u32,
+    pub executor: String,
+    pub files: Vec<ResultFile>,
+    /// Set when not every file could be stored, with the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
+}
+
+/// One stored file: `name` is `logs/<path>` or `results/<path>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultFile {
+    pub name: String,
+    pub size: u64,
+    /// Its object in the results bucket.
+    pub object: String,
+}
+
+impl ResultsManifest {
+    /// The object holding the manifest of `uuid`'s last attempt.
+    pub fn object_name(uuid: Uuid) -> String {
+        format!("{uuid}/manifest")
+    }
+}
+
 /// Which output stream a log chunk came from (header `Saltant-Stream`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -127,6 +157,9 @@ pub struct Heartbeat {
     pub running: Vec<Uuid>,
     /// What it can run: `executable`, `docker`, `singularity`.
     pub capabilities: Vec<String>,
+    /// Engine versions by capability (`docker` → `20.10.24`); absent in older heartbeats.
+    #[serde(default)]
+    pub engines: std::collections::BTreeMap<String, String>,
     pub version: String,
     pub started_at: DateTime<Utc>,
     pub at: DateTime<Utc>,
@@ -161,6 +194,7 @@ versioned!(
     Event => "event",
     Heartbeat => "heartbeat",
     Termination => "termination",
+    ResultsManifest => "results manifest",
 );
 
 fn decode<T: DeserializeOwned + Versioned>(payload: &[u8]) -> Result<T, Error> {

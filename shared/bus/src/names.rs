@@ -119,6 +119,11 @@ impl Names {
     pub fn terminations_bucket(&self) -> String {
         format!("{}_terminations", self.prefix)
     }
+    /// Object store of instances' files: `<uuid>/manifest` (a [`crate::ResultsManifest`])
+    /// and `<uuid>/<attempt>/<logs|results>/<path>`.
+    pub fn results_bucket(&self) -> String {
+        format!("{}_results", self.prefix)
+    }
     /// The JetStream stream behind a key-value bucket.
     pub fn bucket_stream(bucket: &str) -> String {
         format!("KV_{bucket}")

@@ -2,7 +2,7 @@
 
 use crate::error::internal;
 use crate::{Error, Names};
-use async_nats::jetstream::{self, consumer, kv, stream};
+use async_nats::jetstream::{self, consumer, kv, object_store, stream};
 use saltant_core::QueueName;
 use serde::Deserialize;
 use std::time::Duration;
@@ -25,6 +25,10 @@ pub struct BusConfig {
     pub logs_max_bytes: i64,
     /// Seconds an executor may hold a dispatch without acking or reporting progress.
     pub dispatch_ack_wait_secs: u64,
+    /// How long results (files of the logs and results folders) are kept.
+    pub results_max_age_secs: u64,
+    /// Size bound of the results bucket (new results are refused beyond it, and reported).
+    pub results_max_bytes: i64,
     /// Credentials file (NATS decentralized auth), optional.
     pub credentials_file: Option<String>,
 }
@@ -39,6 +43,8 @@ impl Default for BusConfig {
             logs_max_age_secs: 7 * 24 * 3600,
             logs_max_bytes: 4 * 1024 * 1024 * 1024,
             dispatch_ack_wait_secs: 30,
+            results_max_age_secs: 30 * 24 * 3600,
+            results_max_bytes: 4 * 1024 * 1024 * 1024,
             credentials_file: None,
         }
     }
@@ -176,7 +182,31 @@ impl Bus {
                 .await
                 .map_err(internal("create key-value bucket"))?;
         }
+        if self.js.get_object_store(n.results_bucket()).await.is_err() {
+            self.js
+                .create_object_store(object_store::Config {
+                    bucket: n.results_bucket(),
+                    description: Some(
+                        "saltant: files of instances' logs and results folders".into(),
+                    ),
+                    max_age: Duration::from_secs(self.config.results_max_age_secs),
+                    max_bytes: self.config.results_max_bytes,
+                    storage: stream::StorageType::File,
+                    num_replicas: r,
+                    compression: true,
+                    ..Default::default()
+                })
+                .await
+                .map_err(internal("create results bucket"))?;
+        }
         Ok(())
+    }
+
+    pub async fn results_store(&self) -> Result<object_store::ObjectStore, Error> {
+        self.js
+            .get_object_store(self.names.results_bucket())
+            .await
+            .map_err(internal("open results bucket"))
     }
 
     /// The durable pull consumer of a queue's dispatch subject, created if missing.

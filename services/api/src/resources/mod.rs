@@ -4,6 +4,7 @@
 pub(crate) mod instances;
 mod login;
 pub(crate) mod queues;
+mod results;
 mod status;
 pub(crate) mod types;
 pub(crate) mod users;
@@ -116,6 +117,12 @@ pub fn routes() -> Router<AppState> {
         r,
         "/api/token/refresh",
         post(login::refresh).merge(options_for("Token Refresh", "POST, OPTIONS")),
+    );
+    // Native: the files instances left in their logs and results folders.
+    r = both(r, "/api/taskinstances/{id}/results", get(results::list));
+    r = r.route(
+        "/api/taskinstances/{id}/results/{*name}",
+        with_405(get(results::download)),
     );
     // API documentation: public, like the original's.
     r = r.route(

@@ -1,0 +1,109 @@
+//! Native endpoints (not in the original API): the files an instance's attempt left in its
+//! logs and results folders, stored by the executor in the results bucket.
+//! `GET /api/taskinstances/{uuid}/results/` lists them; `…/results/{name}` downloads one.
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::query::absolute_url;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+use saltant_bus::ResultsManifest;
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+use uuid::Uuid;
+
+async fn manifest(s: &AppState, id: &str) -> ApiResult<Option<ResultsManifest>> {
+    let uuid: Uuid = id.parse().map_err(|_| ApiError::NotFound)?;
+    if s.store.instance(uuid).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let store = s
+        .bus
+        .results_store()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("results bucket: {e:#}")))?;
+    let mut object = match store.get(ResultsManifest::object_name(uuid)).await {
+        Ok(o) => o,
+        Err(e) if e.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(e) => return Err(ApiError::Unavailable(format!("read results manifest: {e}"))),
+    };
+    let mut bytes = Vec::new();
+    object
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("read results manifest: {e}")))?;
+    ResultsManifest::decode(&bytes)
+        .map(Some)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("results manifest of {uuid}: {e}")))
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    _: Auth,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let m = manifest(&s, &id).await?;
+    let base = absolute_url(&uri, &headers, &[]);
+    let base = base.trim_end_matches('/');
+    let Some(m) = m else {
+        return Ok(Json(json!({"uuid": id, "attempt": null, "files": []})));
+    };
+    let files: Vec<Value> = m
+        .files
+        .iter()
+        .map(|f| json!({"name": f.name, "size": f.size, "url": format!("{base}/{}", f.name)}))
+        .collect();
+    Ok(Json(json!({
+        "uuid": m.uuid,
+        "attempt": m.attempt,
+        "executor": m.executor,
+        "files": files,
+        "incomplete": m.incomplete,
+    })))
+}
+
+pub async fn download(
+    State(s): State<AppState>,
+    _: Auth,
+    Path((id, name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let m = manifest(&s, &id).await?.ok_or(ApiError::NotFound)?;
+    let file = m
+        .files
+        .iter()
+        .find(|f| f.name == name)
+        .ok_or(ApiError::NotFound)?;
+    let store = s
+        .bus
+        .results_store()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("results bucket: {e:#}")))?;
+    let object = store
+        .get(&file.object)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("read {}: {e}", file.object)))?;
+    let mut r = Body::from_stream(tokio_util::io::ReaderStream::new(object)).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(file.size));
+    let leaf = name
+        .rsplit('/')
+        .next()
+        .unwrap_or("file")
+        .replace(['"', '\\'], "_");
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{leaf}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}

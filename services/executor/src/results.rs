@@ -1,0 +1,147 @@
+//! After an attempt, the files of its logs and results folders go to the results bucket
+//! (one object per file, `<uuid>/<attempt>/<logs|results>/<path>`) with a manifest
+//! (`<uuid>/manifest`) that the api lists and serves. Uploads finish before the final
+//! event, so a finished instance's files are there when a client sees it finished. An
+//! attempt that left no files (besides the executor's own stdout/stderr captures, which the
+//! log-collector keeps) stores nothing: no cost on the hot path of plain executables.
+
+use crate::Shared;
+use saltant_bus::{Dispatch, ResultFile, ResultsManifest, WIRE_VERSION};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Regular files under `root`, recursively, with their paths relative to it (symbolic
+/// links are not followed: a task cannot make the executor read outside its folders).
+fn files_under(root: &Path) -> Vec<(String, PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file()
+                && let Ok(rel) = entry.path().strip_prefix(root)
+            {
+                out.push((rel.to_string_lossy().into_owned(), entry.path(), meta.len()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Uploads the attempt's files and its manifest. Problems are logged and recorded in the
+/// manifest (`incomplete`); they never change the instance's outcome.
+pub(crate) async fn upload(shared: &Arc<Shared>, d: &Dispatch) {
+    let uuid = d.uuid.to_string();
+    let roots = [
+        ("logs", shared.config.logs_dir.join(&uuid)),
+        ("results", shared.config.results_dir.join(&uuid)),
+    ];
+    let listed = tokio::task::spawn_blocking(move || {
+        roots
+            .iter()
+            .flat_map(|(kind, root)| {
+                files_under(root)
+                    .into_iter()
+                    .map(move |(rel, path, size)| (format!("{kind}/{rel}"), path, size))
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    // The executor's own output files are kept by the log-collector (and served as logs).
+    let own = [
+        format!("logs/{uuid}-stdout.txt"),
+        format!("logs/{uuid}-stderr.txt"),
+    ];
+    let listed: Vec<_> = listed
+        .into_iter()
+        .filter(|(name, _, _)| !own.contains(name))
+        .collect();
+    if listed.is_empty() {
+        return;
+    }
+    let store = match shared.bus.results_store().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "open results bucket: files stay on this machine");
+            return;
+        }
+    };
+    let limit = shared.config.results_max_bytes;
+    let mut total = 0u64;
+    let mut files = Vec::with_capacity(listed.len());
+    let mut incomplete = None;
+    for (name, path, size) in listed {
+        if total + size > limit {
+            incomplete = Some(format!(
+                "files beyond {limit} bytes were not stored (executor results_max_bytes); they remain in {} on {}",
+                path.parent().unwrap_or(&path).display(),
+                shared.id
+            ));
+            break;
+        }
+        let object = format!("{uuid}/{}/{name}", d.attempt);
+        let stored = async {
+            let mut file = tokio::fs::File::open(&path).await?;
+            store.put(object.as_str(), &mut file).await?;
+            Ok::<_, anyhow::Error>(())
+        };
+        match stored.await {
+            Ok(()) => {
+                total += size;
+                files.push(ResultFile { name, size, object });
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %format!("{e:#}"), "store result file");
+                incomplete = Some(format!("{name} could not be stored: {e:#}"));
+            }
+        }
+    }
+    let manifest = ResultsManifest {
+        v: WIRE_VERSION,
+        uuid: d.uuid,
+        attempt: d.attempt,
+        executor: shared.id.clone(),
+        files,
+        incomplete,
+    };
+    let bytes = manifest.encode();
+    if let Err(e) = store
+        .put(
+            ResultsManifest::object_name(d.uuid).as_str(),
+            &mut bytes.as_ref(),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "store results manifest");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_listed_recursively_without_following_links() {
+        let dir = std::env::temp_dir().join(format!("saltant-results-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+        std::fs::write(dir.join("a.txt"), b"abc").expect("write");
+        std::fs::write(dir.join("sub").join("b.bin"), b"12345").expect("write");
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("link")).expect("symlink");
+        let files: Vec<(String, u64)> = files_under(&dir)
+            .into_iter()
+            .map(|(rel, _, size)| (rel, size))
+            .collect();
+        assert_eq!(files, vec![("a.txt".into(), 3), ("sub/b.bin".into(), 5)]);
+        assert!(files_under(&dir.join("missing")).is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

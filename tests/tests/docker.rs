@@ -1,0 +1,275 @@
+//! Docker container tasks against the real engine that `deploy/test` starts, with an
+//! image built FROM scratch (busybox-static): arguments, environment, logs and results
+//! folders, output, results through the api, termination, and no container left behind
+//! — including after the executor is killed with SIGKILL.
+
+use saltant_tests::{Stack, busybox_image, containers_with_label, eventually};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// A container type on a new queue; returns (type id, queue id).
+async fn container_on_queue(
+    stack: &Stack,
+    name: &str,
+    command: &str,
+    extra: Value,
+    queue: &str,
+) -> (i64, i64) {
+    let mut body = json!({
+        "name": name,
+        "command_to_run": command,
+        "container_image": busybox_image(),
+        "container_type": "docker",
+    });
+    for (k, v) in extra.as_object().expect("object") {
+        body[k] = v.clone();
+    }
+    let (status, ty) = stack.post_json("containertasktypes/", &body).await;
+    assert_eq!(status, 201, "{ty}");
+    let (status, wl) = stack
+        .post_json(
+            "taskwhitelists/",
+            &json!({"name": format!("{queue}-wl"), "whitelisted_container_task_types": [ty["id"]]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{wl}");
+    let (status, q) = stack
+        .post_json(
+            "taskqueues/",
+            &json!({"name": queue, "whitelists": [wl["id"]]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{q}");
+    (
+        ty["id"].as_i64().expect("id"),
+        q["id"].as_i64().expect("id"),
+    )
+}
+
+async fn create(stack: &Stack, ty: i64, q: i64, arguments: Value) -> String {
+    let (status, i) = stack
+        .post_json(
+            "containertaskinstances/",
+            &json!({"task_type": ty, "task_queue": q, "arguments": arguments}),
+        )
+        .await;
+    assert_eq!(status, 201, "{i}");
+    i["uuid"].as_str().expect("uuid").to_owned()
+}
+
+async fn wait_state(stack: &Stack, uuid: &str, state: &str, timeout: Duration) -> Value {
+    eventually(
+        timeout,
+        &format!("container instance to be {state}"),
+        || async {
+            let (_, body) = stack.get(&format!("containertaskinstances/{uuid}/")).await;
+            let now = body["state"].as_str().unwrap_or_default().to_owned();
+            if now == state {
+                return Some(body);
+            }
+            assert!(
+                !matches!(now.as_str(), "successful" | "failed" | "terminated"),
+                "ended {now}, expected {state}: {body}\n{}",
+                stack.log()
+            );
+            None
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn container_task_runs_with_arguments_env_logs_and_results() {
+    let stack = Stack::start().await;
+    stack.wait_ready().await;
+    let script = r#"echo "args=$0"; echo "job=$JOB_UUID home=$HOME"; echo data > /results/out.txt; mkdir -p /results/sub; echo nested > /results/sub/n.txt; echo mine > /logs/mylog.txt; echo oops >&2"#;
+    let (ty, q) = container_on_queue(
+        &stack,
+        "ctr",
+        &format!("sh -c '{script}'"),
+        json!({
+            "environment_variables": ["HOME"],
+            "required_arguments": ["word", "n"],
+            "required_arguments_default_values": {"n": 1},
+            "logs_path": "/logs",
+            "results_path": "/results",
+        }),
+        "dq",
+    )
+    .await;
+    let uuid = create(&stack, ty, q, json!({"word": "it's \"quoted\" $(not run)"})).await;
+    let done = wait_state(&stack, &uuid, "successful", Duration::from_secs(60)).await;
+    assert!(done["datetime_finished"].is_string());
+
+    let stdout = std::fs::read_to_string(
+        stack
+            .dir
+            .join("logs")
+            .join(&uuid)
+            .join(format!("{uuid}-stdout.txt")),
+    )
+    .expect("stdout file");
+    let home = std::env::var("HOME").unwrap_or_default();
+    assert_eq!(
+        stdout,
+        format!(
+            "args={{\"word\": \"it's \\\"quoted\\\" $(not run)\", \"n\": 1}}\njob={uuid} home={home}\n"
+        )
+    );
+    let stderr = std::fs::read_to_string(
+        stack
+            .dir
+            .join("logs")
+            .join(&uuid)
+            .join(format!("{uuid}-stderr.txt")),
+    )
+    .expect("stderr file");
+    assert_eq!(stderr, "oops\n");
+
+    // Results through the api.
+    let (status, listing) = stack.get(&format!("taskinstances/{uuid}/results/")).await;
+    assert_eq!(status, 200, "{listing}");
+    let names: Vec<&str> = listing["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        names,
+        ["logs/mylog.txt", "results/out.txt", "results/sub/n.txt"],
+        "{listing}"
+    );
+    let (status, _, body) = stack
+        .request(
+            "GET",
+            &format!("taskinstances/{uuid}/results/results/sub/n.txt"),
+            &[("Authorization", &stack.auth())],
+            None,
+        )
+        .await;
+    assert_eq!((status, body), (200, Value::String("nested\n".into())));
+    let (status, _, _) = stack
+        .request(
+            "GET",
+            &format!("taskinstances/{uuid}/results/results/missing.txt"),
+            &[("Authorization", &stack.auth())],
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // No container left behind.
+    assert!(containers_with_label(&format!("io.saltant.instance={uuid}")).is_empty());
+
+    // A failing container: exit code and reason.
+    let (fty, fq) =
+        container_on_queue(&stack, "ctr-fail", "sh -c 'exit 3'", json!({}), "dq2").await;
+    let uuid = create(&stack, fty, fq, json!({})).await;
+    wait_state(&stack, &uuid, "failed", Duration::from_secs(60)).await;
+    assert!(containers_with_label(&format!("io.saltant.instance={uuid}")).is_empty());
+    // A missing image fails with a reason instead of hanging.
+    let (status, missing) = stack
+        .post_json("containertasktypes/", &json!({"name": "nope", "command_to_run": "true", "container_image": "saltant-test/does-not-exist:1", "container_type": "docker"}))
+        .await;
+    assert_eq!(status, 201, "{missing}");
+    let (status, wl) = stack
+        .post_json(
+            "taskwhitelists/",
+            &json!({"name": "nope-wl", "whitelisted_container_task_types": [missing["id"]]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, nq) = stack
+        .post_json(
+            "taskqueues/",
+            &json!({"name": "nope-q", "whitelists": [wl["id"]]}),
+        )
+        .await;
+    let uuid = create(
+        &stack,
+        missing["id"].as_i64().expect("id"),
+        nq["id"].as_i64().expect("id"),
+        json!({}),
+    )
+    .await;
+    wait_state(&stack, &uuid, "failed", Duration::from_secs(60)).await;
+}
+
+#[tokio::test]
+async fn terminating_a_running_container_removes_it() {
+    let stack = Stack::start().await;
+    stack.wait_ready().await;
+    let (ty, q) = container_on_queue(&stack, "sleeper", "sleep 600", json!({}), "tq").await;
+    let uuid = create(&stack, ty, q, json!({})).await;
+    wait_state(&stack, &uuid, "running", Duration::from_secs(60)).await;
+    let label = format!("io.saltant.instance={uuid}");
+    eventually(
+        Duration::from_secs(10),
+        "the container to exist",
+        || async { (!containers_with_label(&label).is_empty()).then_some(()) },
+    )
+    .await;
+    let started = Instant::now();
+    let (status, body) = stack
+        .post_json(
+            &format!("containertaskinstances/{uuid}/terminate/"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    wait_state(&stack, &uuid, "terminated", Duration::from_secs(15)).await;
+    let took = started.elapsed();
+    println!("terminate → terminated in {took:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(
+        containers_with_label(&label).is_empty(),
+        "container left behind"
+    );
+}
+
+#[tokio::test]
+async fn a_killed_executor_leaves_no_orphan_container() {
+    // The stack's own executor serves another queue; ours runs the container.
+    let stack = Stack::start_with(&["--queue", "elsewhere"]).await;
+    stack.wait_ready().await;
+    let (ty, q) = container_on_queue(&stack, "orphan", "sleep 600", json!({}), "oq").await;
+    let env = [("SALTANT_EXECUTOR__ID", "exec-orphan-test")];
+    let mut first = stack.spawn_with_env(&["executor", "--queue", "oq"], &env, "first.log");
+    let uuid = create(&stack, ty, q, json!({})).await;
+    wait_state(&stack, &uuid, "running", Duration::from_secs(60)).await;
+    let label = format!("io.saltant.instance={uuid}");
+    eventually(
+        Duration::from_secs(10),
+        "the container to exist",
+        || async { (!containers_with_label(&label).is_empty()).then_some(()) },
+    )
+    .await;
+    // SIGKILL: no chance to clean up.
+    first.kill().expect("kill executor");
+    first.wait().expect("reap executor");
+    assert!(
+        !containers_with_label(&label).is_empty(),
+        "the container outlives its executor"
+    );
+
+    let mut second = stack.spawn_with_env(&["executor", "--queue", "oq"], &env, "second.log");
+    let removed = eventually(
+        Duration::from_secs(30),
+        "the orphan to be removed",
+        || async {
+            containers_with_label(&label)
+                .is_empty()
+                .then_some(Instant::now())
+        },
+    )
+    .await;
+    let _ = removed;
+    let _ = second.kill();
+    let _ = second.wait();
+    let log = std::fs::read_to_string(stack.dir.join("second.log")).unwrap_or_default();
+    assert!(
+        log.contains("removing orphan container") && log.contains(&uuid),
+        "the restarted executor removed it: {log}"
+    );
+}
