@@ -103,6 +103,14 @@ impl Stack {
                 "SALTANT_EXECUTOR__TEMP_DIR".to_owned(),
                 dir.join("tmp").display().to_string(),
             ),
+            (
+                "SALTANT_EXECUTOR__WORK_DIR".to_owned(),
+                dir.join("work").display().to_string(),
+            ),
+            (
+                "SALTANT_EXECUTOR__SINGULARITY__IMAGES_DIR".to_owned(),
+                dir.join("images").display().to_string(),
+            ),
         ];
         let mut stack = Stack {
             url: format!("http://127.0.0.1:{port}/api"),
@@ -365,6 +373,15 @@ impl Stack {
             },
         )
         .await
+    }
+
+    /// This stack's database URL.
+    pub fn database_url(&self) -> String {
+        let admin = required_env("SALTANT_TEST_PG_ADMIN_URL");
+        admin
+            .rsplit_once('/')
+            .map(|(base, _)| format!("{base}/{}", self.database))
+            .expect("database url")
     }
 
     /// The recorded state history of an instance (`state` column), oldest first.

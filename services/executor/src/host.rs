@@ -79,19 +79,28 @@ pub(crate) async fn run(shared: &Arc<Shared>, d: &Dispatch, cancel: &Cancellatio
             args_file = Some(path);
         }
     }
-    let outcome = spawn_and_wait(shared, d, &uuid, argv, env, cancel).await;
+    // Each instance runs in a folder of its own, removed afterwards.
+    let work = shared.config.work_dir.join(&uuid);
+    if let Err(e) = tokio::fs::create_dir_all(&work).await {
+        return failed(format!("create working folder {}: {e}", work.display()));
+    }
+    let outcome = spawn_and_wait(shared, d, &uuid, argv, env, Some(&work), cancel).await;
     if let Some(path) = args_file {
         let _ = tokio::fs::remove_file(path).await;
+    }
+    if let Err(e) = tokio::fs::remove_dir_all(&work).await {
+        tracing::warn!(path = %work.display(), error = %e, "remove working folder");
     }
     outcome
 }
 
-async fn spawn_and_wait(
+pub(crate) async fn spawn_and_wait(
     shared: &Arc<Shared>,
     d: &Dispatch,
     uuid: &str,
     argv: Vec<String>,
     env: Vec<(String, String)>,
+    cwd: Option<&std::path::Path>,
     cancel: &CancellationToken,
 ) -> Outcome {
     let logs = shared.config.logs_dir.join(uuid);
@@ -107,6 +116,9 @@ async fn spawn_and_wait(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return failed(format!("start {:?}: {e}", argv[0])),

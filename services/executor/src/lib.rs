@@ -10,12 +10,14 @@ mod output;
 mod registry;
 mod results;
 mod run;
+mod singularity;
 
 use anyhow::Context as _;
 pub use docker::{DockerConfig, PullPolicy};
 use saltant_bus::{Bus, BusConfig};
 use saltant_core::QueueName;
 use serde::Deserialize;
+pub use singularity::SingularityConfig;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +42,9 @@ pub struct Config {
     pub results_dir: PathBuf,
     /// `WORKER_TEMP_DIRECTORY`: argument files for `json_file_option`.
     pub temp_dir: PathBuf,
+    /// Per-instance working folders of host executables (`<work_dir>/<uuid>`, removed
+    /// after the instance).
+    pub work_dir: PathBuf,
     /// Seconds between heartbeats (the bucket forgets an executor after 15 s).
     pub heartbeat_secs: u64,
     /// On shutdown, seconds running instances get to finish before they are killed.
@@ -51,6 +56,8 @@ pub struct Config {
     pub results_max_bytes: u64,
     /// Docker runtime (`[executor.docker]`).
     pub docker: DockerConfig,
+    /// Singularity/Apptainer runtime (`[executor.singularity]`).
+    pub singularity: SingularityConfig,
 }
 
 impl Default for Config {
@@ -63,11 +70,13 @@ impl Default for Config {
             logs_dir: base.join("logs"),
             results_dir: base.join("results"),
             temp_dir: base.join("tmp"),
+            work_dir: base.join("work"),
             heartbeat_secs: 5,
             shutdown_grace_secs: 8,
             kill_grace_secs: 5,
             results_max_bytes: 1024 * 1024 * 1024,
             docker: DockerConfig::default(),
+            singularity: SingularityConfig::default(),
         }
     }
 }
@@ -82,6 +91,8 @@ pub(crate) struct Shared {
     pub registry: registry::Registry,
     /// The local Docker engine, if one answered at start-up.
     pub docker: Option<docker::Engine>,
+    /// The Singularity/Apptainer CLI, if one is installed.
+    pub singularity: Option<singularity::Cli>,
     /// Cancelled when running instances must be killed (end of the shutdown grace period).
     pub kill_all: CancellationToken,
 }
@@ -94,6 +105,10 @@ impl Shared {
         if let Some(engine) = &self.docker {
             c.push("docker".to_owned());
             engines.insert("docker".to_owned(), engine.version.clone());
+        }
+        if let Some(cli) = &self.singularity {
+            c.push("singularity".to_owned());
+            engines.insert("singularity".to_owned(), cli.version.clone());
         }
         (c, engines)
     }
@@ -133,6 +148,7 @@ pub async fn run(
         &mut config.logs_dir,
         &mut config.results_dir,
         &mut config.temp_dir,
+        &mut config.work_dir,
     ] {
         std::fs::create_dir_all(&*dir).with_context(|| format!("create {}", dir.display()))?;
         // Bind mounts need absolute paths.
@@ -140,6 +156,7 @@ pub async fn run(
             std::fs::canonicalize(&*dir).with_context(|| format!("resolve {}", dir.display()))?;
     }
     let engine = docker::connect(&config.docker).await;
+    let singularity_cli = singularity::detect(&config.singularity).await;
     let id = config.id.clone().unwrap_or_else(default_id);
     let bus = Bus::connect(&bus_config, &format!("saltant-executor {id}")).await?;
     let shared = Arc::new(Shared {
@@ -150,6 +167,7 @@ pub async fn run(
         registry: registry::Registry::new(Duration::from_secs(bus_config.events_max_age_secs)),
         kill_all: CancellationToken::new(),
         docker: engine,
+        singularity: singularity_cli,
     });
     tracing::info!(executor = %id, slots = shared.config.slots, queues = ?shared.config.queues, "executor started");
 

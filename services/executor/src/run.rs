@@ -1,7 +1,7 @@
 //! Taking work: one puller per served queue, each taking attempts only when a slot is free;
 //! and the life of one attempt: `running` event, run, output, final event, ack.
 
-use crate::{Shared, docker, host, results};
+use crate::{Shared, docker, host, results, singularity};
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
 use saltant_bus::{Dispatch, Event, fetch_batch, trace};
@@ -218,14 +218,7 @@ async fn attempt(shared: Arc<Shared>, msg: jetstream::Message, d: Dispatch) {
     let outcome = match d.spec.kind {
         TaskKind::Executable => host::run(&shared, &d, &cancel).await,
         TaskKind::Docker => docker::run(&shared, &d, &cancel).await,
-        TaskKind::Singularity => Outcome {
-            state: State::Failed,
-            exit_code: None,
-            reason: Some(format!(
-                "executor {} cannot run singularity tasks (neither apptainer nor singularity is installed)",
-                shared.id
-            )),
-        },
+        TaskKind::Singularity => singularity::run(&shared, &d, &cancel).await,
     };
     results::upload(&shared, &d).await;
     keepalive.cancel();
