@@ -163,6 +163,27 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional whole number in `1..=max` (native fields old clients never send).
+    pub fn positive_int(&mut self, field: &str, max: u64) -> Option<u64> {
+        let v = self.p.get(field)?;
+        let n = match &v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse::<u64>().ok(),
+            Value::Null => return None,
+            _ => None,
+        };
+        match n {
+            Some(n) if (1..=max).contains(&n) => Some(n),
+            _ => {
+                self.error(
+                    field,
+                    format!("Ensure this value is a whole number from 1 to {max}."),
+                );
+                None
+            }
+        }
+    }
+
     /// A non-null character field.
     pub fn string(&mut self, field: &str, rule: Text) -> Option<String> {
         self.text(field, rule).flatten()

@@ -124,6 +124,16 @@ pub(crate) async fn spawn_and_wait(
         Err(e) => return failed(format!("start {:?}: {e}", argv[0])),
     };
     let pid = child.id();
+    // Recorded so that, should this executor die without cleaning up (SIGKILL), its next
+    // start on this machine kills the group.
+    let group_file = shared.config.temp_dir.join(GROUPS).join(uuid);
+    if let Some(pid) = pid {
+        let _ = tokio::fs::create_dir_all(group_file.parent().unwrap_or(&group_file)).await;
+        let started = process_start_time(pid).unwrap_or_default();
+        if let Err(e) = tokio::fs::write(&group_file, format!("{pid} {started}")).await {
+            tracing::warn!(error = %e, "record process group");
+        }
+    }
     let output = Output::new(shared.clone(), d.uuid, d.attempt);
     let mut pumps = Vec::new();
     if let Some(out) = child.stdout.take() {
@@ -158,6 +168,7 @@ pub(crate) async fn spawn_and_wait(
         Ok(s) => s,
         Err(outcome) => {
             stop_group(&mut child, pid, shared.config.kill_grace_secs).await;
+            let _ = tokio::fs::remove_file(&group_file).await;
             for p in pumps {
                 let _ = p.await;
             }
@@ -165,6 +176,14 @@ pub(crate) async fn spawn_and_wait(
             return outcome;
         }
     };
+    // Whatever the leader left behind in its group goes with it.
+    if let Some(pid) = pid {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let _ = tokio::fs::remove_file(&group_file).await;
     for p in pumps {
         let _ = p.await;
     }
@@ -199,6 +218,45 @@ pub(crate) async fn spawn_and_wait(
         }
         Err(e) => failed(format!("wait for process: {e}")),
     }
+}
+
+/// A process's start time (clock ticks since boot, /proc/<pid>/stat field 22).
+fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields after its closing ')' are plain.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// Folder (under the temp dir) of running instances' process group ids.
+const GROUPS: &str = "groups";
+
+/// Kills the process groups a previous life of this executor left running (it died
+/// without cleaning up) and forgets them. Called at start-up, before any work is taken.
+pub(crate) fn reap_orphan_groups(temp_dir: &std::path::Path) -> usize {
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
+    let dir = temp_dir.join(GROUPS);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        // The leader must still be the process recorded (same start time): a pid reused
+        // after a reboot is left alone.
+        if let Ok(text) = std::fs::read_to_string(entry.path())
+            && let Some((pgid, started)) = text.trim().split_once(' ')
+            && let Ok(pgid) = pgid.parse::<u32>()
+            && pgid > 1
+            && process_start_time(pgid).is_some_and(|s| s.to_string() == started)
+            && killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL).is_ok()
+        {
+            tracing::warn!(instance = %entry.file_name().to_string_lossy(), pgid, "killed a process group left by a previous run");
+            killed += 1;
+        }
+        let _ = std::fs::remove_file(entry.path());
+    }
+    killed
 }
 
 /// SIGTERM to the whole process group; when the leader has exited, or after `grace_secs`,

@@ -155,6 +155,7 @@ pub async fn run(
         *dir =
             std::fs::canonicalize(&*dir).with_context(|| format!("resolve {}", dir.display()))?;
     }
+    host::reap_orphan_groups(&config.temp_dir);
     let engine = docker::connect(&config.docker).await;
     let singularity_cli = singularity::detect(&config.singularity).await;
     let id = config.id.clone().unwrap_or_else(default_id);

@@ -172,28 +172,90 @@ async fn run_attempt(shared: Arc<Shared>, msg: jetstream::Message, _permit: Owne
     attempt(shared, msg, dispatch).instrument(span).await;
 }
 
-async fn attempt(shared: Arc<Shared>, msg: jetstream::Message, d: Dispatch) {
-    let cancel = shared.registry.start(d.uuid);
-    if cancel.is_cancelled() {
-        // Asked to terminate before it started: it never starts.
-        let mut ended = Event::new(d.uuid, d.queue.clone(), d.attempt, State::Terminated);
-        ended.executor = Some(shared.id.clone());
-        ended.reason = Some("terminated before it started".into());
-        tracing::info!("termination was requested before start; not running");
-        if publish_event(&shared, &ended).await.is_ok() {
-            let _ = msg.double_ack().await;
-        }
+/// Ends an attempt that is not run here: publishes `event` (if any) and acks the dispatch.
+async fn skip(shared: &Shared, msg: &jetstream::Message, d: &Dispatch, event: Option<Event>) {
+    if let Some(e) = event
+        && let Err(err) = publish_event(shared, &e).await
+    {
+        tracing::warn!(error = %format!("{err:#}"), "publish event; leaving the dispatch for redelivery");
         shared.registry.finish(d.uuid);
         return;
+    }
+    let _ = msg.double_ack().await;
+    shared.registry.finish(d.uuid);
+}
+
+async fn attempt(shared: Arc<Shared>, msg: jetstream::Message, d: Dispatch) {
+    let cancel = shared.registry.start(d.uuid);
+    let ended = |state, reason: &str| {
+        let mut e = Event::new(d.uuid, d.queue.clone(), d.attempt, state);
+        e.executor = Some(shared.id.clone());
+        e.reason = Some(reason.to_owned());
+        e
+    };
+    if cancel.is_cancelled() {
+        // Asked to terminate before it started: it never starts.
+        tracing::info!("termination was requested before start; not running");
+        let e = ended(State::Terminated, "terminated before it started");
+        return skip(&shared, &msg, &d, Some(e)).await;
+    }
+    if d.start_by.is_some_and(|t| chrono::Utc::now() > t) {
+        tracing::info!("queue time-out passed before start; not running");
+        let mut e = ended(State::Failed, "not started within its queue time-out");
+        e.no_retry = true;
+        return skip(&shared, &msg, &d, Some(e)).await;
+    }
+    // Claim the attempt (compare-and-set): a redelivered dispatch whose attempt another
+    // executor (or this one, before a crash) already started never runs twice. If that
+    // executor is gone, the scheduler fails or retries the attempt with a new number.
+    let claim = async {
+        let kv = shared.bus.claims_kv().await?;
+        Ok::<_, anyhow::Error>(
+            kv.create(
+                format!("{}.{}", d.uuid, d.attempt),
+                shared.id.clone().into(),
+            )
+            .await,
+        )
+    };
+    match claim.await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) if e.kind() == async_nats::jetstream::kv::CreateErrorKind::AlreadyExists => {
+            tracing::info!(
+                "attempt already claimed (a redelivered dispatch); not running it again"
+            );
+            return skip(&shared, &msg, &d, None).await;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "claim attempt; leaving the dispatch for redelivery");
+            shared.registry.finish(d.uuid);
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "claim attempt; leaving the dispatch for redelivery");
+            shared.registry.finish(d.uuid);
+            return;
+        }
     }
     let mut running = Event::new(d.uuid, d.queue.clone(), d.attempt, State::Running);
     running.executor = Some(shared.id.clone());
     if let Err(e) = publish_event(&shared, &running).await {
-        // Not acked: the attempt comes back after ack_wait, to us or another executor.
-        tracing::warn!(error = %format!("{e:#}"), "publish running event; leaving the attempt for redelivery");
-        shared.registry.finish(d.uuid);
-        return;
+        // The claim is ours, so it runs anyway: a redelivery would only be skipped. The
+        // final event, retried until stored, records the outcome.
+        tracing::warn!(error = %format!("{e:#}"), "publish running event; running anyway");
     }
+
+    // The run time limit cancels like a termination, and is reported as a failure.
+    let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let timer = d.run_timeout_secs.map(|secs| {
+        let cancel = cancel.clone();
+        let timed_out = timed_out.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            timed_out.store(true, std::sync::atomic::Ordering::SeqCst);
+            cancel.cancel();
+        })
+    });
 
     // Keep the dispatch alive while the attempt runs, however long.
     let progress_every = Duration::from_secs((shared.bus.config.dispatch_ack_wait_secs / 3).max(1));
@@ -219,6 +281,23 @@ async fn attempt(shared: Arc<Shared>, msg: jetstream::Message, d: Dispatch) {
         TaskKind::Executable => host::run(&shared, &d, &cancel).await,
         TaskKind::Docker => docker::run(&shared, &d, &cancel).await,
         TaskKind::Singularity => singularity::run(&shared, &d, &cancel).await,
+    };
+    if let Some(t) = timer {
+        t.abort();
+    }
+    let outcome = if timed_out.load(std::sync::atomic::Ordering::SeqCst)
+        && outcome.state == State::Terminated
+    {
+        Outcome {
+            state: State::Failed,
+            exit_code: outcome.exit_code,
+            reason: Some(format!(
+                "timed out after {} s",
+                d.run_timeout_secs.unwrap_or_default()
+            )),
+        }
+    } else {
+        outcome
     };
     results::upload(&shared, &d).await;
     keepalive.cancel();
@@ -257,7 +336,7 @@ pub(crate) async fn publish_event(shared: &Shared, event: &Event) -> anyhow::Res
     let publish = jetstream::message::PublishMessage::build()
         .payload(event.encode())
         .headers(trace::headers())
-        .message_id(format!("{}.{}.{}", event.uuid, event.attempt, event.state));
+        .message_id(event.message_id());
     shared.bus.js.send_publish(subject, publish).await?.await?;
     Ok(())
 }

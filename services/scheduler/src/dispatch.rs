@@ -1,6 +1,7 @@
-//! Submissions → dispatches. Each submission still `created` in PostgreSQL becomes attempt 1
-//! on its queue's dispatch subject (message id `<uuid>.<attempt>`, so a repeat within the
-//! duplicate window is dropped by JetStream), followed by its `published` event.
+//! Submissions → dispatches. Each submission whose instance is still `created` (and due)
+//! in PostgreSQL becomes a dispatch of its current attempt on its queue's subject (message
+//! id `<uuid>.<attempt>`, so a repeat within the duplicate window is dropped by
+//! JetStream), followed by its `published` event. Retries come back here through the sweep.
 
 use crate::{Config, open_consumer, pause};
 use async_nats::jetstream::{self, AckKind};
@@ -41,7 +42,7 @@ pub(crate) async fn run(bus: Bus, store: Store, config: Config, stop: Cancellati
                 continue;
             }
         };
-        if let Err(e) = handle(&bus, &store, &mut known_queues, messages).await {
+        if let Err(e) = handle(&bus, &store, &config, &mut known_queues, messages).await {
             tracing::warn!(error = %format!("{e:#}"), "dispatch submissions; they will be redelivered");
             if pause(&stop, Duration::from_secs(1)).await {
                 return;
@@ -53,6 +54,7 @@ pub(crate) async fn run(bus: Bus, store: Store, config: Config, stop: Cancellati
 async fn handle(
     bus: &Bus,
     store: &Store,
+    config: &Config,
     known_queues: &mut HashSet<QueueName>,
     messages: Vec<jetstream::Message>,
 ) -> anyhow::Result<()> {
@@ -73,11 +75,17 @@ async fn handle(
     // One read for the batch: only instances still `created` are dispatched, so a repeated
     // submission (sweep, redelivery) of an instance already under way does nothing.
     let uuids: Vec<Uuid> = subs.iter().map(|(s, _)| s.uuid).collect();
-    let created: HashSet<Uuid> = store.still_created(&uuids).await?.into_iter().collect();
+    let due: std::collections::HashMap<Uuid, i32> =
+        store.dispatchable(&uuids).await?.into_iter().collect();
 
     let mut dispatch_acks = Vec::new();
+    let mut dispatched = Vec::with_capacity(subs.len());
     for (s, headers) in &subs {
-        if !created.contains(&s.uuid) {
+        let Some(&attempt) = due.get(&s.uuid) else {
+            continue;
+        };
+        // One dispatch per attempt even if the batch holds the submission twice.
+        if dispatched.iter().any(|(u, _, _)| *u == s.uuid) {
             continue;
         }
         if known_queues.insert(s.queue.clone()) {
@@ -92,13 +100,20 @@ async fn handle(
         let span = tracing::info_span!("dispatch", instance = %s.uuid, queue = %s.queue);
         trace::set_parent(&span, headers.as_ref());
         let headers = span.in_scope(trace::headers);
+        let policy = s.spec.policy;
         let d = Dispatch {
             v: WIRE_VERSION,
             uuid: s.uuid,
             queue: s.queue.clone(),
-            attempt: 1,
+            attempt: attempt as u32,
             spec: s.spec.clone(),
+            start_by: policy.queue_timeout_secs.and_then(|secs| {
+                s.created_at
+                    .map(|c| c + chrono::Duration::seconds(secs as i64))
+            }),
+            run_timeout_secs: policy.run_timeout_secs.or(config.run_timeout_secs),
         };
+        dispatched.push((s.uuid, s.queue.clone(), attempt));
         let publish = jetstream::message::PublishMessage::build()
             .payload(d.encode())
             .headers(headers.clone())
@@ -113,14 +128,14 @@ async fn handle(
         ack.await?;
     }
     let mut event_acks = Vec::new();
-    for (s, _) in subs.iter().filter(|(s, _)| created.contains(&s.uuid)) {
-        let e = Event::new(s.uuid, s.queue.clone(), 1, State::Published);
+    for (uuid, queue, attempt) in dispatched {
+        let e = Event::new(uuid, queue, attempt as u32, State::Published);
         let publish = jetstream::message::PublishMessage::build()
             .payload(e.encode())
-            .message_id(format!("{}.1.published", e.uuid));
+            .message_id(e.message_id());
         event_acks.push(
             bus.js
-                .send_publish(bus.names.event(&s.queue, s.uuid), publish)
+                .send_publish(bus.names.event(&e.queue, uuid), publish)
                 .await?,
         );
     }

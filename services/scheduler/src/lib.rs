@@ -3,6 +3,8 @@
 //! PostgreSQL (in batches, compare-and-set), and sweeps for instances the bus never saw.
 
 mod dispatch;
+mod lease;
+mod lost;
 mod record;
 mod sweep;
 mod terminate;
@@ -28,6 +30,25 @@ pub struct Config {
     pub resubmit_after_secs: u64,
     /// Seconds between sweeps.
     pub sweep_every_secs: u64,
+    /// Attempts in all for instances that do not say (1: failed is final, as the original).
+    pub max_attempts: u32,
+    /// Seconds before a failed attempt's retry is dispatched.
+    pub retry_backoff_secs: u64,
+    /// Run time limit for instances that do not set one (none by default).
+    pub run_timeout_secs: Option<u64>,
+    /// Seconds between checks for running instances whose executor is gone. With the
+    /// heartbeat bucket's 15 s expiry, a lost instance is failed (or retried) within
+    /// about 15 s + this.
+    pub lost_check_every_secs: u64,
+}
+
+impl Config {
+    pub(crate) fn retry_policy(&self) -> saltant_store::instances::RetryPolicy {
+        saltant_store::instances::RetryPolicy {
+            default_max_attempts: self.max_attempts.max(1),
+            backoff_secs: self.retry_backoff_secs,
+        }
+    }
 }
 
 impl Default for Config {
@@ -37,6 +58,10 @@ impl Default for Config {
             dispatch_batch: 500,
             resubmit_after_secs: 30,
             sweep_every_secs: 10,
+            max_attempts: 1,
+            retry_backoff_secs: 10,
+            run_timeout_secs: None,
+            lost_check_every_secs: 5,
         }
     }
 }
@@ -51,6 +76,27 @@ pub async fn run(
     let store = Store::connect_lazy(&store_config)?;
     let bus = Bus::connect(&bus_config, "saltant-scheduler").await?;
     let tasks = TaskTracker::new();
+    let replica = format!(
+        "{}-{}",
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "scheduler".into()),
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
+    let lease = lease::Lease::default();
+    tasks.spawn(lease::hold(
+        bus.clone(),
+        replica,
+        lease.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(lost::run(
+        bus.clone(),
+        store.clone(),
+        config.clone(),
+        lease.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(dispatch::run(
         bus.clone(),
         store.clone(),
@@ -73,6 +119,7 @@ pub async fn run(
         bus.clone(),
         store.clone(),
         config.clone(),
+        lease,
         shutdown.clone(),
     ));
     tasks.close();

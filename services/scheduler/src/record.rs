@@ -59,6 +59,7 @@ pub(crate) async fn run(bus: Bus, store: Store, config: Config, stop: Cancellati
                         executor: e.executor,
                         exit_code: e.exit_code,
                         reason: e.reason,
+                        no_retry: e.no_retry,
                     });
                     to_ack.push(msg);
                 }
@@ -71,7 +72,10 @@ pub(crate) async fn run(bus: Bus, store: Store, config: Config, stop: Cancellati
         // Retry the same batch until PostgreSQL takes it: events are acked only once stored.
         let mut delay = Duration::from_millis(200);
         loop {
-            match store.apply_state_changes(&changes).await {
+            match store
+                .apply_state_changes(&changes, config.retry_policy())
+                .await
+            {
                 Ok(n) => {
                     tracing::debug!(events = changes.len(), changed = n, "recorded events");
                     break;

@@ -10,11 +10,20 @@ use saltant_store::Store;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) async fn run(bus: Bus, store: Store, config: Config, stop: CancellationToken) {
+pub(crate) async fn run(
+    bus: Bus,
+    store: Store,
+    config: Config,
+    lease: crate::lease::Lease,
+    stop: CancellationToken,
+) {
     let every = Duration::from_secs(config.sweep_every_secs.max(1));
     loop {
         if pause(&stop, every).await {
             return;
+        }
+        if !lease.held() {
+            continue;
         }
         match sweep(&bus, &store, &config).await {
             Ok(0) => {}
@@ -43,6 +52,7 @@ async fn sweep(bus: &Bus, store: &Store, config: &Config) -> anyhow::Result<usiz
             uuid: p.uuid,
             queue,
             spec: p.spec.0.clone(),
+            created_at: Some(p.datetime_created),
         };
         let publish = jetstream::message::PublishMessage::build()
             .payload(s.encode())

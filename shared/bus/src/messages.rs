@@ -18,6 +18,9 @@ pub struct Submission {
     pub uuid: Uuid,
     pub queue: QueueName,
     pub spec: TaskSpec,
+    /// When the instance was created (queue time-outs count from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// scheduler → executor, on the queue's dispatch subject: everything needed to run one
@@ -30,6 +33,13 @@ pub struct Dispatch {
     /// Fencing token: events of an older attempt never overwrite a newer one's.
     pub attempt: u32,
     pub spec: TaskSpec,
+    /// An executor taking the dispatch after this instant does not start it (queue
+    /// time-out; the scheduler fails the instance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_by: Option<DateTime<Utc>>,
+    /// Seconds the attempt may run before the executor kills it and reports `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_timeout_secs: Option<u64>,
 }
 
 /// A state change, from whoever caused it, on `events.<queue>.<uuid>`.
@@ -49,6 +59,9 @@ pub struct Event {
     /// Why a `failed` or `terminated` happened, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A `failed` that must not be retried whatever the instance's policy (queue time-out).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_retry: bool,
 }
 
 impl Event {
@@ -63,7 +76,13 @@ impl Event {
             executor: None,
             exit_code: None,
             reason: None,
+            no_retry: false,
         }
+    }
+
+    /// Its message id: one event per instance, attempt and state.
+    pub fn message_id(&self) -> String {
+        format!("{}.{}.{}", self.uuid, self.attempt, self.state)
     }
 }
 

@@ -119,6 +119,15 @@ impl Names {
     pub fn terminations_bucket(&self) -> String {
         format!("{}_terminations", self.prefix)
     }
+    /// Claims of attempts: `<uuid>.<attempt>` → executor id, created (compare-and-set) by
+    /// the executor that starts the attempt, so a redelivered dispatch never runs twice.
+    pub fn claims_bucket(&self) -> String {
+        format!("{}_claims", self.prefix)
+    }
+    /// Leases of singleton duties (`scheduler`: sweeps and lost-executor checks).
+    pub fn leases_bucket(&self) -> String {
+        format!("{}_leases", self.prefix)
+    }
     /// Object store of instances' files: `<uuid>/manifest` (a [`crate::ResultsManifest`])
     /// and `<uuid>/<attempt>/<logs|results>/<path>`.
     pub fn results_bucket(&self) -> String {

@@ -59,6 +59,9 @@ pub struct Bus {
     pub config: BusConfig,
 }
 
+/// A lease not renewed for this long is free for another holder.
+pub const LEASE_TTL_SECS: u64 = 15;
+
 /// How long a duplicate (same `Nats-Msg-Id`) is recognised on the work streams.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
 
@@ -167,6 +170,16 @@ impl Bus {
                 n.terminations_bucket(),
                 Duration::from_secs(self.config.events_max_age_secs),
                 "saltant: termination requests",
+            ),
+            (
+                n.claims_bucket(),
+                Duration::from_secs(self.config.events_max_age_secs),
+                "saltant: attempts claimed by executors",
+            ),
+            (
+                n.leases_bucket(),
+                Duration::from_secs(LEASE_TTL_SECS),
+                "saltant: leases of singleton duties",
             ),
         ] {
             self.js
@@ -278,6 +291,20 @@ impl Bus {
             .get_key_value(self.names.terminations_bucket())
             .await
             .map_err(internal("open terminations bucket"))
+    }
+
+    pub async fn claims_kv(&self) -> Result<kv::Store, Error> {
+        self.js
+            .get_key_value(self.names.claims_bucket())
+            .await
+            .map_err(internal("open claims bucket"))
+    }
+
+    pub async fn leases_kv(&self) -> Result<kv::Store, Error> {
+        self.js
+            .get_key_value(self.names.leases_bucket())
+            .await
+            .map_err(internal("open leases bucket"))
     }
 
     pub async fn queues_kv(&self) -> Result<kv::Store, Error> {

@@ -9,5 +9,5 @@ pub mod state;
 
 pub use arguments::{ArgumentError, fill_defaults};
 pub use names::{NameError, QueueName};
-pub use spec::{TaskKind, TaskSpec};
+pub use spec::{Policy, TaskKind, TaskSpec};
 pub use state::State;

@@ -46,6 +46,31 @@ pub struct TaskSpec {
     /// Container types: folder inside the container for results (`None` or empty: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub results_path: Option<String>,
+    /// Retries and time limits asked for this instance (unset: the scheduler's defaults).
+    #[serde(default, skip_serializing_if = "Policy::is_unset")]
+    pub policy: Policy,
+}
+
+/// Retries and time limits of an instance (beyond the original, which had none). Unset
+/// fields take the scheduler's defaults (`[scheduler]` `max_attempts`, …).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Attempts in all: a failed attempt (non-zero exit, time-out, lost executor) is run
+    /// again while fewer have been made. 1 means no retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Seconds an attempt may run before it is killed and fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_timeout_secs: Option<u64>,
+    /// Seconds an instance may wait for an executor before it fails (without retry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_timeout_secs: Option<u64>,
+}
+
+impl Policy {
+    pub fn is_unset(&self) -> bool {
+        *self == Policy::default()
+    }
 }
 
 impl TaskSpec {

@@ -68,6 +68,35 @@ pub struct StateChange {
     pub executor: Option<String>,
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
+    /// A `failed` that is final whatever the retry policy.
+    pub no_retry: bool,
+}
+
+/// How failed attempts are retried: an instance's own `max_attempts` (in its spec's
+/// policy) or `default_max_attempts`, the next attempt dispatched after `backoff_secs`.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub default_max_attempts: u32,
+    pub backoff_secs: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            default_max_attempts: 1,
+            backoff_secs: 10,
+        }
+    }
+}
+
+/// A running instance, for the lost-executor check.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RunningInstance {
+    pub uuid: Uuid,
+    pub attempt: i32,
+    pub executor: Option<String>,
+    pub queue_name: String,
+    pub datetime_started: Option<DateTime<Utc>>,
 }
 
 /// An instance the scheduler should (re)submit: still `created` after a while.
@@ -76,6 +105,7 @@ pub struct PendingInstance {
     pub uuid: Uuid,
     pub queue_name: String,
     pub spec: Json<TaskSpec>,
+    pub datetime_created: DateTime<Utc>,
 }
 
 impl Store {
@@ -106,6 +136,16 @@ impl Store {
         self.instance(n.uuid).await?.ok_or_else(|| {
             Error::Internal(anyhow::anyhow!("instance {} vanished after insert", n.uuid))
         })
+    }
+
+    /// The execution snapshot of an instance.
+    pub async fn instance_spec(&self, uuid: Uuid) -> Result<Option<TaskSpec>, Error> {
+        let row: Option<(Json<TaskSpec>,)> =
+            sqlx::query_as("SELECT spec FROM task_instances WHERE uuid = $1")
+                .bind(uuid)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(s,)| s.0))
     }
 
     pub async fn instance(&self, uuid: Uuid) -> Result<Option<InstanceRow>, Error> {
@@ -146,7 +186,11 @@ impl Store {
     /// history, and each instance moves to the furthest state reported for its current
     /// attempt, only forward (compare-and-set on state rank and attempt). Returns how many
     /// instances changed state.
-    pub async fn apply_state_changes(&self, changes: &[StateChange]) -> Result<u64, Error> {
+    pub async fn apply_state_changes(
+        &self,
+        changes: &[StateChange],
+        retry: RetryPolicy,
+    ) -> Result<u64, Error> {
         if changes.is_empty() {
             return Ok(0);
         }
@@ -181,7 +225,9 @@ impl Store {
         let mut codes = Vec::with_capacity(best.len());
         let mut reasons = Vec::with_capacity(best.len());
         let mut starts = Vec::with_capacity(best.len());
+        let mut no_retries = Vec::with_capacity(best.len());
         for (c, started) in best.into_values() {
+            no_retries.push(c.no_retry);
             uuids.push(c.uuid);
             attempts.push(c.attempt);
             states.push(c.state.as_str());
@@ -192,19 +238,34 @@ impl Store {
             starts.push(started);
         }
         let mut tx = self.pool.begin().await?;
+        // A `failed` of an attempt below the instance's max attempts is not final: the
+        // instance goes back to `created` with the next attempt, dispatched after the
+        // back-off by the scheduler's sweep.
         let updated = sqlx::query(
-            "UPDATE task_instances t SET state = e.state, \
-               datetime_finished = CASE WHEN saltant_state_rank(e.state) = 3 \
-                                        THEN COALESCE(t.datetime_finished, e.at) END, \
-               datetime_started = COALESCE(e.started, t.datetime_started), \
-               executor = COALESCE(e.executor, t.executor), \
-               exit_code = COALESCE(e.exit_code, t.exit_code), \
-               reason = COALESCE(e.reason, t.reason) \
-             FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], \
-                         $6::int[], $7::text[], $8::timestamptz[]) \
-                  AS e(uuid, attempt, state, at, executor, exit_code, reason, started) \
-             WHERE t.uuid = e.uuid AND t.attempt = e.attempt \
-               AND saltant_state_rank(t.state) < saltant_state_rank(e.state)",
+            "WITH e AS ( \
+               SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], \
+                                    $6::int[], $7::text[], $8::timestamptz[], $9::bool[]) \
+                 AS e(uuid, attempt, state, at, executor, exit_code, reason, started, no_retry) \
+             ), r AS ( \
+               SELECT e.*, (e.state = 'failed' AND NOT e.no_retry AND e.attempt < \
+                            COALESCE((t.spec->'policy'->>'max_attempts')::int, $10)) AS retry \
+               FROM e JOIN task_instances t ON t.uuid = e.uuid \
+             ) \
+             UPDATE task_instances t SET \
+               state = CASE WHEN r.retry THEN 'created' ELSE r.state END, \
+               attempt = CASE WHEN r.retry THEN t.attempt + 1 ELSE t.attempt END, \
+               dispatch_after = CASE WHEN r.retry THEN now() + make_interval(secs => $11) \
+                                     ELSE t.dispatch_after END, \
+               datetime_finished = CASE WHEN NOT r.retry AND saltant_state_rank(r.state) = 3 \
+                                        THEN COALESCE(t.datetime_finished, r.at) END, \
+               datetime_started = CASE WHEN r.retry THEN NULL \
+                                       ELSE COALESCE(r.started, t.datetime_started) END, \
+               executor = CASE WHEN r.retry THEN NULL ELSE COALESCE(r.executor, t.executor) END, \
+               exit_code = COALESCE(r.exit_code, t.exit_code), \
+               reason = COALESCE(r.reason, t.reason) \
+             FROM r \
+             WHERE t.uuid = r.uuid AND t.attempt = r.attempt \
+               AND saltant_state_rank(t.state) < saltant_state_rank(r.state)",
         )
         .bind(&uuids)
         .bind(&attempts)
@@ -214,6 +275,9 @@ impl Store {
         .bind(&codes)
         .bind(&reasons)
         .bind(&starts)
+        .bind(&no_retries)
+        .bind(retry.default_max_attempts as i32)
+        .bind(retry.backoff_secs as f64)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -245,16 +309,19 @@ impl Store {
         Ok(updated)
     }
 
-    /// Instances still `created` though created before `before`: the bus may never have
-    /// seen them (NATS was down when the api answered). Oldest first.
+    /// Instances `created` that are due for (re)dispatch: retries whose back-off has
+    /// passed, and first attempts created before `before` that the bus may never have
+    /// seen (NATS was down when the api answered). Oldest first.
     pub async fn pending_instances(
         &self,
         before: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<PendingInstance>, Error> {
         Ok(sqlx::query_as(
-            "SELECT uuid, queue_name, spec FROM task_instances \
-             WHERE state = 'created' AND datetime_created < $1 \
+            "SELECT uuid, queue_name, spec, datetime_created FROM task_instances \
+             WHERE state = 'created' \
+               AND CASE WHEN dispatch_after IS NULL THEN datetime_created < $1 \
+                        ELSE dispatch_after <= now() END \
              ORDER BY datetime_created LIMIT $2",
         )
         .bind(before)
@@ -286,12 +353,37 @@ pub struct HistoryRow {
 }
 
 impl Store {
-    /// Which of `uuids` are still in state `created`.
-    pub async fn still_created(&self, uuids: &[Uuid]) -> Result<Vec<Uuid>, Error> {
-        Ok(sqlx::query_scalar(
-            "SELECT uuid FROM task_instances WHERE uuid = ANY($1) AND state = 'created'",
+    /// Of `uuids`, those still `created` and due, with the attempt to dispatch.
+    pub async fn dispatchable(&self, uuids: &[Uuid]) -> Result<Vec<(Uuid, i32)>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT uuid, attempt FROM task_instances WHERE uuid = ANY($1) AND state = 'created' \
+               AND (dispatch_after IS NULL OR dispatch_after <= now())",
         )
         .bind(uuids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every running instance (for the lost-executor check).
+    pub async fn running_instances(&self) -> Result<Vec<RunningInstance>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT uuid, attempt, executor, queue_name, datetime_started FROM task_instances \
+             WHERE state = 'running'",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Instances waiting for an executor past their queue time-out.
+    pub async fn queue_timeouts(&self, limit: i64) -> Result<Vec<RunningInstance>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT uuid, attempt, executor, queue_name, datetime_started FROM task_instances \
+             WHERE state IN ('created', 'published') \
+               AND spec->'policy' ? 'queue_timeout_secs' \
+               AND datetime_created + make_interval(secs => (spec->'policy'->>'queue_timeout_secs')::float8) < now() \
+             LIMIT $1",
+        )
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?)
     }

@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use futures::StreamExt;
 use opentelemetry::trace::TraceContextExt;
 use saltant_bus::{Submission, Termination, WIRE_VERSION, trace};
-use saltant_core::{QueueName, State as RunState, TaskKind, TaskSpec, fill_defaults};
+use saltant_core::{Policy, QueueName, State as RunState, TaskKind, TaskSpec, fill_defaults};
 use saltant_store::instances::{InstanceRow, NewInstance};
 use saltant_store::types::TypeClass;
 use serde_json::{Map, Value};
@@ -79,6 +79,7 @@ struct Request {
     type_id: i64,
     queue_id: i64,
     arguments: Option<Value>,
+    policy: Policy,
 }
 
 /// The original's model `clean` and save: queue rules, whitelist, flags, arguments filled
@@ -181,6 +182,7 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
         container_image: ty.container_image.clone(),
         logs_path: ty.logs_path.clone(),
         results_path: ty.results_path.clone(),
+        policy: r.policy,
     };
     let uuid = Uuid::new_v4();
     let span = tracing::Span::current();
@@ -203,18 +205,25 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
             trace_id,
         })
         .await?;
-    submit(s, uuid, queue_name, spec).await;
+    submit(s, uuid, queue_name, spec, row.datetime_created).await;
     Ok(row)
 }
 
 /// Publishes the submission. A failure is logged, not returned: the row is committed and
 /// the scheduler's sweep submits instances the bus never saw.
-async fn submit(s: &AppState, uuid: Uuid, queue: QueueName, spec: TaskSpec) {
+async fn submit(
+    s: &AppState,
+    uuid: Uuid,
+    queue: QueueName,
+    spec: TaskSpec,
+    created_at: chrono::DateTime<chrono::Utc>,
+) {
     let sub = Submission {
         v: WIRE_VERSION,
         uuid,
         queue,
         spec,
+        created_at: Some(created_at),
     };
     let publish = jetstream::message::PublishMessage::build()
         .payload(sub.encode())
@@ -260,6 +269,12 @@ async fn create(class: TypeClass, s: AppState, user: Auth, p: Payload) -> ApiRes
     let type_id = f.pk("task_type", true);
     let queue_id = f.pk("task_queue", true);
     let arguments = f.json("arguments");
+    // Native fields (saltant-py never sends them): retries and time limits.
+    let policy = Policy {
+        max_attempts: f.positive_int("max_attempts", 100).map(|n| n as u32),
+        run_timeout_secs: f.positive_int("run_timeout_secs", 366 * 24 * 3600),
+        queue_timeout_secs: f.positive_int("queue_timeout_secs", 366 * 24 * 3600),
+    };
     f.finish()?;
     let (Some(type_id), Some(queue_id)) = (type_id, queue_id) else {
         return Err(ApiError::Internal(anyhow::anyhow!("validated ids missing")));
@@ -273,6 +288,7 @@ async fn create(class: TypeClass, s: AppState, user: Auth, p: Payload) -> ApiRes
             type_id,
             queue_id,
             arguments,
+            policy,
         },
     )
     .await?;
@@ -295,6 +311,12 @@ async fn detail(class: TypeClass, s: AppState, id: String) -> ApiResult<Json<Ins
 #[tracing::instrument(skip_all, fields(instance = tracing::field::Empty, class = class.kind()))]
 async fn clone(class: TypeClass, s: AppState, user: Auth, id: String) -> ApiResult<Response> {
     let original = find(&s, class, &id).await?;
+    let original_policy = s
+        .store
+        .instance_spec(original.uuid)
+        .await?
+        .map(|spec| spec.policy)
+        .unwrap_or_default();
     let row = admit(
         &s,
         class,
@@ -304,6 +326,7 @@ async fn clone(class: TypeClass, s: AppState, user: Auth, id: String) -> ApiResu
             type_id: original.task_type_id,
             queue_id: original.task_queue_id,
             arguments: Some(original.arguments.0),
+            policy: original_policy,
         },
     )
     .await?;

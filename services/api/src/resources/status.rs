@@ -15,7 +15,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use saltant_bus::{Event, RECORDED_HEADER, trace};
 use saltant_core::{QueueName, State as RunState};
-use saltant_store::instances::StateChange;
+use saltant_store::instances::{RetryPolicy, StateChange};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -71,9 +71,11 @@ pub async fn update(
             "reported by {} through the status endpoint",
             user.0.username
         )),
+        // A report is what happened: never turned into a retry.
+        no_retry: true,
     };
     if s.store
-        .apply_state_changes(std::slice::from_ref(&change))
+        .apply_state_changes(std::slice::from_ref(&change), RetryPolicy::default())
         .await?
         == 0
     {
