@@ -2,6 +2,8 @@
 //! a fresh database and bus prefix per test, the real `saltant` binary as a child process,
 //! and `eventually` instead of sleeps. A missing component fails the test loudly.
 
+pub mod servers;
+
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -33,15 +35,28 @@ where
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
-}
+use servers::free_port;
 
 /// A running `saltant all` with its own database, bus prefix, port and folders.
+/// How to start a [`Stack`].
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Arguments of `saltant all` (e.g. `--queue q1`).
+    pub all_args: &'a [&'a str],
+    /// Extra environment of every process of the stack.
+    pub env: &'a [(&'a str, &'a str)],
+    /// Run a nats-server of its own (to restart it).
+    pub own_nats: bool,
+    /// Run a PostgreSQL cluster of its own (to restart it).
+    pub own_postgres: bool,
+}
+
 pub struct Stack {
+    /// Admin URL of the PostgreSQL server holding the stack's database.
+    pub admin_url: String,
+    /// The stack's own servers, when asked for.
+    pub nats: Option<servers::Nats>,
+    pub postgres: Option<servers::Postgres>,
     pub url: String,
     pub token: String,
     pub database: String,
@@ -60,9 +75,28 @@ impl Stack {
 
     /// A stack whose `saltant all` gets `all_args` (e.g. `--queue q1`).
     pub async fn start_with(all_args: &[&str]) -> Stack {
-        let admin_url = required_env("SALTANT_TEST_PG_ADMIN_URL");
-        let nats = required_env("SALTANT_TEST_NATS_URL");
+        Stack::start_opts(Options {
+            all_args,
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// A stack with its own NATS and/or PostgreSQL servers and extra environment.
+    pub async fn start_opts(o: Options<'_>) -> Stack {
         let id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = std::env::temp_dir().join(format!("saltant-test-{id}"));
+        std::fs::create_dir_all(&dir).expect("create test folder");
+        let own_nats = o.own_nats.then(|| servers::Nats::start(&dir));
+        let own_pg = o.own_postgres.then(|| servers::Postgres::start(&dir));
+        let admin_url = own_pg
+            .as_ref()
+            .map(|p| p.admin_url())
+            .unwrap_or_else(|| required_env("SALTANT_TEST_PG_ADMIN_URL"));
+        let nats = own_nats
+            .as_ref()
+            .map(|n| n.url())
+            .unwrap_or_else(|| required_env("SALTANT_TEST_NATS_URL"));
         let database = format!("t_{id}");
         let prefix = format!("t{}", &id[..12]);
         psql(&admin_url, &format!("CREATE DATABASE \"{database}\""));
@@ -71,9 +105,7 @@ impl Stack {
             .map(|(base, _)| format!("{base}/{database}"))
             .expect("database url");
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("saltant-test-{id}"));
-        std::fs::create_dir_all(&dir).expect("create test folder");
-        let env = vec![
+        let mut env = vec![
             ("SALTANT_DATABASE_URL".to_owned(), db_url),
             ("SALTANT_NATS_URL".to_owned(), nats),
             ("SALTANT_BUS__PREFIX".to_owned(), prefix.clone()),
@@ -112,7 +144,11 @@ impl Stack {
                 dir.join("images").display().to_string(),
             ),
         ];
+        env.extend(o.env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut stack = Stack {
+            admin_url,
+            nats: own_nats,
+            postgres: own_pg,
             url: format!("http://127.0.0.1:{port}/api"),
             token: String::new(),
             database,
@@ -124,7 +160,7 @@ impl Stack {
                 .build()
                 .expect("http client"),
             env,
-            all_args: all_args.iter().map(|a| a.to_string()).collect(),
+            all_args: o.all_args.iter().map(|a| a.to_string()).collect(),
         };
         let out = stack.saltant(&["admin", "create-user", "admin", "--superuser"]);
         stack.token = out.lines().last().expect("token line").trim().to_owned();
@@ -377,8 +413,7 @@ impl Stack {
 
     /// This stack's database URL.
     pub fn database_url(&self) -> String {
-        let admin = required_env("SALTANT_TEST_PG_ADMIN_URL");
-        admin
+        self.admin_url
             .rsplit_once('/')
             .map(|(base, _)| format!("{base}/{}", self.database))
             .expect("database url")
@@ -386,13 +421,8 @@ impl Stack {
 
     /// The recorded state history of an instance (`state` column), oldest first.
     pub fn history(&self, uuid: &str) -> Vec<String> {
-        let admin = required_env("SALTANT_TEST_PG_ADMIN_URL");
-        let url = admin
-            .rsplit_once('/')
-            .map(|(base, _)| format!("{base}/{}", self.database))
-            .expect("database url");
         psql(
-            &url,
+            &self.database_url(),
             &format!(
                 "SELECT state FROM task_instance_history WHERE instance_uuid = '{uuid}' ORDER BY id"
             ),
@@ -429,12 +459,15 @@ impl Drop for Stack {
             let _ = c.kill();
             let _ = c.wait();
         }
-        if let Ok(admin) = std::env::var("SALTANT_TEST_PG_ADMIN_URL") {
+        if self.postgres.is_none() {
             psql(
-                &admin,
+                &self.admin_url,
                 &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database),
             );
         }
+        // Own servers stop before their folder goes.
+        self.nats.take();
+        self.postgres.take();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -36,12 +36,24 @@ pub struct InstanceRow {
     pub terminate_requested: bool,
 }
 
-const INSTANCE_SELECT: &str = "SELECT i.uuid, i.kind, u.username, i.user_id, i.name, i.state, \
-     i.datetime_created, i.datetime_finished, i.arguments, i.task_queue_id, \
-     COALESCE(i.container_task_type_id, i.executable_task_type_id) AS task_type_id, \
-     i.queue_name, i.attempt, i.datetime_started, i.executor, i.exit_code, i.reason, i.trace_id, \
-     i.terminate_requested \
-     FROM task_instances i LEFT JOIN users u ON u.id = i.user_id WHERE true";
+/// The columns of an [`InstanceRow`] (instance `i`, its user `u`).
+macro_rules! instance_columns {
+    () => {
+        "i.uuid, i.kind, u.username, i.user_id, i.name, i.state, \
+         i.datetime_created, i.datetime_finished, i.arguments, i.task_queue_id, \
+         COALESCE(i.container_task_type_id, i.executable_task_type_id) AS task_type_id, \
+         i.queue_name, i.attempt, i.datetime_started, i.executor, i.exit_code, i.reason, \
+         i.trace_id, i.terminate_requested"
+    };
+}
+
+const INSTANCE_COLUMNS: &str = instance_columns!();
+
+const INSTANCE_SELECT: &str = concat!(
+    "SELECT ",
+    instance_columns!(),
+    " FROM task_instances i LEFT JOIN users u ON u.id = i.user_id WHERE true"
+);
 
 /// A validated new instance.
 #[derive(Debug, Clone)]
@@ -109,33 +121,33 @@ pub struct PendingInstance {
 }
 
 impl Store {
-    /// Inserts an instance; its one commit on the create path.
+    /// Inserts an instance and returns it, in one statement: its one commit on the create
+    /// path, with no second read that could fail after the commit.
     pub async fn insert_instance(&self, n: &NewInstance) -> Result<InstanceRow, Error> {
         let (ct, et) = match n.class {
             TypeClass::Container => (Some(n.type_id), None),
             TypeClass::Executable => (None, Some(n.type_id)),
         };
-        sqlx::query(
-            "INSERT INTO task_instances (uuid, kind, name, user_id, task_queue_id, \
+        let sql = format!(
+            "WITH i AS (INSERT INTO task_instances (uuid, kind, name, user_id, task_queue_id, \
              container_task_type_id, executable_task_type_id, arguments, spec, queue_name, trace_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(n.uuid)
-        .bind(n.class.kind())
-        .bind(&n.name)
-        .bind(n.user_id)
-        .bind(n.queue_id)
-        .bind(ct)
-        .bind(et)
-        .bind(Json(&n.arguments))
-        .bind(Json(&n.spec))
-        .bind(&n.queue_name)
-        .bind(&n.trace_id)
-        .execute(&self.pool)
-        .await?;
-        self.instance(n.uuid).await?.ok_or_else(|| {
-            Error::Internal(anyhow::anyhow!("instance {} vanished after insert", n.uuid))
-        })
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *) \
+             SELECT {INSTANCE_COLUMNS} FROM i LEFT JOIN users u ON u.id = i.user_id"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(n.uuid)
+            .bind(n.class.kind())
+            .bind(&n.name)
+            .bind(n.user_id)
+            .bind(n.queue_id)
+            .bind(ct)
+            .bind(et)
+            .bind(Json(&n.arguments))
+            .bind(Json(&n.spec))
+            .bind(&n.queue_name)
+            .bind(&n.trace_id)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// The execution snapshot of an instance.
@@ -294,7 +306,8 @@ impl Store {
              SELECT e.* FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], \
                                     $6::int[], $7::text[]) \
                   AS e(uuid, attempt, state, at, executor, exit_code, reason) \
-             WHERE EXISTS (SELECT 1 FROM task_instances t WHERE t.uuid = e.uuid)",
+             WHERE EXISTS (SELECT 1 FROM task_instances t WHERE t.uuid = e.uuid) \
+             ON CONFLICT (instance_uuid, attempt, state) DO NOTHING",
         )
         .bind(&h_uuid)
         .bind(&h_attempt)

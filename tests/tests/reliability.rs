@@ -1,0 +1,397 @@
+//! The guarantees of DESIGN.md under real failures: executors killed with SIGKILL, a
+//! redelivered dispatch, retries and time limits, NATS and PostgreSQL restarted under
+//! load, two schedulers at once. Each test causes the failure for real and prints what it
+//! measured (docs/reliability.md records the figures).
+
+use saltant_tests::{Options, Stack, eventually, psql};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// Count of rows of `sql` (a `SELECT count(*) …`).
+fn count(stack: &Stack, sql: &str) -> i64 {
+    psql(&stack.database_url(), sql)
+        .trim()
+        .parse()
+        .expect("count")
+}
+
+fn processes_of(uuid: &str) -> usize {
+    let needle = format!("JOB_UUID={uuid}");
+    std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("environ"))
+                .map(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+async fn create(stack: &Stack, ty: i64, q: i64, extra: Value) -> String {
+    let mut body = json!({"task_type": ty, "task_queue": q});
+    for (k, v) in extra.as_object().expect("object") {
+        body[k] = v.clone();
+    }
+    let (status, i) = stack.post_json("executabletaskinstances/", &body).await;
+    assert_eq!(status, 201, "{i}");
+    i["uuid"].as_str().expect("uuid").to_owned()
+}
+
+const FAST: &[(&str, &str)] = &[
+    ("SALTANT_SCHEDULER__LOST_CHECK_EVERY_SECS", "1"),
+    ("SALTANT_SCHEDULER__SWEEP_EVERY_SECS", "1"),
+    ("SALTANT_SCHEDULER__RESUBMIT_AFTER_SECS", "3"),
+    ("SALTANT_SCHEDULER__RETRY_BACKOFF_SECS", "1"),
+    ("SALTANT_BUS__DISPATCH_ACK_WAIT_SECS", "3"),
+];
+
+#[tokio::test]
+async fn killed_executor_instances_end_within_the_bound_and_nothing_reruns() {
+    let stack = Stack::start_opts(Options {
+        all_args: &["--queue", "elsewhere"],
+        env: FAST,
+        ..Options::default()
+    })
+    .await;
+    stack.wait_ready().await;
+    let marker = stack.dir.join("ran.txt");
+    let (quick, q) = stack
+        .executable_on_queue(
+            "quick",
+            &format!("sh -c 'echo $JOB_UUID >> {}'", marker.display()),
+            "kq",
+        )
+        .await;
+    let (status, long) = stack
+        .post_json(
+            "executabletasktypes/",
+            &json!({"name": "long", "command_to_run": "sleep 600"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _, _) = stack
+        .request(
+            "PATCH",
+            "taskwhitelists/1/",
+            &[("Authorization", &stack.auth())],
+            Some((
+                "application/json",
+                json!({"whitelisted_executable_task_types": [quick, long["id"]]})
+                    .to_string()
+                    .into_bytes(),
+            )),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let env = [
+        ("SALTANT_EXECUTOR__ID", "victim"),
+        ("SALTANT_EXECUTOR__SLOTS", "8"),
+    ];
+    let mut victim = stack.spawn_with_env(&["executor", "--queue", "kq"], &env, "victim.log");
+
+    let mut quick_ones = Vec::new();
+    for _ in 0..3 {
+        quick_ones.push(create(&stack, quick, q, json!({})).await);
+    }
+    for u in &quick_ones {
+        stack
+            .wait_state(u, "successful", Duration::from_secs(30))
+            .await;
+    }
+    let mut long_ones = Vec::new();
+    for _ in 0..3 {
+        long_ones.push(create(&stack, long["id"].as_i64().expect("id"), q, json!({})).await);
+    }
+    for u in &long_ones {
+        stack
+            .wait_state(u, "running", Duration::from_secs(30))
+            .await;
+    }
+    victim.kill().expect("SIGKILL the executor");
+    victim.wait().expect("reap");
+    let killed_at = Instant::now();
+    for u in &long_ones {
+        let done = stack.wait_state(u, "failed", Duration::from_secs(60)).await;
+        assert!(done["datetime_finished"].is_string());
+    }
+    let took = killed_at.elapsed();
+    println!("kill -9 → all lost instances failed in {took:?}");
+    assert_eq!(
+        count(
+            &stack,
+            "SELECT count(*) FROM task_instances WHERE state = 'running'"
+        ),
+        0
+    );
+    let reason = psql(
+        &stack.database_url(),
+        &format!(
+            "SELECT reason FROM task_instances WHERE uuid = '{}'",
+            long_ones[0]
+        ),
+    );
+    assert!(
+        reason.contains("victim") && reason.contains("no heartbeat"),
+        "{reason}"
+    );
+
+    // The executor comes back with the same id: it kills the process groups it left
+    // behind, and the redelivered dispatches (ack wait 3 s) are claimed already: skipped.
+    let mut back = stack.spawn_with_env(&["executor", "--queue", "kq"], &env, "back.log");
+    eventually(
+        Duration::from_secs(20),
+        "the orphan processes to be killed",
+        || async { long_ones.iter().all(|u| processes_of(u) == 0).then_some(()) },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "redeliveries to be skipped",
+        || async {
+            let log = std::fs::read_to_string(stack.dir.join("back.log")).unwrap_or_default();
+            (log.matches("already claimed").count() >= long_ones.len()).then_some(())
+        },
+    )
+    .await;
+    let _ = back.kill();
+    let _ = back.wait();
+    // Succeeded instances never ran again, and every attempt ran at most once.
+    let ran = std::fs::read_to_string(&marker).expect("marker");
+    assert_eq!(ran.lines().count(), 3, "{ran}");
+    assert_eq!(
+        count(
+            &stack,
+            "SELECT count(*) FROM (SELECT instance_uuid, attempt FROM task_instance_history WHERE state = 'running' GROUP BY 1, 2 HAVING count(*) > 1) d"
+        ),
+        0
+    );
+    for u in &long_ones {
+        assert_eq!(stack.history(u).last().map(String::as_str), Some("failed"));
+    }
+}
+
+#[tokio::test]
+async fn failed_attempts_are_retried_per_policy_and_late_events_are_fenced() {
+    let stack = Stack::start_opts(Options {
+        env: FAST,
+        ..Options::default()
+    })
+    .await;
+    stack.wait_ready().await;
+    let flag = stack.dir.join("flag");
+    // Fails the first time, succeeds the second.
+    let (ty, q) = stack
+        .executable_on_queue(
+            "flaky",
+            &format!(
+                "sh -c 'test -e {f} && exit 0; touch {f}; exit 1'",
+                f = flag.display()
+            ),
+            "rq",
+        )
+        .await;
+    let uuid = create(&stack, ty, q, json!({"max_attempts": 3})).await;
+    stack
+        .wait_state(&uuid, "successful", Duration::from_secs(60))
+        .await;
+    let attempt = psql(
+        &stack.database_url(),
+        &format!("SELECT attempt FROM task_instances WHERE uuid = '{uuid}'"),
+    );
+    assert_eq!(attempt.trim(), "2");
+    let history = psql(
+        &stack.database_url(),
+        &format!(
+            "SELECT attempt || ':' || state FROM task_instance_history WHERE instance_uuid = '{uuid}' ORDER BY at, id"
+        ),
+    );
+    for step in [
+        "1:running",
+        "1:failed",
+        "2:published",
+        "2:running",
+        "2:successful",
+    ] {
+        assert!(
+            history.lines().any(|l| l == step),
+            "{step} missing in {history}"
+        );
+    }
+
+    // Without max_attempts: the default (1), failed is final.
+    std::fs::remove_file(&flag).expect("reset flag");
+    let once = create(&stack, ty, q, json!({})).await;
+    stack
+        .wait_state(&once, "failed", Duration::from_secs(30))
+        .await;
+
+    // A late event of attempt 1 (a slow executor) cannot overwrite attempt 2's outcome.
+    let nats = async_nats::connect(std::env::var("SALTANT_TEST_NATS_URL").expect("nats"))
+        .await
+        .expect("connect");
+    let js = async_nats::jetstream::new(nats);
+    let names = saltant_bus::Names::new(&stack.prefix).expect("names");
+    let queue = saltant_core::QueueName::parse("rq").expect("queue");
+    let mut late = saltant_bus::Event::new(
+        uuid.parse().expect("uuid"),
+        queue.clone(),
+        1,
+        saltant_core::State::Failed,
+    );
+    late.reason = Some("late report of attempt 1".into());
+    js.publish(names.event(&queue, late.uuid), late.encode())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, now) = stack.get(&format!("executabletaskinstances/{uuid}/")).await;
+    assert_eq!(now["state"], "successful", "{now}");
+}
+
+#[tokio::test]
+async fn run_and_queue_time_outs_fail_the_instance() {
+    let stack = Stack::start_opts(Options {
+        all_args: &["--queue", "tq"],
+        env: FAST,
+        ..Options::default()
+    })
+    .await;
+    stack.wait_ready().await;
+    let (ty, q) = stack.executable_on_queue("sleepy", "sleep 600", "tq").await;
+    let uuid = create(&stack, ty, q, json!({"run_timeout_secs": 1})).await;
+    stack
+        .wait_state(&uuid, "failed", Duration::from_secs(30))
+        .await;
+    let reason = psql(
+        &stack.database_url(),
+        &format!("SELECT reason FROM task_instances WHERE uuid = '{uuid}'"),
+    );
+    assert_eq!(reason.trim(), "timed out after 1 s");
+    assert_eq!(processes_of(&uuid), 0);
+
+    // Nobody serves "idle": the queue time-out fails it; an executor arriving later
+    // does not start it.
+    let (ity, iq) = stack
+        .executable_on_queue("idle-task", "sh -c 'echo ran'", "idle")
+        .await;
+    let waiting = create(
+        &stack,
+        ity,
+        iq,
+        json!({"queue_timeout_secs": 1, "max_attempts": 5}),
+    )
+    .await;
+    stack
+        .wait_state(&waiting, "failed", Duration::from_secs(30))
+        .await;
+    let reason = psql(
+        &stack.database_url(),
+        &format!("SELECT reason FROM task_instances WHERE uuid = '{waiting}'"),
+    );
+    assert_eq!(reason.trim(), "not started within its queue time-out");
+    let mut late = stack.spawn(&["executor", "--queue", "idle"], "late.log");
+    eventually(
+        Duration::from_secs(20),
+        "the late executor to skip it",
+        || async {
+            let log = std::fs::read_to_string(stack.dir.join("late.log")).unwrap_or_default();
+            log.contains("queue time-out passed before start")
+                .then_some(())
+        },
+    )
+    .await;
+    let _ = late.kill();
+    let _ = late.wait();
+    assert!(!stack.history(&waiting).iter().any(|s| s == "running"));
+    // Bad values are refused like any field.
+    let (status, body) = stack
+        .post_json(
+            "executabletaskinstances/",
+            &json!({"task_type": ty, "task_queue": q, "max_attempts": 0, "run_timeout_secs": "x"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["max_attempts"].is_array() && body["run_timeout_secs"].is_array(),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_dispatch_delivered_three_times_runs_once() {
+    let stack = Stack::start_opts(Options {
+        all_args: &["--queue", "busy"],
+        env: FAST,
+        ..Options::default()
+    })
+    .await;
+    stack.wait_ready().await;
+    let marker = stack.dir.join("ran.txt");
+    let (ty, q) = stack
+        .executable_on_queue(
+            "once",
+            &format!("sh -c 'echo $JOB_UUID >> {}'", marker.display()),
+            "dq",
+        )
+        .await;
+    let uuid = create(&stack, ty, q, json!({})).await;
+    stack
+        .wait_state(&uuid, "published", Duration::from_secs(20))
+        .await;
+    // Copy the scheduler's dispatch twice more (new message ids: not deduplicated).
+    let nats = async_nats::connect(std::env::var("SALTANT_TEST_NATS_URL").expect("nats"))
+        .await
+        .expect("connect");
+    let js = async_nats::jetstream::new(nats);
+    let names = saltant_bus::Names::new(&stack.prefix).expect("names");
+    let queue = saltant_core::QueueName::parse("dq").expect("queue");
+    let stream = js
+        .get_stream(names.dispatch_stream())
+        .await
+        .expect("stream");
+    let original = stream
+        .get_last_raw_message_by_subject(&names.dispatch(&queue))
+        .await
+        .expect("the dispatch");
+    for copy in 0..2 {
+        let publish = async_nats::jetstream::message::PublishMessage::build()
+            .payload(original.payload.clone())
+            .message_id(format!("{uuid}.copy{copy}"));
+        js.send_publish(names.dispatch(&queue), publish)
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
+    // Two executors compete for the three copies.
+    let mut a = stack.spawn(&["executor", "--queue", "dq"], "a.log");
+    let mut b = stack.spawn(&["executor", "--queue", "dq"], "b.log");
+    stack
+        .wait_state(&uuid, "successful", Duration::from_secs(30))
+        .await;
+    eventually(
+        Duration::from_secs(20),
+        "every copy to be consumed",
+        || async {
+            let info = js
+                .get_stream(names.dispatch_stream())
+                .await
+                .ok()?
+                .info()
+                .await
+                .ok()?
+                .state
+                .messages;
+            (info == 0).then_some(())
+        },
+    )
+    .await;
+    let _ = a.kill();
+    let _ = b.kill();
+    let _ = a.wait();
+    let _ = b.wait();
+    let ran = std::fs::read_to_string(&marker).expect("marker");
+    assert_eq!(ran.lines().count(), 1, "ran {} times", ran.lines().count());
+}
