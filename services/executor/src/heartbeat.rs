@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
-    let started_at = Utc::now();
+    let started_at = shared.started_at;
     let kv = loop {
         match shared.bus.executors_kv().await {
             Ok(kv) => break kv,

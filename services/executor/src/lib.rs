@@ -87,6 +87,8 @@ pub(crate) struct Shared {
     pub config: Config,
     pub id: String,
     pub slots: Arc<Semaphore>,
+    /// When this life of the executor began (in its heartbeats and claims).
+    pub started_at: chrono::DateTime<chrono::Utc>,
     /// Running attempts and termination requests.
     pub registry: registry::Registry,
     /// The local Docker engine, if one answered at start-up.
@@ -165,6 +167,7 @@ pub async fn run(
         slots: Arc::new(Semaphore::new(config.slots as usize)),
         config,
         id: id.clone(),
+        started_at: chrono::Utc::now(),
         registry: registry::Registry::new(Duration::from_secs(bus_config.events_max_age_secs)),
         kill_all: CancellationToken::new(),
         docker: engine,

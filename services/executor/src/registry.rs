@@ -54,6 +54,11 @@ impl Registry {
         token
     }
 
+    /// Whether an attempt of `uuid` runs here now.
+    pub fn is_running(&self, uuid: Uuid) -> bool {
+        self.lock().running.contains_key(&uuid)
+    }
+
     pub fn finish(&self, uuid: Uuid) {
         self.lock().running.remove(&uuid);
     }

@@ -185,7 +185,70 @@ async fn skip(shared: &Shared, msg: &jetstream::Message, d: &Dispatch, event: Op
     shared.registry.finish(d.uuid);
 }
 
+/// The value of a claim: who claimed the attempt, in which life.
+#[derive(serde::Serialize, serde::Deserialize, PartialEq)]
+struct Claim {
+    executor: String,
+    started_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What to do with a dispatch whose attempt is claimed already.
+enum Claimed {
+    /// Our own claim in this life, whose answer was lost (NATS restarted): run it.
+    Ours,
+    /// A live executor holds it: let the message come back later.
+    Held,
+    /// Its claimant is gone (or restarted without it): the attempt is lost.
+    Lost(String),
+}
+
+async fn claimed(
+    shared: &Shared,
+    kv: &async_nats::jetstream::kv::Store,
+    key: &str,
+) -> anyhow::Result<Claimed> {
+    let me = Claim {
+        executor: shared.id.clone(),
+        started_at: shared.started_at,
+    };
+    let Some(value) = kv.get(key).await? else {
+        // Gone meanwhile (expired): treat as held, the redelivery decides.
+        return Ok(Claimed::Held);
+    };
+    let Ok(claim) = serde_json::from_slice::<Claim>(&value) else {
+        return Ok(Claimed::Lost("its claim is unreadable".into()));
+    };
+    if claim == me {
+        return Ok(Claimed::Ours);
+    }
+    let alive = match shared
+        .bus
+        .executors_kv()
+        .await?
+        .get(&claim.executor)
+        .await?
+    {
+        Some(beat) => {
+            saltant_bus::Heartbeat::decode(&beat).is_ok_and(|hb| hb.started_at == claim.started_at)
+        }
+        None => false,
+    };
+    Ok(if alive {
+        Claimed::Held
+    } else {
+        Claimed::Lost(format!(
+            "executor {} was lost while it held the attempt",
+            claim.executor
+        ))
+    })
+}
+
 async fn attempt(shared: Arc<Shared>, msg: jetstream::Message, d: Dispatch) {
+    if shared.registry.is_running(d.uuid) {
+        // Our own attempt, redelivered while it runs: the running copy acks it.
+        tracing::debug!("dispatch redelivered while running here");
+        return;
+    }
     let cancel = shared.registry.start(d.uuid);
     let ended = |state, reason: &str| {
         let mut e = Event::new(d.uuid, d.queue.clone(), d.attempt, state);
@@ -206,30 +269,58 @@ async fn attempt(shared: Arc<Shared>, msg: jetstream::Message, d: Dispatch) {
         return skip(&shared, &msg, &d, Some(e)).await;
     }
     // Claim the attempt (compare-and-set): a redelivered dispatch whose attempt another
-    // executor (or this one, before a crash) already started never runs twice. If that
-    // executor is gone, the scheduler fails or retries the attempt with a new number.
+    // executor (or this one, in an earlier life) already started never runs twice.
+    let key = format!("{}.{}", d.uuid, d.attempt);
+    let value = serde_json::to_vec(&Claim {
+        executor: shared.id.clone(),
+        started_at: shared.started_at,
+    })
+    .unwrap_or_default();
     let claim = async {
         let kv = shared.bus.claims_kv().await?;
-        Ok::<_, anyhow::Error>(
-            kv.create(
-                format!("{}.{}", d.uuid, d.attempt),
-                shared.id.clone().into(),
-            )
-            .await,
-        )
+        // (verdict, whether this very call created the claim)
+        match kv.create(&key, value.into()).await {
+            Ok(_) => Ok((Claimed::Ours, true)),
+            Err(e) if e.kind() == async_nats::jetstream::kv::CreateErrorKind::AlreadyExists => {
+                Ok((claimed(&shared, &kv, &key).await?, false))
+            }
+            Err(e) => Err(anyhow::Error::new(e)),
+        }
     };
     match claim.await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) if e.kind() == async_nats::jetstream::kv::CreateErrorKind::AlreadyExists => {
-            tracing::info!(
-                "attempt already claimed (a redelivered dispatch); not running it again"
-            );
-            return skip(&shared, &msg, &d, None).await;
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "claim attempt; leaving the dispatch for redelivery");
-            shared.registry.finish(d.uuid);
-            return;
+        Ok((Claimed::Ours, true)) => {}
+        Ok((verdict, _)) => {
+            // Claimed before: what the events stream says of the attempt decides.
+            let last = shared.bus.last_event(&d.queue, d.uuid).await;
+            let later = last.as_ref().is_some_and(|e| e.attempt > d.attempt);
+            let this = last.as_ref().filter(|e| e.attempt == d.attempt);
+            let finished = later || this.is_some_and(|e| e.state.is_final());
+            let started = later || this.is_some_and(|e| e.state.rank() >= State::Running.rank());
+            match verdict {
+                // Our claim in this life whose answer was lost: run it unless it started.
+                Claimed::Ours if !started => {}
+                Claimed::Held if !finished => {
+                    tracing::info!(
+                        "attempt claimed by a live executor; the dispatch comes back later"
+                    );
+                    let wait = Duration::from_secs(shared.bus.config.dispatch_ack_wait_secs.max(1));
+                    let _ = msg.ack_with(AckKind::Nak(Some(wait))).await;
+                    shared.registry.finish(d.uuid);
+                    return;
+                }
+                Claimed::Lost(reason) if !finished => {
+                    tracing::warn!(%reason, "attempt already claimed by a lost executor");
+                    let mut e = Event::new(d.uuid, d.queue.clone(), d.attempt, State::Failed);
+                    e.reason = Some(reason);
+                    return skip(&shared, &msg, &d, Some(e)).await;
+                }
+                _ => {
+                    tracing::info!(
+                        "attempt already claimed (a redelivered dispatch); not running it again"
+                    );
+                    return skip(&shared, &msg, &d, None).await;
+                }
+            }
         }
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "claim attempt; leaving the dispatch for redelivery");

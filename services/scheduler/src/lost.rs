@@ -80,17 +80,9 @@ fn lost_reason(r: &RunningInstance, alive: &HashMap<String, Heartbeat>) -> Optio
 /// Whether the events stream already holds a final event of this attempt (not recorded
 /// yet): then the executor finished before it went away, and that outcome stands.
 async fn already_finished(bus: &Bus, r: &RunningInstance, queue: &QueueName) -> bool {
-    let Ok(stream) = bus.js.get_stream(bus.names.events_stream()).await else {
-        return false;
-    };
-    match stream
-        .get_last_raw_message_by_subject(&bus.names.event(queue, r.uuid))
+    bus.last_event(queue, r.uuid)
         .await
-    {
-        Ok(m) => Event::decode(&m.payload)
-            .is_ok_and(|e| e.attempt == r.attempt as u32 && e.state.is_final()),
-        Err(_) => false,
-    }
+        .is_some_and(|e| e.attempt == r.attempt as u32 && e.state.is_final())
 }
 
 async fn publish_failed(

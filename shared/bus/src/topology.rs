@@ -293,6 +293,16 @@ impl Bus {
             .map_err(internal("open terminations bucket"))
     }
 
+    /// The last event published for an instance, if the events stream still has one.
+    pub async fn last_event(&self, queue: &QueueName, uuid: uuid::Uuid) -> Option<crate::Event> {
+        let stream = self.js.get_stream(self.names.events_stream()).await.ok()?;
+        let m = stream
+            .get_last_raw_message_by_subject(&self.names.event(queue, uuid))
+            .await
+            .ok()?;
+        crate::Event::decode(&m.payload).ok()
+    }
+
     pub async fn claims_kv(&self) -> Result<kv::Store, Error> {
         self.js
             .get_key_value(self.names.claims_bucket())
