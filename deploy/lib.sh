@@ -17,6 +17,9 @@ NATS_SERVER_VERSION=2.15.1
 SALTANT_PY_VERSION=0.4.0
 SALTANT_CLI_VERSION=0.3.1
 SCHEMATHESIS_VERSION=4.32.5
+CELERY_VERSION=5.7.0
+SQLALCHEMY_VERSION=2.1.9
+PSYCOPG2_VERSION=2.9.13
 STARTED_PIDS=()
 STARTED_PG=""
 
@@ -81,6 +84,17 @@ ensure_saltant_clients() {
         "$VENV/bin/pip" install -q --disable-pip-version-check \
             "saltant-py==$SALTANT_PY_VERSION" "saltant-cli==$SALTANT_CLI_VERSION"
     fi
+}
+
+# Celery, its PostgreSQL result backend, and RabbitMQ: the comparison of the benchmarks.
+ensure_celery() {
+    ensure_venv
+    if ! "$VENV/bin/pip" show -q celery >/dev/null 2>&1; then
+        log "installing celery $CELERY_VERSION"
+        "$VENV/bin/pip" install -q --disable-pip-version-check "celery==$CELERY_VERSION" \
+            "sqlalchemy==$SQLALCHEMY_VERSION" "psycopg2-binary==$PSYCOPG2_VERSION"
+    fi
+    [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || apt_install rabbitmq-server
 }
 
 ensure_schemathesis() {

@@ -49,6 +49,9 @@ pub struct Options<'a> {
     pub own_nats: bool,
     /// Run a PostgreSQL cluster of its own (to restart it).
     pub own_postgres: bool,
+    /// Do not start `saltant all`: the caller starts the services it wants with
+    /// [`Stack::spawn_with_env`] (the api listens on the stack's port).
+    pub no_all: bool,
 }
 
 pub struct Stack {
@@ -169,7 +172,9 @@ impl Stack {
             40,
             "admin create-user prints a 40-hex token last: {out}"
         );
-        stack.spawn_all();
+        if !o.no_all {
+            stack.spawn_all();
+        }
         stack
     }
 
