@@ -157,6 +157,47 @@ fn rss(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU time (user + system) of a process so far, in ms (clock ticks of 10 ms).
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(close) = stat.rfind(')') else {
+        return 0.0;
+    };
+    let f: Vec<&str> = stat[close + 2..].split(' ').collect();
+    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command name.
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) * 10.0
+}
+
+/// CPU of every process whose command name is `comm` (e.g. all PostgreSQL backends).
+fn cpu_ms_of(comm: &str) -> f64 {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| {
+                    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                        .is_ok_and(|c| c.trim() == comm)
+                })
+                .map(cpu_ms)
+                .sum()
+        })
+        .unwrap_or(0.0)
+}
+
+/// CPU used by each part of the system, for the profile of a run.
+fn cpu_snapshot(services: &Services) -> Vec<(String, f64)> {
+    let mut v: Vec<(String, f64)> = services
+        .children
+        .iter()
+        .map(|(n, c)| (n.clone(), cpu_ms(c.id())))
+        .collect();
+    v.push(("postgres".into(), cpu_ms_of("postgres")));
+    v.push(("nats-server".into(), cpu_ms_of("nats-server")));
+    v.push(("bench client".into(), cpu_ms(std::process::id())));
+    v
+}
+
 struct Services {
     children: Vec<(String, Child)>,
 }
@@ -204,8 +245,29 @@ fn start_services(stack: &Stack, executors: usize, slots: usize) -> Services {
     Services { children }
 }
 
-fn count(stack: &Stack, sql: &str) -> i64 {
-    psql(&stack.database_url(), sql).trim().parse().unwrap_or(0)
+/// A count over the stack's database through a pooled connection (spawning psql to poll
+/// would cost the machine more CPU than what is measured).
+async fn count(stack: &Stack, sql: &str) -> i64 {
+    static POOLS: std::sync::Mutex<Vec<(String, sqlx::PgPool)>> = std::sync::Mutex::new(Vec::new());
+    let url = stack.database_url();
+    let pool = {
+        let mut pools = POOLS.lock().unwrap_or_else(|p| p.into_inner());
+        match pools.iter().find(|(u, _)| *u == url) {
+            Some((_, p)) => p.clone(),
+            None => {
+                let p = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(2)
+                    .connect_lazy(&url)
+                    .expect("database url");
+                pools.push((url, p.clone()));
+                p
+            }
+        }
+    };
+    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&pool)
+        .await
+        .unwrap_or(0)
 }
 
 /// Posts `n` instances with `concurrency` clients; returns per-request latencies (ms) and
@@ -266,14 +328,14 @@ async fn wait_finished(stack: &Stack, total: i64, timeout: Duration) -> anyhow::
         let done = count(
             stack,
             "SELECT count(*) FROM task_instances WHERE state IN ('successful','failed','terminated')",
-        );
+        ).await;
         if done >= total {
             return Ok(());
         }
         if start.elapsed() > timeout {
             anyhow::bail!("only {done}/{total} instances finished within {timeout:?}");
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -321,6 +383,7 @@ pub async fn saltant(
         let mut total = 0i64;
         for &load in scale.loads {
             let n = scale.e2e;
+            let cpu_before = cpu_snapshot(&services);
             let start = Instant::now();
             let (lat, made) =
                 post_many(&stack, body.clone(), n, load, "executabletaskinstances/").await;
@@ -329,6 +392,29 @@ pub async fn saltant(
             wait_finished(&stack, total, Duration::from_secs(600)).await?;
             let rate = made.len() as f64 / start.elapsed().as_secs_f64();
             let lat = sorted(lat);
+            let cpu_after = cpu_snapshot(&services);
+            let per: Vec<(String, f64)> = cpu_before
+                .iter()
+                .zip(&cpu_after)
+                .map(|((name, b), (_, a))| (name.clone(), (a - b) / made.len().max(1) as f64))
+                .collect();
+            let total_cpu: f64 = per.iter().map(|(_, ms)| ms).sum();
+            println!(
+                "    CPU per instance: {:.2} ms in all ({})",
+                total_cpu,
+                per.iter()
+                    .map(|(n, ms)| format!("{n} {ms:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            report.json.insert(
+                format!("cpu_ms_per_instance_{executors}x_c{load}"),
+                json!(
+                    per.iter()
+                        .cloned()
+                        .collect::<std::collections::BTreeMap<_, _>>()
+                ),
+            );
             report.add(
                 &format!("e2e_per_sec_{executors}x_c{load}"),
                 &format!("POST → successful, {executors} executor(s), {load} clients"),
@@ -347,7 +433,8 @@ pub async fn saltant(
         let failed = count(
             &stack,
             "SELECT count(*) FROM task_instances WHERE state <> 'successful'",
-        );
+        )
+        .await;
         anyhow::ensure!(failed == 0, "{failed} instances did not succeed");
         if executors == 1 {
             dispatch_latency(report, scale, &stack, ty, q).await?;
@@ -419,7 +506,7 @@ async fn dispatch_latency(
             answers.push(a);
         }
     }
-    let total = count(stack, "SELECT count(*) FROM task_instances");
+    let total = count(stack, "SELECT count(*) FROM task_instances").await;
     wait_finished(stack, total, Duration::from_secs(120)).await?;
     let started = psql(
         &stack.database_url(),
@@ -477,16 +564,16 @@ async fn log_ingestion(report: &mut Report, scale: Scale, stack: &Stack) -> anyh
     let (ty, q) = stack.executable_on_queue("chatty", &cmd, "logs").await;
     let start = Instant::now();
     let uuid = stack.run_executable(ty, q, json!({})).await;
-    let stored = |s: &Stack| {
+    let stored = async |s: &Stack| {
         count(
             s,
             &format!(
                 "SELECT COALESCE(sum(length(data)), 0) FROM task_instance_logs WHERE instance_uuid = '{uuid}'"
             ),
-        )
+        ).await
     };
     let deadline = Instant::now() + Duration::from_secs(300);
-    while stored(stack) < scale.log_bytes as i64 {
+    while stored(stack).await < scale.log_bytes as i64 {
         anyhow::ensure!(Instant::now() < deadline, "logs not stored in 300 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -633,14 +720,17 @@ async fn containers(
         let before = count(
             stack,
             "SELECT count(*) FROM task_instances WHERE kind = 'container' AND state = 'successful'",
-        );
+        )
+        .await;
         let (_, made) = post_many(stack, body.clone(), 1, 1, "containertaskinstances/").await;
         anyhow::ensure!(made.len() == 1, "container instance not created");
         let deadline = Instant::now() + Duration::from_secs(60);
         while count(
             stack,
             "SELECT count(*) FROM task_instances WHERE kind = 'container' AND state = 'successful'",
-        ) <= before
+        )
+        .await
+            <= before
         {
             anyhow::ensure!(
                 Instant::now() < deadline,
@@ -665,14 +755,15 @@ async fn containers(
     let total_before = count(
         stack,
         "SELECT count(*) FROM task_instances WHERE kind = 'container'",
-    );
+    )
+    .await;
     let start = Instant::now();
     let (_, made) = post_many(stack, body.clone(), n, n, "containertaskinstances/").await;
     let deadline = Instant::now() + Duration::from_secs(300);
     while count(
         stack,
         "SELECT count(*) FROM task_instances WHERE kind = 'container' AND state IN ('successful','failed')",
-    ) < total_before + made.len() as i64
+    ).await < total_before + made.len() as i64
     {
         anyhow::ensure!(Instant::now() < deadline, "container burst did not finish");
         tokio::time::sleep(Duration::from_millis(20)).await;

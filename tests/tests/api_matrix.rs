@@ -434,6 +434,17 @@ async fn writes_by_owner_other_user_and_superuser() {
     if status != 201 || clone["user"] != "other" {
         failures.push(format!("clone by other: {status} {clone}"));
     }
+    // Counts of unfiltered lists come from the trigger-kept counters; filtered ones count.
+    let (_, all) = stack.get("executabletaskinstances/").await;
+    let (_, mine) = stack
+        .get("executabletaskinstances/?user__username=owner")
+        .await;
+    if all["count"] != 2 || mine["count"] != 1 {
+        failures.push(format!(
+            "counts: all {} (want 2), owner's {} (want 1)",
+            all["count"], mine["count"]
+        ));
+    }
     // Task type PUT keeps the owner (the original moved it to the requester; fixed).
     let (_, t) = stack
         .get(&format!("executabletasktypes/{}/", et["id"]))

@@ -160,6 +160,16 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("listen on {}: {e}", config.listen))?;
     tracing::info!(url = %format!("http://{}", listener.local_addr()?), "api listening");
+    // Small answers (and the last chunk of streamed lists) go out at once instead of
+    // waiting out Nagle's algorithm against the client's delayed ACK (~40 ms).
+    let listener = {
+        use axum::serve::ListenerExt;
+        listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "set TCP_NODELAY");
+            }
+        })
+    };
     if config.jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
         anyhow::bail!("api.jwt_secret must be at least 32 bytes");
     }

@@ -107,8 +107,19 @@ pub(crate) async fn spawn_and_wait(
     if let Err(e) = tokio::fs::create_dir_all(&logs).await {
         return failed(format!("create logs folder {}: {e}", logs.display()));
     }
-    let mut cmd = tokio::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..])
+    // The program is looked up in the task's PATH here, so that the standard library can
+    // start it with posix_spawn (vfork-like) instead of fork: a fork copies the page
+    // tables of this multi-threaded process and costs several times more.
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone());
+    let Some(program) = resolve_program(&argv[0], path.as_deref()) else {
+        return failed(format!("start {:?}: command not found in PATH", argv[0]));
+    };
+    let mut cmd = tokio::process::Command::new(&program);
+    cmd.arg0(&argv[0])
+        .args(&argv[1..])
         .env_clear()
         .envs(env)
         .stdin(Stdio::null())
@@ -220,6 +231,22 @@ pub(crate) async fn spawn_and_wait(
     }
 }
 
+/// `name` as `execvp` would find it in `path` (a name with a `/` is taken as it is).
+pub(crate) fn resolve_program(name: &str, path: Option<&str>) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if name.contains('/') {
+        return Some(name.into());
+    }
+    if name.is_empty() {
+        return None;
+    }
+    std::env::split_paths(path.unwrap_or("/usr/local/bin:/usr/bin:/bin"))
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
 /// A process's start time (clock ticks since boot, /proc/<pid>/stat field 22).
 fn process_start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -283,6 +310,16 @@ pub(crate) async fn stop_group(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn programs_are_found_in_the_tasks_path() {
+        assert_eq!(resolve_program("./x", None), Some("./x".into()));
+        assert_eq!(resolve_program("/bin/sh", Some("")), Some("/bin/sh".into()));
+        let sh = resolve_program("sh", Some("/nonexistent:/bin:/usr/bin")).expect("sh");
+        assert!(sh.ends_with("sh") && sh.is_absolute(), "{}", sh.display());
+        assert_eq!(resolve_program("no-such-program-here", Some("/bin")), None);
+        assert_eq!(resolve_program("", Some("/bin")), None);
+    }
 
     #[test]
     fn environment_is_replaced_with_listed_variables() {

@@ -89,6 +89,9 @@ pub(crate) struct Shared {
     pub slots: Arc<Semaphore>,
     /// When this life of the executor began (in its heartbeats and claims).
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Instances whose output could not all be stored on the bus: their capture files go
+    /// to the results bucket instead.
+    pub lost_output: std::sync::Mutex<std::collections::HashSet<Uuid>>,
     /// Running attempts and termination requests.
     pub registry: registry::Registry,
     /// The local Docker engine, if one answered at start-up.
@@ -168,6 +171,7 @@ pub async fn run(
         config,
         id: id.clone(),
         started_at: chrono::Utc::now(),
+        lost_output: std::sync::Mutex::new(std::collections::HashSet::new()),
         registry: registry::Registry::new(Duration::from_secs(bus_config.events_max_age_secs)),
         kill_all: CancellationToken::new(),
         docker: engine,

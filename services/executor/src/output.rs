@@ -48,10 +48,11 @@ impl Sink {
 
 pub(crate) struct Output {
     shared: Arc<Shared>,
+    uuid: Uuid,
     subject: String,
     attempt: u32,
     seq: AtomicI64,
-    pending: Mutex<Vec<PublishAckFuture>>,
+    pending: Mutex<Vec<(PublishAckFuture, HeaderMap, bytes::Bytes)>>,
     failures: AtomicI64,
 }
 
@@ -60,6 +61,7 @@ impl Output {
         let subject = shared.bus.names.logs(uuid);
         Arc::new(Output {
             shared,
+            uuid,
             subject,
             attempt,
             seq: AtomicI64::new(0),
@@ -113,43 +115,101 @@ impl Output {
         headers.insert(log_headers::STREAM, stream.as_str());
         headers.insert(log_headers::SEQ, seq.to_string().as_str());
         headers.insert(log_headers::ATTEMPT, self.attempt.to_string().as_str());
-        match self
-            .shared
-            .bus
-            .js
-            .publish_with_headers(
-                self.subject.clone(),
-                headers,
-                bytes::Bytes::copy_from_slice(chunk),
-            )
-            .await
-        {
-            Ok(ack) => {
-                let full = {
-                    let mut p = self.pending.lock().await;
-                    p.push(ack);
-                    if p.len() >= ACK_WINDOW {
-                        Some(std::mem::take(&mut *p))
-                    } else {
-                        None
+        let payload = bytes::Bytes::copy_from_slice(chunk);
+        // A full logs stream (the log-collector lags) refuses new chunks: back off and try
+        // again for a while before counting the chunk as lost.
+        let mut delay = std::time::Duration::from_millis(50);
+        for attempt in 0.. {
+            let sent = self
+                .shared
+                .bus
+                .js
+                .publish_with_headers(self.subject.clone(), headers.clone(), payload.clone())
+                .await;
+            let ack = match sent {
+                Ok(ack) if attempt == 0 => ack,
+                // A retry waits for its own ack: the stream had no room a moment ago.
+                Ok(ack) => match ack.await {
+                    Ok(_) => return,
+                    Err(e) => {
+                        if attempt >= 8 {
+                            self.lose(&e.to_string());
+                            return;
+                        }
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(std::time::Duration::from_secs(1));
+                        continue;
                     }
-                };
-                if let Some(acks) = full {
-                    self.await_acks(acks).await;
+                },
+                Err(e) => {
+                    if attempt >= 8 {
+                        self.lose(&e.to_string());
+                        return;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(1));
+                    continue;
                 }
+            };
+            let full = {
+                let mut p = self.pending.lock().await;
+                p.push((ack, headers.clone(), payload.clone()));
+                if p.len() >= ACK_WINDOW {
+                    Some(std::mem::take(&mut *p))
+                } else {
+                    None
+                }
+            };
+            if let Some(acks) = full {
+                self.await_acks(acks).await;
             }
-            Err(e) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "publish output chunk");
-            }
+            return;
         }
     }
 
-    async fn await_acks(&self, acks: Vec<PublishAckFuture>) {
-        for r in futures::future::join_all(acks.into_iter().map(|a| a.into_future())).await {
-            if let Err(e) = r {
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "output chunk not stored");
+    fn lose(&self, why: &str) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            error = why,
+            "output chunk not stored on the bus (kept in the logs folder)"
+        );
+    }
+
+    /// Waits for a window of acks; chunks the stream refused are published again (with
+    /// back-off) before they count as lost.
+    async fn await_acks(&self, acks: Vec<(PublishAckFuture, HeaderMap, bytes::Bytes)>) {
+        let mut refused = Vec::new();
+        let results = futures::future::join_all(
+            acks.into_iter()
+                .map(|(a, h, p)| async move { (a.into_future().await, h, p) }),
+        )
+        .await;
+        for (r, h, p) in results {
+            if r.is_err() {
+                refused.push((h, p));
+            }
+        }
+        for (h, p) in refused {
+            let mut delay = std::time::Duration::from_millis(50);
+            let mut stored = false;
+            for _ in 0..8 {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(1));
+                let sent = self
+                    .shared
+                    .bus
+                    .js
+                    .publish_with_headers(self.subject.clone(), h.clone(), p.clone())
+                    .await;
+                if let Ok(ack) = sent
+                    && ack.await.is_ok()
+                {
+                    stored = true;
+                    break;
+                }
+            }
+            if !stored {
+                self.lose("the logs stream refused it");
             }
         }
     }
@@ -158,6 +218,14 @@ impl Output {
     pub async fn finish(&self) -> i64 {
         let acks = std::mem::take(&mut *self.pending.lock().await);
         self.await_acks(acks).await;
-        self.failures.load(Ordering::Relaxed)
+        let lost = self.failures.load(Ordering::Relaxed);
+        if lost > 0 {
+            self.shared
+                .lost_output
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(self.uuid);
+        }
+        lost
     }
 }

@@ -50,14 +50,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = Store::connect_lazy(&store_config)?;
     let bus = Bus::connect(&bus_config, "saltant-log-collector").await?;
-    let consumer = bus
-        .durable_consumer(
-            bus.names.logs_stream(),
-            bus.names.log_collector_consumer(),
-            bus.names.logs_all(),
-            Duration::from_secs(30),
-        )
-        .await?;
+    let consumer = bus.log_collector_consumer().await?;
     tracing::info!("log-collector started");
     'outer: loop {
         let batch = tokio::select! {

@@ -135,25 +135,42 @@ impl Bus {
                 num_replicas: r,
                 ..Default::default()
             },
+            // Interest retention: a chunk stays until the log-collector stored it (and live
+            // tails read it); when the collector lags by `logs_max_bytes`, new chunks are
+            // refused (executors back off, then report them lost and keep the files)
+            // instead of unread ones being dropped.
             stream::Config {
                 name: n.logs_stream(),
                 subjects: vec![n.logs_all()],
                 description: Some("saltant: live output of instances".into()),
-                retention: stream::RetentionPolicy::Limits,
+                retention: stream::RetentionPolicy::Interest,
                 storage: stream::StorageType::File,
                 max_age: Duration::from_secs(self.config.logs_max_age_secs),
                 max_bytes: self.config.logs_max_bytes,
-                discard: stream::DiscardPolicy::Old,
+                discard: stream::DiscardPolicy::New,
                 duplicate_window: Duration::from_secs(120),
                 num_replicas: r,
                 ..Default::default()
             },
         ];
         for config in streams {
-            self.js
-                .create_or_update_stream(config)
-                .await
-                .map_err(internal("create or update stream"))?;
+            let name = config.name.clone();
+            let retention = config.retention;
+            if let Err(e) = self.js.create_or_update_stream(config).await {
+                // A stream made by an older version with another retention policy cannot
+                // be updated in place; it keeps working as it is.
+                match self.js.get_stream(&name).await {
+                    Ok(mut existing) => {
+                        let info = existing.info().await.map_err(internal("stream info"))?;
+                        if info.config.retention != retention {
+                            tracing::warn!(stream = %name, error = %e, "stream kept with its old retention policy; delete it to apply the new one");
+                        } else {
+                            return Err(internal("create or update stream")(e));
+                        }
+                    }
+                    Err(_) => return Err(internal("create or update stream")(e)),
+                }
+            }
         }
         for (bucket, max_age, description) in [
             (
@@ -195,6 +212,9 @@ impl Bus {
                 .await
                 .map_err(internal("create key-value bucket"))?;
         }
+        // The logs stream keeps chunks only for existing consumers: the log-collector's
+        // durable consumer is part of the topology, so no chunk is published to nobody.
+        self.log_collector_consumer().await?;
         if self.js.get_object_store(n.results_bucket()).await.is_err() {
             self.js
                 .create_object_store(object_store::Config {
@@ -248,6 +268,19 @@ impl Bus {
             )
             .await
             .map_err(internal("create dispatch consumer"))
+    }
+
+    /// The log-collector's durable consumer of the logs stream.
+    pub async fn log_collector_consumer(
+        &self,
+    ) -> Result<consumer::Consumer<consumer::pull::Config>, Error> {
+        self.durable_consumer(
+            self.names.logs_stream(),
+            self.names.log_collector_consumer(),
+            self.names.logs_all(),
+            Duration::from_secs(30),
+        )
+        .await
     }
 
     /// A durable pull consumer on one of the streams, for a service's own use.
