@@ -4,7 +4,7 @@
 
 use async_nats::jetstream::AckKind;
 use saltant_bus::messages::log_headers;
-use saltant_bus::{Bus, BusConfig, LogStream, fetch_batch};
+use saltant_bus::{Bus, BusConfig, LogStream, fetch_batch_bytes};
 use saltant_store::logs::LogChunk;
 use saltant_store::{Store, StoreConfig};
 use serde::Deserialize;
@@ -18,11 +18,16 @@ use uuid::Uuid;
 pub struct Config {
     /// Most chunks stored in one statement.
     pub batch: usize,
+    /// Most bytes of output in one batch (bounds the collector's memory).
+    pub batch_bytes: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { batch: 1000 }
+        Config {
+            batch: 1000,
+            batch_bytes: 8 * 1024 * 1024,
+        }
     }
 }
 
@@ -55,7 +60,7 @@ pub async fn run(
     'outer: loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => break,
-            b = fetch_batch(&consumer, config.batch, Duration::from_millis(500)) => b,
+            b = fetch_batch_bytes(&consumer, config.batch, config.batch_bytes, Duration::from_millis(500)) => b,
         };
         let messages = match batch {
             Ok(m) if m.is_empty() => continue,

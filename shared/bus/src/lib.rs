@@ -14,6 +14,6 @@ pub use messages::{
     Submission, Termination, WIRE_VERSION,
 };
 pub use names::Names;
-pub use topology::{Bus, BusConfig, LEASE_TTL_SECS, fetch_batch};
+pub use topology::{Bus, BusConfig, LEASE_TTL_SECS, fetch_batch, fetch_batch_bytes};
 
 pub use async_nats;

@@ -365,10 +365,22 @@ pub async fn fetch_batch(
     max: usize,
     expires: Duration,
 ) -> Result<Vec<jetstream::Message>, Error> {
+    fetch_batch_bytes(consumer, max, 0, expires).await
+}
+
+/// [`fetch_batch`] bounded by payload bytes too (0: no bound), so that a batch of large
+/// messages (log chunks) holds a bounded amount of memory.
+pub async fn fetch_batch_bytes(
+    consumer: &consumer::Consumer<consumer::pull::Config>,
+    max: usize,
+    max_bytes: usize,
+    expires: Duration,
+) -> Result<Vec<jetstream::Message>, Error> {
     use futures::StreamExt;
     let mut batch = consumer
         .fetch()
         .max_messages(max)
+        .max_bytes(max_bytes)
         .expires(expires)
         .messages()
         .await
