@@ -381,6 +381,45 @@ impl Stack {
         )
     }
 
+    /// An executable type whose every run appends its `JOB_UUID` to a marker file, on a
+    /// new queue: (type id, queue id, marker path). [`Stack::runs`] reads the marker.
+    pub async fn marking_type(&self, type_name: &str, queue: &str) -> (i64, i64, PathBuf) {
+        let marker = self.dir.join(format!("{type_name}-runs.txt"));
+        let (ty, q) = self
+            .executable_on_queue(
+                type_name,
+                &format!("sh -c 'echo $JOB_UUID >> {}'", marker.display()),
+                queue,
+            )
+            .await;
+        (ty, q, marker)
+    }
+
+    /// The instance uuids a marker file recorded, one per run.
+    pub fn runs(marker: &std::path::Path) -> Vec<String> {
+        std::fs::read_to_string(marker)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// A `SELECT count(*) …` (or any single integer) on this stack's database.
+    pub fn count(&self, sql: &str) -> i64 {
+        psql(&self.database_url(), sql)
+            .trim()
+            .parse()
+            .expect("an integer")
+    }
+
+    /// Attempts that ran more than once, per the recorded history (0 is the guarantee).
+    pub fn attempts_run_twice(&self) -> i64 {
+        self.count(
+            "SELECT count(*) FROM (SELECT instance_uuid, attempt FROM task_instance_history \
+             WHERE state = 'running' GROUP BY 1, 2 HAVING count(*) > 1) d",
+        )
+    }
+
     /// Creates an executable instance; returns its uuid.
     pub async fn run_executable(&self, type_id: i64, queue_id: i64, arguments: Value) -> String {
         let (status, i) = self

@@ -7,14 +7,6 @@ use saltant_tests::{Options, Stack, eventually, psql};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-/// Count of rows of `sql` (a `SELECT count(*) …`).
-fn count(stack: &Stack, sql: &str) -> i64 {
-    psql(&stack.database_url(), sql)
-        .trim()
-        .parse()
-        .expect("count")
-}
-
 fn processes_of(uuid: &str) -> usize {
     let needle = format!("JOB_UUID={uuid}");
     std::fs::read_dir("/proc")
@@ -55,14 +47,7 @@ async fn killed_executor_instances_end_within_the_bound_and_nothing_reruns() {
     })
     .await;
     stack.wait_ready().await;
-    let marker = stack.dir.join("ran.txt");
-    let (quick, q) = stack
-        .executable_on_queue(
-            "quick",
-            &format!("sh -c 'echo $JOB_UUID >> {}'", marker.display()),
-            "kq",
-        )
-        .await;
+    let (quick, q, marker) = stack.marking_type("quick", "kq").await;
     let (status, long) = stack
         .post_json(
             "executabletasktypes/",
@@ -118,10 +103,7 @@ async fn killed_executor_instances_end_within_the_bound_and_nothing_reruns() {
     let took = killed_at.elapsed();
     println!("kill -9 → all lost instances failed in {took:?}");
     assert_eq!(
-        count(
-            &stack,
-            "SELECT count(*) FROM task_instances WHERE state = 'running'"
-        ),
+        stack.count("SELECT count(*) FROM task_instances WHERE state = 'running'"),
         0
     );
     let reason = psql(
@@ -157,15 +139,8 @@ async fn killed_executor_instances_end_within_the_bound_and_nothing_reruns() {
     let _ = back.kill();
     let _ = back.wait();
     // Succeeded instances never ran again, and every attempt ran at most once.
-    let ran = std::fs::read_to_string(&marker).expect("marker");
-    assert_eq!(ran.lines().count(), 3, "{ran}");
-    assert_eq!(
-        count(
-            &stack,
-            "SELECT count(*) FROM (SELECT instance_uuid, attempt FROM task_instance_history WHERE state = 'running' GROUP BY 1, 2 HAVING count(*) > 1) d"
-        ),
-        0
-    );
+    assert_eq!(Stack::runs(&marker).len(), 3);
+    assert_eq!(stack.attempts_run_twice(), 0);
     for u in &long_ones {
         assert_eq!(stack.history(u).last().map(String::as_str), Some("failed"));
     }
@@ -328,14 +303,7 @@ async fn a_dispatch_delivered_three_times_runs_once() {
     })
     .await;
     stack.wait_ready().await;
-    let marker = stack.dir.join("ran.txt");
-    let (ty, q) = stack
-        .executable_on_queue(
-            "once",
-            &format!("sh -c 'echo $JOB_UUID >> {}'", marker.display()),
-            "dq",
-        )
-        .await;
+    let (ty, q, marker) = stack.marking_type("once", "dq").await;
     let uuid = create(&stack, ty, q, json!({})).await;
     stack
         .wait_state(&uuid, "published", Duration::from_secs(20))
@@ -392,6 +360,6 @@ async fn a_dispatch_delivered_three_times_runs_once() {
     let _ = b.kill();
     let _ = a.wait();
     let _ = b.wait();
-    let ran = std::fs::read_to_string(&marker).expect("marker");
-    assert_eq!(ran.lines().count(), 1, "ran {} times", ran.lines().count());
+    let runs = Stack::runs(&marker);
+    assert_eq!(runs.len(), 1, "ran {} times", runs.len());
 }

@@ -14,13 +14,6 @@ const FAST: &[(&str, &str)] = &[
     ("SALTANT_EXECUTOR__SLOTS", "8"),
 ];
 
-fn count(stack: &Stack, sql: &str) -> i64 {
-    psql(&stack.database_url(), sql)
-        .trim()
-        .parse()
-        .expect("count")
-}
-
 /// Posts `n` instances from `workers` concurrent clients; returns every answer's status
 /// and body. `progress` counts answers as they come.
 async fn burst(
@@ -72,9 +65,7 @@ async fn burst(
 async fn wait_all_final(stack: &Stack, n: i64, timeout: Duration) -> Duration {
     let start = Instant::now();
     while start.elapsed() < timeout {
-        let done = count(
-            stack,
-            "SELECT count(*) FROM task_instances WHERE state IN ('successful', 'failed', 'terminated')",
+        let done = stack.count("SELECT count(*) FROM task_instances WHERE state IN ('successful', 'failed', 'terminated')",
         );
         if done >= n {
             return start.elapsed();
@@ -99,20 +90,11 @@ async fn wait_all_final(stack: &Stack, n: i64, timeout: Duration) -> Duration {
 
 /// The marker file has one line per run: `n` lines, all different.
 fn assert_ran_once(marker: &std::path::Path, n: usize) {
-    let ran = std::fs::read_to_string(marker).expect("marker");
-    let mut lines: Vec<&str> = ran.lines().collect();
+    let mut lines = Stack::runs(marker);
     assert_eq!(lines.len(), n, "runs");
     lines.sort();
     lines.dedup();
     assert_eq!(lines.len(), n, "an instance ran twice");
-}
-
-fn ran_twice(stack: &Stack) -> i64 {
-    count(
-        stack,
-        "SELECT count(*) FROM (SELECT instance_uuid, attempt FROM task_instance_history \
-         WHERE state = 'running' GROUP BY 1, 2 HAVING count(*) > 1) d",
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,14 +106,7 @@ async fn nats_restart_during_a_burst_of_1000_loses_nothing() {
     })
     .await;
     stack.wait_ready().await;
-    let marker = stack.dir.join("ran.txt");
-    let (ty, q) = stack
-        .executable_on_queue(
-            "mark",
-            &format!("sh -c 'echo $JOB_UUID >> {}'", marker.display()),
-            "nq",
-        )
-        .await;
+    let (ty, q, marker) = stack.marking_type("mark", "nq").await;
     let mut nats = stack.nats.take().expect("own nats");
     let progress = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -152,14 +127,11 @@ async fn nats_restart_during_a_burst_of_1000_loses_nothing() {
     let took = wait_all_final(&stack, 1000, Duration::from_secs(180)).await;
     println!("1000/1000 final {took:?} after the burst");
     assert_eq!(
-        count(
-            &stack,
-            "SELECT count(*) FROM task_instances WHERE state = 'successful'"
-        ),
+        stack.count("SELECT count(*) FROM task_instances WHERE state = 'successful'"),
         1000
     );
     assert_ran_once(&marker, 1000);
-    assert_eq!(ran_twice(&stack), 0);
+    assert_eq!(stack.attempts_run_twice(), 0);
     drop(nats);
 }
 
@@ -181,7 +153,7 @@ async fn nats_down_while_the_api_answers_loses_nothing() {
     stack.nats.as_mut().expect("own nats").up();
     let took = wait_all_final(&stack, 20, Duration::from_secs(120)).await;
     println!("NATS down during 20 creates: all final {took:?} after it came back");
-    assert_eq!(ran_twice(&stack), 0);
+    assert_eq!(stack.attempts_run_twice(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,14 +202,14 @@ async fn postgres_restart_under_load_answers_503_and_loses_nothing() {
     println!("after the PostgreSQL restart: {created}/{created} final in {took:?}");
     // A 503 is an unknown outcome only if the database died between its commit and its
     // answer: then the instance exists (whole) and runs like the others.
-    let rows = count(&stack, "SELECT count(*) FROM task_instances");
+    let rows = stack.count("SELECT count(*) FROM task_instances");
     assert!(
         rows >= created as i64 && rows <= (created + unavailable.len()) as i64,
         "{rows} rows for {created} created and {} unavailable",
         unavailable.len()
     );
     wait_all_final(&stack, rows, Duration::from_secs(60)).await;
-    assert_eq!(ran_twice(&stack), 0);
+    assert_eq!(stack.attempts_run_twice(), 0);
 }
 
 #[tokio::test]
@@ -249,14 +221,7 @@ async fn two_schedulers_handle_every_instance_once() {
     .await;
     stack.wait_ready().await;
     let mut second = stack.spawn_with_env(&["scheduler"], FAST, "scheduler2.log");
-    let marker = stack.dir.join("ran.txt");
-    let (ty, q) = stack
-        .executable_on_queue(
-            "mark",
-            &format!("sh -c 'echo $JOB_UUID >> {}'", marker.display()),
-            "sq",
-        )
-        .await;
+    let (ty, q, marker) = stack.marking_type("mark", "sq").await;
     let answers = burst(&stack, ty, q, 300, 4, Arc::new(AtomicUsize::new(0))).await;
     assert!(answers.iter().all(|(s, _)| *s == 201));
     let took = wait_all_final(&stack, 300, Duration::from_secs(120)).await;
@@ -264,7 +229,7 @@ async fn two_schedulers_handle_every_instance_once() {
     let _ = second.kill();
     let _ = second.wait();
     assert_ran_once(&marker, 300);
-    assert_eq!(ran_twice(&stack), 0);
+    assert_eq!(stack.attempts_run_twice(), 0);
     // Both replicas did share the work of the consumers.
     let log = std::fs::read_to_string(stack.dir.join("scheduler2.log")).unwrap_or_default();
     assert!(log.contains("scheduler started"), "{log}");

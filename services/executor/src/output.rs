@@ -119,51 +119,39 @@ impl Output {
         // A full logs stream (the log-collector lags) refuses new chunks: back off and try
         // again for a while before counting the chunk as lost.
         let mut delay = std::time::Duration::from_millis(50);
-        for attempt in 0.. {
+        for attempt in 0..=8 {
             let sent = self
                 .shared
                 .bus
                 .js
                 .publish_with_headers(self.subject.clone(), headers.clone(), payload.clone())
                 .await;
-            let ack = match sent {
-                Ok(ack) if attempt == 0 => ack,
+            let failure = match sent {
+                // First try: its ack is awaited later, in a window with the others.
+                Ok(ack) if attempt == 0 => {
+                    let full = {
+                        let mut p = self.pending.lock().await;
+                        p.push((ack, headers.clone(), payload.clone()));
+                        (p.len() >= ACK_WINDOW).then(|| std::mem::take(&mut *p))
+                    };
+                    if let Some(acks) = full {
+                        self.await_acks(acks).await;
+                    }
+                    return;
+                }
                 // A retry waits for its own ack: the stream had no room a moment ago.
                 Ok(ack) => match ack.await {
                     Ok(_) => return,
-                    Err(e) => {
-                        if attempt >= 8 {
-                            self.lose(&e.to_string());
-                            return;
-                        }
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(std::time::Duration::from_secs(1));
-                        continue;
-                    }
+                    Err(e) => e.to_string(),
                 },
-                Err(e) => {
-                    if attempt >= 8 {
-                        self.lose(&e.to_string());
-                        return;
-                    }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(std::time::Duration::from_secs(1));
-                    continue;
-                }
+                Err(e) => e.to_string(),
             };
-            let full = {
-                let mut p = self.pending.lock().await;
-                p.push((ack, headers.clone(), payload.clone()));
-                if p.len() >= ACK_WINDOW {
-                    Some(std::mem::take(&mut *p))
-                } else {
-                    None
-                }
-            };
-            if let Some(acks) = full {
-                self.await_acks(acks).await;
+            if attempt == 8 {
+                self.lose(&failure);
+                return;
             }
-            return;
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(1));
         }
     }
 
