@@ -35,6 +35,8 @@ fn start_rabbit(dir: &std::path::Path) -> anyhow::Result<(Rabbit, u16)> {
     );
     let node = format!("saltantbench{}@localhost", std::process::id());
     let child = Command::new(bin)
+        // Erlang writes crash dumps to its working folder.
+        .current_dir(dir)
         .env("HOME", dir)
         .env("RABBITMQ_NODENAME", &node)
         .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
