@@ -105,7 +105,7 @@ impl Report {
     fn print(&self) {
         let w = self.rows.iter().map(|r| r.0.len()).max().unwrap_or(10);
         let v = self.rows.iter().map(|r| r.1.len()).max().unwrap_or(10);
-        println!("\n{:w$}  {:>v$}  {}", "measurement", "value", "note");
+        println!("\n{:w$}  {:>v$}  note", "measurement", "value");
         println!("{}", "-".repeat(w + v + 30));
         for (a, b, c) in &self.rows {
             println!("{a:w$}  {b:>v$}  {c}");

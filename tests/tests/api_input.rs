@@ -337,7 +337,6 @@ async fn bad_input_gets_4xx_and_is_never_half_written() {
     let mut c = Checks::default();
     let post = |ct: &'static str, body: Vec<u8>| {
         let stack = &stack;
-        let h = h;
         async move {
             stack
                 .request("POST", "executabletasktypes/", &h, Some((ct, body)))

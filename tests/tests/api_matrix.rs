@@ -131,6 +131,10 @@ fn paths(f: &Fixture) -> Vec<(String, Vec<&'static str>)> {
     ]
 }
 
+/// An auth scheme to try: its name, its headers, the status it must get (None: any
+/// answer that is not a refusal).
+type Scheme<'a> = (&'a str, Vec<(&'a str, &'a str)>, Option<u16>);
+
 fn is_open(path: &str) -> bool {
     path.starts_with("token/")
 }
@@ -219,7 +223,7 @@ async fn every_path_method_and_auth_scheme() {
                 continue;
             }
             // Every scheme, for an allowed method.
-            let schemes: [(&str, Vec<(&str, &str)>, Option<u16>); 7] = [
+            let schemes: [Scheme; 7] = [
                 ("none", vec![], Some(403)),
                 (
                     "unknown token",
