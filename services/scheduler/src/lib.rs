@@ -23,6 +23,9 @@ use tokio_util::task::TaskTracker;
 pub struct Config {
     /// Most events recorded in one PostgreSQL transaction.
     pub record_batch: usize,
+    /// Milliseconds a batch of events waits for more before it is recorded (states show
+    /// that much later; an instance's events then share one row update).
+    pub record_linger_ms: u64,
     /// Most submissions dispatched in one window of acks.
     pub dispatch_batch: usize,
     /// An instance still `created` this many seconds after its creation is submitted
@@ -55,6 +58,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             record_batch: 1000,
+            record_linger_ms: 50,
             dispatch_batch: 500,
             resubmit_after_secs: 30,
             sweep_every_secs: 10,

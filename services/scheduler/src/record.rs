@@ -26,7 +26,7 @@ pub(crate) async fn run(bus: Bus, store: Store, config: Config, stop: Cancellati
             _ = stop.cancelled() => return,
             b = fetch_batch(&consumer, config.record_batch, Duration::from_millis(500)) => b,
         };
-        let messages = match batch {
+        let mut messages = match batch {
             Ok(m) if m.is_empty() => continue,
             Ok(m) => m,
             Err(e) => {
@@ -37,6 +37,27 @@ pub(crate) async fn run(bus: Bus, store: Store, config: Config, stop: Cancellati
                 continue;
             }
         };
+        // Linger a little for more: an instance's `published`, `running` and final events
+        // then often land in one batch and cost one row update instead of three.
+        let linger_until =
+            tokio::time::Instant::now() + Duration::from_millis(config.record_linger_ms);
+        while messages.len() < config.record_batch && config.record_linger_ms > 0 {
+            let left = linger_until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            tokio::time::sleep(left.min(Duration::from_millis(10))).await;
+            match fetch_batch(
+                &consumer,
+                config.record_batch - messages.len(),
+                Duration::from_millis(1),
+            )
+            .await
+            {
+                Ok(more) => messages.extend(more),
+                Err(_) => break,
+            }
+        }
         let mut changes = Vec::with_capacity(messages.len());
         let mut to_ack = Vec::with_capacity(messages.len());
         for msg in messages {
