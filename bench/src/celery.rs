@@ -9,12 +9,28 @@ use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The RabbitMQ node: a shell script that starts an Erlang VM (and epmd), all in one
+/// process group of their own, stopped together.
 struct Rabbit(Child);
 
 impl Drop for Rabbit {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        use nix::sys::signal::{Signal, killpg};
+        use nix::unistd::Pid;
+        let group = Pid::from_raw(self.0.id() as i32);
+        let _ = killpg(group, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline && killpg(group, None).is_ok() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = killpg(group, Signal::SIGKILL);
         let _ = self.0.wait();
+        // epmd, the Erlang port mapper the node started, detaches itself: stop it too.
+        let _ = Command::new("epmd")
+            .arg("-kill")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -34,7 +50,9 @@ fn start_rabbit(dir: &std::path::Path) -> anyhow::Result<(Rabbit, u16)> {
         "{bin} missing (Debian's rabbitmq-server)"
     );
     let node = format!("saltantbench{}@localhost", std::process::id());
+    use std::os::unix::process::CommandExt;
     let child = Command::new(bin)
+        .process_group(0)
         // Erlang writes crash dumps to its working folder.
         .current_dir(dir)
         .env("HOME", dir)
