@@ -567,6 +567,23 @@ pub fn containers_with_label(label: &str) -> Vec<String> {
         .collect()
 }
 
+/// Processes whose environment holds `JOB_UUID=<uuid>`: an instance's process tree.
+pub fn processes_of_job(uuid: &str) -> Vec<u32> {
+    let needle = format!("JOB_UUID={uuid}");
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(env) = std::fs::read(entry.path().join("environ"))
+            && env.split(|b| *b == 0).any(|v| v == needle.as_bytes())
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
 /// Runs one SQL statement with psql (the test crate needs no database driver).
 pub fn psql(url: &str, sql: &str) -> String {
     let out = Command::new(std::env::var("SALTANT_TEST_PSQL").unwrap_or_else(|_| "psql".into()))

@@ -302,6 +302,32 @@ async fn every_path_method_and_auth_scheme() {
             ));
         }
     }
+    // A wrong password starts no session; logging out ends the one we have.
+    let (status, _, body) = stack
+        .request(
+            "POST",
+            "auth/login/",
+            &[],
+            Some((
+                "application/json",
+                br#"{"username":"admin","password":"wrong"}"#.to_vec(),
+            )),
+        )
+        .await;
+    if status != 400 {
+        failures.push(format!("login with a wrong password: {status} {body}"));
+    }
+    let (status, _, _) = stack
+        .request("POST", "auth/logout/", &[("Cookie", &cookie)], None)
+        .await;
+    let (after, _, _) = stack
+        .request("GET", "users/", &[("Cookie", &cookie)], None)
+        .await;
+    if status != 200 || after != 403 {
+        failures.push(format!(
+            "logout: {status}, then the old cookie got {after} (want 200, 403)"
+        ));
+    }
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",

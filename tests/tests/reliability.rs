@@ -3,22 +3,9 @@
 //! load, two schedulers at once. Each test causes the failure for real and prints what it
 //! measured (docs/reliability.md records the figures).
 
-use saltant_tests::{Options, Stack, eventually, psql};
+use saltant_tests::{Options, Stack, eventually, processes_of_job, psql};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-
-fn processes_of(uuid: &str) -> usize {
-    let needle = format!("JOB_UUID={uuid}");
-    std::fs::read_dir("/proc")
-        .expect("proc")
-        .flatten()
-        .filter(|e| {
-            std::fs::read(e.path().join("environ"))
-                .map(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
-                .unwrap_or(false)
-        })
-        .count()
-}
 
 async fn create(stack: &Stack, ty: i64, q: i64, extra: Value) -> String {
     let mut body = json!({"task_type": ty, "task_queue": q});
@@ -124,7 +111,12 @@ async fn killed_executor_instances_end_within_the_bound_and_nothing_reruns() {
     eventually(
         Duration::from_secs(20),
         "the orphan processes to be killed",
-        || async { long_ones.iter().all(|u| processes_of(u) == 0).then_some(()) },
+        || async {
+            long_ones
+                .iter()
+                .all(|u| processes_of_job(u).is_empty())
+                .then_some(())
+        },
     )
     .await;
     eventually(
@@ -244,7 +236,7 @@ async fn run_and_queue_time_outs_fail_the_instance() {
         &format!("SELECT reason FROM task_instances WHERE uuid = '{uuid}'"),
     );
     assert_eq!(reason.trim(), "timed out after 1 s");
-    assert_eq!(processes_of(&uuid), 0);
+    assert!(processes_of_job(&uuid).is_empty());
 
     // Nobody serves "idle": the queue time-out fails it; an executor arriving later
     // does not start it.

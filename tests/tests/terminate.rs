@@ -2,26 +2,9 @@
 //! the instance ends `terminated`; an instance that has not started never starts, even on
 //! an executor that appears later; a finished instance is left alone.
 
-use saltant_tests::{Stack, eventually};
+use saltant_tests::{Stack, eventually, processes_of_job};
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-/// Processes whose environment holds `JOB_UUID=<uuid>`: the instance's process tree.
-fn processes_of(uuid: &str) -> Vec<u32> {
-    let needle = format!("JOB_UUID={uuid}");
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if let Ok(env) = std::fs::read(entry.path().join("environ"))
-            && env.split(|b| *b == 0).any(|v| v == needle.as_bytes())
-        {
-            pids.push(pid);
-        }
-    }
-    pids
-}
 
 #[tokio::test]
 async fn terminating_a_running_instance_kills_its_process_group() {
@@ -38,7 +21,7 @@ async fn terminating_a_running_instance_kills_its_process_group() {
     eventually(
         Duration::from_secs(10),
         "the shell and its sleep",
-        || async { (processes_of(&uuid).len() >= 2).then_some(()) },
+        || async { (processes_of_job(&uuid).len() >= 2).then_some(()) },
     )
     .await;
 
@@ -78,9 +61,9 @@ async fn terminating_a_running_instance_kills_its_process_group() {
     assert!(ended["datetime_finished"].is_string(), "{ended}");
     println!("terminate → terminated in {took:?}");
     assert!(
-        processes_of(&uuid).is_empty(),
+        processes_of_job(&uuid).is_empty(),
         "processes left: {:?}",
-        processes_of(&uuid)
+        processes_of_job(&uuid)
     );
     let history = stack.history(&uuid);
     assert_eq!(

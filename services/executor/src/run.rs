@@ -423,11 +423,10 @@ async fn attempt(shared: Arc<Shared>, msg: jetstream::Message, d: Dispatch) {
 }
 
 pub(crate) async fn publish_event(shared: &Shared, event: &Event) -> anyhow::Result<()> {
-    let subject = shared.bus.names.event(&event.queue, event.uuid);
-    let publish = jetstream::message::PublishMessage::build()
-        .payload(event.encode())
-        .headers(trace::headers())
-        .message_id(event.message_id());
-    shared.bus.js.send_publish(subject, publish).await?.await?;
+    shared
+        .bus
+        .send_event(event, trace::headers())
+        .await?
+        .await?;
     Ok(())
 }

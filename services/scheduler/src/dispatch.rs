@@ -130,14 +130,7 @@ async fn handle(
     let mut event_acks = Vec::new();
     for (uuid, queue, attempt) in dispatched {
         let e = Event::new(uuid, queue, attempt as u32, State::Published);
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(e.encode())
-            .message_id(e.message_id());
-        event_acks.push(
-            bus.js
-                .send_publish(bus.names.event(&e.queue, uuid), publish)
-                .await?,
-        );
+        event_acks.push(bus.send_event(&e, async_nats::HeaderMap::new()).await?);
     }
     for ack in event_acks {
         ack.await?;

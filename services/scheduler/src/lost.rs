@@ -7,7 +7,6 @@
 
 use crate::lease::Lease;
 use crate::{Config, pause};
-use async_nats::jetstream;
 use futures::StreamExt;
 use saltant_bus::{Bus, Event, Heartbeat, trace};
 use saltant_core::{QueueName, State};
@@ -96,14 +95,7 @@ async fn publish_failed(
     event.executor = r.executor.clone();
     event.reason = Some(reason);
     event.no_retry = no_retry;
-    let publish = jetstream::message::PublishMessage::build()
-        .payload(event.encode())
-        .headers(trace::headers())
-        .message_id(event.message_id());
-    bus.js
-        .send_publish(bus.names.event(&event.queue, event.uuid), publish)
-        .await?
-        .await?;
+    bus.send_event(&event, trace::headers()).await?.await?;
     Ok(())
 }
 

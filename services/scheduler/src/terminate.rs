@@ -88,15 +88,7 @@ async fn handle(bus: &Bus, store: &Store, messages: &[jetstream::Message]) -> an
         };
         let mut event = Event::new(row.uuid, queue, row.attempt as u32, State::Terminated);
         event.reason = Some("terminated before it started".into());
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(event.encode())
-            .headers(trace::headers())
-            .message_id(format!("{}.{}.{}", event.uuid, event.attempt, event.state));
-        acks.push(
-            bus.js
-                .send_publish(bus.names.event(&event.queue, event.uuid), publish)
-                .await?,
-        );
+        acks.push(bus.send_event(&event, trace::headers()).await?);
     }
     for ack in acks {
         ack.await?;

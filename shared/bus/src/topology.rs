@@ -326,6 +326,24 @@ impl Bus {
             .map_err(internal("open terminations bucket"))
     }
 
+    /// Publishes an event on its instance's subject, with its message id (so a repeat is
+    /// dropped) and `headers` (trace context, markers). Returns the ack to await, alone or
+    /// in a window with others.
+    pub async fn send_event(
+        &self,
+        event: &crate::Event,
+        headers: async_nats::HeaderMap,
+    ) -> Result<jetstream::context::PublishAckFuture, Error> {
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(event.encode())
+            .headers(headers)
+            .message_id(event.message_id());
+        self.js
+            .send_publish(self.names.event(&event.queue, event.uuid), publish)
+            .await
+            .map_err(internal("publish event"))
+    }
+
     /// The last event published for an instance, if the events stream still has one.
     pub async fn last_event(&self, queue: &QueueName, uuid: uuid::Uuid) -> Option<crate::Event> {
         let stream = self.js.get_stream(self.names.events_stream()).await.ok()?;

@@ -10,7 +10,6 @@ use crate::auth::Auth;
 use crate::body::Payload;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::Fields;
-use async_nats::jetstream;
 use axum::Json;
 use axum::extract::{Path, State};
 use saltant_bus::{Event, RECORDED_HEADER, trace};
@@ -100,12 +99,10 @@ async fn publish(s: &AppState, queue: &str, c: StateChange) {
     event.reason = c.reason;
     let mut headers = trace::headers();
     headers.insert(RECORDED_HEADER, "true");
-    let publish = jetstream::message::PublishMessage::build()
-        .payload(event.encode())
-        .headers(headers)
-        .message_id(format!("{}.{}.{}", event.uuid, event.attempt, event.state));
-    let subject = s.bus.names.event(&event.queue, event.uuid);
-    let sent = async { s.bus.js.send_publish(subject, publish).await?.await };
+    let sent = async {
+        s.bus.send_event(&event, headers).await?.await?;
+        Ok::<_, anyhow::Error>(())
+    };
     match tokio::time::timeout(std::time::Duration::from_secs(2), sent).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "publish status event"),
