@@ -139,7 +139,6 @@ pub(crate) async fn spawn_and_wait(
     // start on this machine kills the group.
     let group_file = shared.config.temp_dir.join(GROUPS).join(uuid);
     if let Some(pid) = pid {
-        let _ = tokio::fs::create_dir_all(group_file.parent().unwrap_or(&group_file)).await;
         let started = process_start_time(pid).unwrap_or_default();
         if let Err(e) = tokio::fs::write(&group_file, format!("{pid} {started}")).await {
             tracing::warn!(error = %e, "record process group");
@@ -259,11 +258,16 @@ fn process_start_time(pid: u32) -> Option<u64> {
 const GROUPS: &str = "groups";
 
 /// Kills the process groups a previous life of this executor left running (it died
-/// without cleaning up) and forgets them. Called at start-up, before any work is taken.
+/// without cleaning up) and forgets them; makes the folder the records go to. Called at
+/// start-up, before any work is taken.
 pub(crate) fn reap_orphan_groups(temp_dir: &std::path::Path) -> usize {
     use nix::sys::signal::{Signal, killpg};
     use nix::unistd::Pid;
     let dir = temp_dir.join(GROUPS);
+    // Made once here, at start-up, rather than for every instance.
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        tracing::warn!(path = %dir.display(), error = %e, "create the process-group folder");
+    }
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return 0;
     };
