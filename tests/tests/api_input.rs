@@ -512,3 +512,43 @@ async fn bad_input_gets_4xx_and_is_never_half_written() {
         c.failures.join("\n")
     );
 }
+
+/// Names are unique per resource: a second create is a field error, also when the
+/// creates race (then the database's unique index decides, with the same answer).
+#[tokio::test]
+async fn duplicate_names_are_field_errors_even_when_racing() {
+    let stack = Stack::start().await;
+    stack.wait_ready().await;
+    for (path, body, message) in [
+        (
+            "executabletasktypes/",
+            json!({"name": "dup", "command_to_run": "true"}),
+            "executable task type with this name already exists.",
+        ),
+        (
+            "containertasktypes/",
+            json!({"name": "dup", "command_to_run": "true", "container_image": "x", "container_type": "docker"}),
+            "container task type with this name already exists.",
+        ),
+        (
+            "taskwhitelists/",
+            json!({"name": "dup"}),
+            "task whitelist with this name already exists.",
+        ),
+        (
+            "taskqueues/",
+            json!({"name": "dup"}),
+            "task queue with this name already exists.",
+        ),
+    ] {
+        let racing = (0..8).map(|_| stack.post_json(path, &body));
+        let answers = futures::future::join_all(racing).await;
+        let created = answers.iter().filter(|(s, _)| *s == 201).count();
+        assert_eq!(created, 1, "{path}: {answers:?}");
+        for (status, b) in answers.iter().filter(|(s, _)| *s != 201) {
+            assert_eq!((*status, b), (400, &json!({"name": [message]})), "{path}");
+        }
+        let (status, b) = stack.post_json(path, &body).await;
+        assert_eq!((status, b), (400, json!({"name": [message]})), "{path}");
+    }
+}

@@ -46,6 +46,18 @@ impl ApiError {
     }
 }
 
+/// A store result whose unique-name violation becomes DRF's field error on `name`:
+/// `{"name": ["<what> with this name already exists."]}`.
+pub fn name_taken<T>(r: Result<T, saltant_store::Error>, what: &str) -> ApiResult<T> {
+    match r {
+        Err(saltant_store::Error::Duplicate { .. }) => Err(ApiError::field(
+            "name",
+            format!("{what} with this name already exists."),
+        )),
+        other => Ok(other?),
+    }
+}
+
 /// `repr()` of a Python list of strings.
 pub fn python_list_repr(items: &[String]) -> String {
     let parts: Vec<String> = items.iter().map(|s| python_str_repr(s)).collect();

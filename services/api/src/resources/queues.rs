@@ -5,7 +5,7 @@ use super::both;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::body::Payload;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, name_taken};
 use crate::fields::{Fields, Text, invalid_pk};
 use crate::query::{FilterField, Kind, Query, filters, paginate, stream_page};
 use crate::repr::{QueueRepr, WhitelistRepr};
@@ -190,15 +190,10 @@ async fn list_queues(
 
 async fn create_queue(State(s): State<AppState>, user: Auth, p: Payload) -> ApiResult<Response> {
     let fields = read_queue(&s, &p, false, None).await?;
-    let id = match s.store.save_queue(None, user.0.id, &fields).await {
-        Err(saltant_store::Error::Duplicate { .. }) => {
-            return Err(ApiError::field(
-                "name",
-                "task queue with this name already exists.",
-            ));
-        }
-        other => other?,
-    };
+    let id = name_taken(
+        s.store.save_queue(None, user.0.id, &fields).await,
+        "task queue",
+    )?;
     let row = s.store.queue(id).await?.ok_or(ApiError::NotFound)?;
     Ok((StatusCode::CREATED, Json(QueueRepr::from(row))).into_response())
 }
@@ -228,19 +223,12 @@ async fn update_queue(
     let existing = s.store.queue(id).await?.ok_or(ApiError::NotFound)?;
     may_change(&user.0, existing.user_id)?;
     let fields = read_queue(&s, &p, partial, Some(&existing)).await?;
-    match s
-        .store
-        .save_queue(Some(id), existing.user_id, &fields)
-        .await
-    {
-        Err(saltant_store::Error::Duplicate { .. }) => {
-            return Err(ApiError::field(
-                "name",
-                "task queue with this name already exists.",
-            ));
-        }
-        other => other?,
-    };
+    name_taken(
+        s.store
+            .save_queue(Some(id), existing.user_id, &fields)
+            .await,
+        "task queue",
+    )?;
     Ok(Json(
         s.store.queue(id).await?.ok_or(ApiError::NotFound)?.into(),
     ))
@@ -328,15 +316,10 @@ async fn create_whitelist(
     p: Payload,
 ) -> ApiResult<Response> {
     let fields = read_whitelist(&s, &p, false, None).await?;
-    let id = match s.store.save_whitelist(None, user.0.id, &fields).await {
-        Err(saltant_store::Error::Duplicate { .. }) => {
-            return Err(ApiError::field(
-                "name",
-                "task whitelist with this name already exists.",
-            ));
-        }
-        other => other?,
-    };
+    let id = name_taken(
+        s.store.save_whitelist(None, user.0.id, &fields).await,
+        "task whitelist",
+    )?;
     let row = s.store.whitelist(id).await?.ok_or(ApiError::NotFound)?;
     Ok((StatusCode::CREATED, Json(WhitelistRepr::from(row))).into_response())
 }
@@ -366,19 +349,12 @@ async fn update_whitelist(
     let existing = s.store.whitelist(id).await?.ok_or(ApiError::NotFound)?;
     may_change(&user.0, existing.user_id)?;
     let fields = read_whitelist(&s, &p, partial, Some(&existing)).await?;
-    match s
-        .store
-        .save_whitelist(Some(id), existing.user_id, &fields)
-        .await
-    {
-        Err(saltant_store::Error::Duplicate { .. }) => {
-            return Err(ApiError::field(
-                "name",
-                "task whitelist with this name already exists.",
-            ));
-        }
-        other => other?,
-    };
+    name_taken(
+        s.store
+            .save_whitelist(Some(id), existing.user_id, &fields)
+            .await,
+        "task whitelist",
+    )?;
     Ok(Json(
         s.store
             .whitelist(id)

@@ -5,7 +5,7 @@ use super::both;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::body::Payload;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, name_taken};
 use crate::fields::{Fields, Text};
 use crate::query::{FilterField, Kind, Query, filters, paginate, stream_page};
 use crate::repr::TypeRepr;
@@ -246,15 +246,10 @@ async fn list(class: TypeClass, s: AppState, uri: Uri, headers: HeaderMap) -> Ap
 
 async fn create(class: TypeClass, s: AppState, user: Auth, p: Payload) -> ApiResult<Response> {
     let fields = read_fields(&s, class, &p, None).await?;
-    let row = match s.store.insert_task_type(class, user.0.id, &fields).await {
-        Err(saltant_store::Error::Duplicate { .. }) => {
-            return Err(ApiError::field(
-                "name",
-                format!("{} with this name already exists.", verbose(class)),
-            ));
-        }
-        other => other?,
-    };
+    let row = name_taken(
+        s.store.insert_task_type(class, user.0.id, &fields).await,
+        verbose(class),
+    )?;
     Ok((StatusCode::CREATED, Json(TypeRepr::new(class, row))).into_response())
 }
 
@@ -290,15 +285,10 @@ async fn put(
         )));
     }
     let fields = read_fields(&s, class, &p, Some(&existing)).await?;
-    match s.store.update_task_type(class, id, &fields).await {
-        Err(saltant_store::Error::Duplicate { .. }) => {
-            return Err(ApiError::field(
-                "name",
-                format!("{} with this name already exists.", verbose(class)),
-            ));
-        }
-        other => other?,
-    }
+    name_taken(
+        s.store.update_task_type(class, id, &fields).await,
+        verbose(class),
+    )?;
     let row = s
         .store
         .task_type(class, id)
