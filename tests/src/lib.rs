@@ -512,7 +512,12 @@ impl Drop for Stack {
         // Own servers stop before their folder goes.
         self.nats.take();
         self.postgres.take();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::thread::panicking() {
+            // A failed test's logs are what explains it.
+            eprintln!("test folder kept: {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

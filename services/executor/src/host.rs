@@ -137,7 +137,7 @@ pub(crate) async fn spawn_and_wait(
     let pid = child.id();
     // Recorded so that, should this executor die without cleaning up (SIGKILL), its next
     // start on this machine kills the group.
-    let group_file = shared.config.temp_dir.join(GROUPS).join(uuid);
+    let group_file = shared.groups_dir.join(uuid);
     if let Some(pid) = pid {
         let started = process_start_time(pid).unwrap_or_default();
         if let Err(e) = tokio::fs::write(&group_file, format!("{pid} {started}")).await {
@@ -254,40 +254,77 @@ fn process_start_time(pid: u32) -> Option<u64> {
     rest.split(' ').nth(19)?.parse().ok()
 }
 
-/// Folder (under the temp dir) of running instances' process group ids.
+/// Folder (under the temp dir) of running instances' process group ids: one subfolder
+/// per executor life, `<pid>-<start time>` of the executor process.
 const GROUPS: &str = "groups";
 
-/// Kills the process groups a previous life of this executor left running (it died
-/// without cleaning up) and forgets them; makes the folder the records go to. Called at
-/// start-up, before any work is taken.
-pub(crate) fn reap_orphan_groups(temp_dir: &std::path::Path) -> usize {
+/// Whether `pid` is the process that started at `started` (a pid reused later is not).
+fn is_alive(pid: u32, started: &str) -> bool {
+    process_start_time(pid).is_some_and(|s| s.to_string() == started)
+}
+
+/// Kills the process groups that executors which died on this machine without cleaning up
+/// (SIGKILL) left running, and forgets them; executors still alive (several may share the
+/// temp dir) keep theirs. Returns this life's folder for its records. Called at start-up,
+/// before any work is taken.
+pub(crate) fn reap_orphan_groups(temp_dir: &std::path::Path) -> std::path::PathBuf {
+    let root = temp_dir.join(GROUPS);
+    let me = std::process::id();
+    let mine = root.join(format!(
+        "{me}-{}",
+        process_start_time(me).unwrap_or_default()
+    ));
+    // Made once here, at start-up, rather than for every instance.
+    if let Err(e) = std::fs::create_dir_all(&mine) {
+        tracing::warn!(path = %mine.display(), error = %e, "create the process-group folder");
+    }
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return mine;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path == mine {
+            continue;
+        }
+        if !path.is_dir() {
+            // A record of an older version (one flat folder): its executor is gone.
+            kill_recorded_group(&path);
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let owner_alive = name
+            .split_once('-')
+            .and_then(|(pid, started)| Some((pid.parse::<u32>().ok()?, started.to_owned())))
+            .is_some_and(|(pid, started)| is_alive(pid, &started));
+        if owner_alive {
+            continue;
+        }
+        if let Ok(records) = std::fs::read_dir(&path) {
+            for record in records.flatten() {
+                kill_recorded_group(&record.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&path);
+    }
+    mine
+}
+
+/// Kills the group a record names if its leader is still the process recorded, then
+/// removes the record.
+fn kill_recorded_group(record: &std::path::Path) {
     use nix::sys::signal::{Signal, killpg};
     use nix::unistd::Pid;
-    let dir = temp_dir.join(GROUPS);
-    // Made once here, at start-up, rather than for every instance.
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        tracing::warn!(path = %dir.display(), error = %e, "create the process-group folder");
+    if let Ok(text) = std::fs::read_to_string(record)
+        && let Some((pgid, started)) = text.trim().split_once(' ')
+        && let Ok(pgid) = pgid.parse::<u32>()
+        && pgid > 1
+        && is_alive(pgid, started)
+        && killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL).is_ok()
+    {
+        let instance = record.file_name().unwrap_or_default().to_string_lossy();
+        tracing::warn!(%instance, pgid, "killed a process group left by a previous run");
     }
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return 0;
-    };
-    let mut killed = 0;
-    for entry in entries.flatten() {
-        // The leader must still be the process recorded (same start time): a pid reused
-        // after a reboot is left alone.
-        if let Ok(text) = std::fs::read_to_string(entry.path())
-            && let Some((pgid, started)) = text.trim().split_once(' ')
-            && let Ok(pgid) = pgid.parse::<u32>()
-            && pgid > 1
-            && process_start_time(pgid).is_some_and(|s| s.to_string() == started)
-            && killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL).is_ok()
-        {
-            tracing::warn!(instance = %entry.file_name().to_string_lossy(), pgid, "killed a process group left by a previous run");
-            killed += 1;
-        }
-        let _ = std::fs::remove_file(entry.path());
-    }
-    killed
+    let _ = std::fs::remove_file(record);
 }
 
 /// SIGTERM to the whole process group; when the leader has exited, or after `grace_secs`,

@@ -6,6 +6,7 @@
 mod docker;
 mod heartbeat;
 mod host;
+mod intake;
 mod output;
 mod registry;
 mod results;
@@ -45,6 +46,9 @@ pub struct Config {
     /// Per-instance working folders of host executables (`<work_dir>/<uuid>`, removed
     /// after the instance).
     pub work_dir: PathBuf,
+    /// Milliseconds between looks at the dispatch stream for work that no ready signal
+    /// announced (redelivered dispatches, signals missed while disconnected).
+    pub rescan_ms: u64,
     /// Seconds between heartbeats (the bucket forgets an executor after 15 s).
     pub heartbeat_secs: u64,
     /// On shutdown, seconds running instances get to finish before they are killed.
@@ -71,6 +75,7 @@ impl Default for Config {
             results_dir: base.join("results"),
             temp_dir: base.join("tmp"),
             work_dir: base.join("work"),
+            rescan_ms: 2000,
             heartbeat_secs: 5,
             shutdown_grace_secs: 8,
             kill_grace_secs: 5,
@@ -98,6 +103,8 @@ pub(crate) struct Shared {
     pub docker: Option<docker::Engine>,
     /// The Singularity/Apptainer CLI, if one is installed.
     pub singularity: Option<singularity::Cli>,
+    /// This life's records of running process groups (see `host::reap_orphan_groups`).
+    pub groups_dir: PathBuf,
     /// Cancelled when running instances must be killed (end of the shutdown grace period).
     pub kill_all: CancellationToken,
 }
@@ -160,7 +167,7 @@ pub async fn run(
         *dir =
             std::fs::canonicalize(&*dir).with_context(|| format!("resolve {}", dir.display()))?;
     }
-    host::reap_orphan_groups(&config.temp_dir);
+    let groups_dir = host::reap_orphan_groups(&config.temp_dir);
     let engine = docker::connect(&config.docker).await;
     let singularity_cli = singularity::detect(&config.singularity).await;
     let id = config.id.clone().unwrap_or_else(default_id);
@@ -169,6 +176,7 @@ pub async fn run(
         bus,
         slots: Arc::new(Semaphore::new(config.slots as usize)),
         config,
+        groups_dir,
         id: id.clone(),
         started_at: chrono::Utc::now(),
         lost_output: std::sync::Mutex::new(std::collections::HashSet::new()),
@@ -179,45 +187,31 @@ pub async fn run(
     });
     tracing::info!(executor = %id, slots = shared.config.slots, queues = ?shared.config.queues, "executor started");
 
-    let intake = shutdown.child_token();
+    let stop_intake = shutdown.child_token();
     let work = TaskTracker::new();
     let background = TaskTracker::new();
     let hb_stop = CancellationToken::new();
     background.spawn(heartbeat::run(shared.clone(), hb_stop.clone()));
     background.spawn(registry::watch(shared.clone(), hb_stop.clone()));
     background.spawn(docker::reap_orphans(shared.clone(), hb_stop.clone()));
-    if queues.is_empty() {
-        background.spawn(run::serve_every_queue(
-            shared.clone(),
-            intake.clone(),
-            work.clone(),
-        ));
-    } else {
-        for q in queues {
-            background.spawn(run::serve_queue(
-                shared.clone(),
-                q,
-                intake.clone(),
-                work.clone(),
-            ));
-        }
-    }
+    let intake_done = TaskTracker::new();
+    let served = (!queues.is_empty()).then(|| queues.into_iter().collect());
+    intake_done.spawn(intake::serve(
+        shared.clone(),
+        served,
+        stop_intake.clone(),
+        work.clone(),
+    ));
+    intake_done.close();
 
     shutdown.cancelled().await;
     tracing::info!("executor stopping: no new work");
-    intake.cancel();
+    stop_intake.cancel();
     background.close();
-    // Pullers stop first, then running instances get the grace period.
+    // The intake stops first (no pull is left under way), then running instances get
+    // the grace period.
     let grace = Duration::from_secs(shared.config.shutdown_grace_secs);
-    let pullers_done = async {
-        loop {
-            if background.len() <= 3 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(5), pullers_done).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), intake_done.wait()).await;
     work.close();
     if tokio::time::timeout(grace, work.wait()).await.is_err() {
         tracing::warn!(

@@ -1,153 +1,20 @@
-//! Taking work: one puller per served queue, each taking attempts only when a slot is free;
-//! and the life of one attempt: `running` event, run, output, final event, ack.
+//! The life of one attempt: claim, `running` event, run, output, final event, ack.
 
 use crate::{Shared, docker, host, results, singularity};
 use async_nats::jetstream::{self, AckKind};
-use futures::StreamExt;
-use saltant_bus::{Dispatch, Event, fetch_batch, trace};
-use saltant_core::{QueueName, State, TaskKind};
-use std::collections::HashSet;
+use saltant_bus::{Dispatch, Event, trace};
+use saltant_core::{State, TaskKind};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-/// Watches the queues bucket and serves every queue that appears in it.
-pub(crate) async fn serve_every_queue(
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-    work: TaskTracker,
-) {
-    let mut served = HashSet::new();
-    let pullers = TaskTracker::new();
-    'outer: loop {
-        let watch = match shared.bus.queues_kv().await {
-            Ok(kv) => kv.watch_with_history(">").await,
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "open queues bucket");
-                if sleep_or_stop(&stop, Duration::from_secs(1)).await {
-                    break;
-                }
-                continue;
-            }
-        };
-        let mut watch = match watch {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, "watch queues bucket");
-                if sleep_or_stop(&stop, Duration::from_secs(1)).await {
-                    break;
-                }
-                continue;
-            }
-        };
-        loop {
-            let entry = tokio::select! {
-                _ = stop.cancelled() => break 'outer,
-                e = watch.next() => e,
-            };
-            match entry {
-                Some(Ok(entry)) => {
-                    let Some(queue) = QueueName::from_token(&entry.key) else {
-                        tracing::warn!(key = %entry.key, "ignoring queue key that is not a queue token");
-                        continue;
-                    };
-                    if served.insert(queue.clone()) {
-                        pullers.spawn(serve_queue(
-                            shared.clone(),
-                            queue,
-                            stop.clone(),
-                            work.clone(),
-                        ));
-                    }
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "queues watch failed; watching again");
-                    break;
-                }
-                None => break,
-            }
-        }
-        if sleep_or_stop(&stop, Duration::from_millis(200)).await {
-            break;
-        }
-    }
-    pullers.close();
-    pullers.wait().await;
-}
-
 /// Returns true if `stop` fired.
-async fn sleep_or_stop(stop: &CancellationToken, d: Duration) -> bool {
+pub(crate) async fn sleep_or_stop(stop: &CancellationToken, d: Duration) -> bool {
     tokio::select! {
         _ = stop.cancelled() => true,
         _ = tokio::time::sleep(d) => false,
-    }
-}
-
-/// Pulls attempts of one queue while slots are free.
-pub(crate) async fn serve_queue(
-    shared: Arc<Shared>,
-    queue: QueueName,
-    stop: CancellationToken,
-    work: TaskTracker,
-) {
-    tracing::info!(%queue, "serving queue");
-    let consumer = loop {
-        match shared.bus.dispatch_consumer(&queue).await {
-            Ok(c) => break c,
-            Err(e) => {
-                tracing::warn!(%queue, error = %format!("{e:#}"), "open dispatch consumer");
-                if sleep_or_stop(&stop, Duration::from_secs(1)).await {
-                    return;
-                }
-            }
-        }
-    };
-    // Termination requests made while this executor was away must be known first.
-    tokio::select! {
-        _ = stop.cancelled() => return,
-        _ = shared.registry.synced.cancelled() => {}
-    }
-    loop {
-        // One slot first (waiting), then whatever else is free right now.
-        let first = tokio::select! {
-            _ = stop.cancelled() => return,
-            p = shared.slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
-        let mut permits = vec![first];
-        while permits.len() < 256 {
-            match shared.slots.clone().try_acquire_owned() {
-                Ok(p) => permits.push(p),
-                Err(_) => break,
-            }
-        }
-        let fetched = tokio::select! {
-            _ = stop.cancelled() => return,
-            f = fetch_batch(&consumer, permits.len(), Duration::from_secs(1)) => f,
-        };
-        match fetched {
-            Ok(messages) => {
-                for msg in messages {
-                    let Some(permit) = permits.pop() else {
-                        // Cannot happen (max_messages = permits), but never run unslotted work.
-                        let _ = msg.ack_with(AckKind::Nak(None)).await;
-                        continue;
-                    };
-                    work.spawn(run_attempt(shared.clone(), msg, permit));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(%queue, error = %format!("{e:#}"), "fetch dispatches");
-                if sleep_or_stop(&stop, Duration::from_secs(1)).await {
-                    return;
-                }
-            }
-        }
     }
 }
 
@@ -158,7 +25,11 @@ pub(crate) struct Outcome {
     pub reason: Option<String>,
 }
 
-async fn run_attempt(shared: Arc<Shared>, msg: jetstream::Message, _permit: OwnedSemaphorePermit) {
+pub(crate) async fn run_attempt(
+    shared: Arc<Shared>,
+    msg: jetstream::Message,
+    _permit: OwnedSemaphorePermit,
+) {
     let dispatch = match Dispatch::decode(&msg.payload) {
         Ok(d) => d,
         Err(e) => {

@@ -89,13 +89,8 @@ async fn handle(
             continue;
         }
         if known_queues.insert(s.queue.clone()) {
-            // First work for this queue in this process: make sure its consumer exists and
-            // that executors serving every queue know of it.
+            // First work for this queue in this process: make sure its consumer exists.
             bus.dispatch_consumer(&s.queue).await?;
-            bus.queues_kv()
-                .await?
-                .put(s.queue.token(), s.queue.as_str().to_owned().into())
-                .await?;
         }
         let span = tracing::info_span!("dispatch", instance = %s.uuid, queue = %s.queue);
         trace::set_parent(&span, headers.as_ref());
@@ -126,6 +121,16 @@ async fn handle(
     }
     for ack in dispatch_acks {
         ack.await?;
+    }
+    // Stored: executors serving these queues may pull now.
+    let mut signalled = HashSet::new();
+    for (_, queue, _) in &dispatched {
+        if signalled.insert(queue)
+            && let Err(e) = bus.signal_ready(queue).await
+        {
+            // Executors find the work at their next rescan.
+            tracing::warn!(%queue, error = %format!("{e:#}"), "signal ready queue");
+        }
     }
     let mut event_acks = Vec::new();
     for (uuid, queue, attempt) in dispatched {

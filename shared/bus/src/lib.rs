@@ -7,6 +7,7 @@ pub mod messages;
 mod names;
 mod topology;
 pub mod trace;
+pub mod work;
 
 pub use error::Error;
 pub use messages::{
@@ -14,6 +15,7 @@ pub use messages::{
     Submission, Termination, WIRE_VERSION,
 };
 pub use names::Names;
-pub use topology::{Bus, BusConfig, LEASE_TTL_SECS, fetch_batch, fetch_batch_bytes};
+pub use topology::{Bus, BusConfig, LEASE_TTL_SECS};
+pub use work::{fetch_batch, fetch_batch_bytes, fetch_now};
 
 pub use async_nats;

@@ -7,7 +7,7 @@ use uuid::Uuid;
 /// Names on the bus. The default prefix is `saltant`: subjects `saltant.submit`,
 /// `saltant.dispatch.<queue>`, `saltant.events.<queue>.<uuid>`, `saltant.logs.<uuid>`;
 /// streams `SALTANT_SUBMIT`, `SALTANT_DISPATCH`, `SALTANT_EVENTS`, `SALTANT_LOGS`; key-value
-/// buckets `saltant_executors`, `saltant_queues`.
+/// buckets `saltant_executors`, `saltant_terminations`, `saltant_claims`, `saltant_leases`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
     prefix: String,
@@ -62,6 +62,25 @@ impl Names {
     pub fn logs_all(&self) -> String {
         format!("{}.logs.>", self.prefix)
     }
+    /// "Queue has work" signals, scheduler → executors, core NATS (no payload): one per
+    /// queue per dispatched batch, published after the batch's dispatches are stored, so
+    /// that executors pull only from queues with work instead of waiting on every queue.
+    pub fn ready(&self, queue: &QueueName) -> String {
+        format!("{}.ready.{}", self.prefix, queue.token())
+    }
+    pub fn ready_all(&self) -> String {
+        format!("{}.ready.*", self.prefix)
+    }
+    /// The queue a [`Names::ready`] or [`Names::dispatch`] subject names.
+    pub fn queue_of(&self, subject: &str) -> Option<QueueName> {
+        let rest = subject
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix('.')?;
+        let token = rest
+            .strip_prefix("ready.")
+            .or_else(|| rest.strip_prefix("dispatch."))?;
+        QueueName::from_token(token)
+    }
     /// Control messages for one executor (termination requests), core NATS.
     pub fn control(&self, executor: &str) -> String {
         format!("{}.control.{}", self.prefix, executor)
@@ -107,11 +126,6 @@ impl Names {
     /// Executor heartbeats: executor id → [`crate::Heartbeat`], entries expire.
     pub fn executors_bucket(&self) -> String {
         format!("{}_executors", self.prefix)
-    }
-    /// Queues that have had work: queue token → queue name. Executors serving every queue
-    /// watch it to start pulling from new queues.
-    pub fn queues_bucket(&self) -> String {
-        format!("{}_queues", self.prefix)
     }
     /// Termination requests: instance uuid → [`crate::Termination`]. Executors watch it
     /// (with history, so a request made while they were disconnected is not missed); the
@@ -167,6 +181,11 @@ mod tests {
         assert_eq!(n.submit_stream(), "SALTANT_SUBMIT");
         assert_eq!(n.executors_bucket(), "saltant_executors");
         assert_eq!(n.dispatch_consumer(&q), "queue-gpu=40lab");
+        assert_eq!(n.ready(&q), "saltant.ready.gpu=40lab");
+        assert_eq!(n.queue_of(&n.ready(&q)), Some(q.clone()));
+        assert_eq!(n.queue_of(&n.dispatch(&q)), Some(q.clone()));
+        assert_eq!(n.queue_of("other.ready.gpu=40lab"), None);
+        assert_eq!(n.queue_of("saltant.events.gpu=40lab.x"), None);
         let t = Names::new("t_1a2b").expect("valid");
         assert_eq!(t.events_stream(), "T_1A2B_EVENTS");
     }

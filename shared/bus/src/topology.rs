@@ -179,11 +179,6 @@ impl Bus {
                 "saltant: executor heartbeats",
             ),
             (
-                n.queues_bucket(),
-                Duration::ZERO,
-                "saltant: queues that have had work",
-            ),
-            (
                 n.terminations_bucket(),
                 Duration::from_secs(self.config.events_max_age_secs),
                 "saltant: termination requests",
@@ -367,51 +362,4 @@ impl Bus {
             .await
             .map_err(internal("open leases bucket"))
     }
-
-    pub async fn queues_kv(&self) -> Result<kv::Store, Error> {
-        self.js
-            .get_key_value(self.names.queues_bucket())
-            .await
-            .map_err(internal("open queues bucket"))
-    }
-}
-
-/// Pulls up to `max` messages, waiting at most `expires` for the first; returns what came
-/// (possibly nothing). Errors of single messages are skipped: they redeliver.
-pub async fn fetch_batch(
-    consumer: &consumer::Consumer<consumer::pull::Config>,
-    max: usize,
-    expires: Duration,
-) -> Result<Vec<jetstream::Message>, Error> {
-    fetch_batch_bytes(consumer, max, 0, expires).await
-}
-
-/// [`fetch_batch`] bounded by payload bytes too (0: no bound), so that a batch of large
-/// messages (log chunks) holds a bounded amount of memory.
-pub async fn fetch_batch_bytes(
-    consumer: &consumer::Consumer<consumer::pull::Config>,
-    max: usize,
-    max_bytes: usize,
-    expires: Duration,
-) -> Result<Vec<jetstream::Message>, Error> {
-    use futures::StreamExt;
-    let mut batch = consumer
-        .fetch()
-        .max_messages(max)
-        .max_bytes(max_bytes)
-        .expires(expires)
-        .messages()
-        .await
-        .map_err(internal("fetch messages"))?;
-    let mut out = Vec::with_capacity(max.min(1024));
-    while let Some(msg) = batch.next().await {
-        match msg {
-            Ok(m) => out.push(m),
-            Err(e) => {
-                tracing::debug!(error = %e, "fetch batch ended");
-                break;
-            }
-        }
-    }
-    Ok(out)
 }

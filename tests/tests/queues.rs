@@ -1,0 +1,220 @@
+//! Executors serving many queues (docs/bus.md, "Taking work from many queues"): loaded
+//! queues share the slots, idle queues cost none, and a killed executor's queue keeps being
+//! served by the others. Correctness, not speed: the benchmarks measure the rates.
+
+use saltant_tests::{Options, Stack, eventually, psql};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// An executable type whitelisted on `queues` new public queues named `<prefix>-<i>`;
+/// returns (type id, queue ids).
+async fn type_on_queues(stack: &Stack, command: &str, prefix: &str, n: usize) -> (i64, Vec<i64>) {
+    let (status, ty) = stack
+        .post_json(
+            "executabletasktypes/",
+            &json!({"name": format!("{prefix}-type"), "command_to_run": command}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ty}");
+    let (status, wl) = stack
+        .post_json(
+            "taskwhitelists/",
+            &json!({"name": format!("{prefix}-wl"), "whitelisted_executable_task_types": [ty["id"]]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{wl}");
+    let mut queues = Vec::new();
+    for i in 0..n {
+        let (status, q) = stack
+            .post_json(
+                "taskqueues/",
+                &json!({"name": format!("{prefix}-{i}"), "whitelists": [wl["id"]]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{q}");
+        queues.push(q["id"].as_i64().expect("queue id"));
+    }
+    (ty["id"].as_i64().expect("type id"), queues)
+}
+
+fn done_on(stack: &Stack, queue: i64) -> i64 {
+    stack.count(&format!(
+        "SELECT count(*) FROM task_instances WHERE task_queue_id = {queue} AND state = 'successful'"
+    ))
+}
+
+#[tokio::test]
+async fn two_loaded_queues_share_the_slots() {
+    // `saltant all` as deploy/dev starts it: every queue served, default slots.
+    let stack = Stack::start().await;
+    stack.wait_ready().await;
+    let (ty, queues) = type_on_queues(&stack, "true", "load", 2).await;
+    let (a, b) = (queues[0], queues[1]);
+    let n = 150;
+    for _ in 0..n {
+        stack.run_executable(ty, a, json!({})).await;
+        stack.run_executable(ty, b, json!({})).await;
+    }
+    // When the first queue is through, the other one has progressed with it.
+    let (first, other) = eventually(
+        Duration::from_secs(120),
+        "one loaded queue to finish",
+        || async {
+            let (da, db) = (done_on(&stack, a), done_on(&stack, b));
+            (da >= n || db >= n).then_some((da.max(db), da.min(db)))
+        },
+    )
+    .await;
+    println!("first queue {first}/{n} done, the other {other}/{n}");
+    assert!(
+        other * 2 >= first,
+        "the other loaded queue fell behind: {other} of {n} when the first had {first}"
+    );
+    eventually(Duration::from_secs(60), "both queues to finish", || async {
+        (done_on(&stack, a) == n && done_on(&stack, b) == n).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_loaded_queue_among_many_idle_ones_is_served() {
+    let stack = Stack::start().await;
+    stack.wait_ready().await;
+    // Twenty queues that had work (so every executor knows them) and are idle now.
+    let idle = 20;
+    let (ty, queues) = type_on_queues(&stack, "true", "idle", idle + 1).await;
+    let (loaded, idle_queues) = queues.split_last().expect("queues");
+    let mut earlier = Vec::new();
+    for q in idle_queues {
+        earlier.push(stack.run_executable(ty, *q, json!({})).await);
+    }
+    for u in &earlier {
+        stack
+            .wait_state(u, "successful", Duration::from_secs(60))
+            .await;
+    }
+    let n = 300;
+    let start = Instant::now();
+    for _ in 0..n {
+        stack.run_executable(ty, *loaded, json!({})).await;
+    }
+    // The starving design ran about one instance per second here (one fetch expiry per
+    // turn of the idle queues): 300 would take minutes.
+    eventually(
+        Duration::from_secs(60),
+        "the loaded queue to finish",
+        || async { (done_on(&stack, *loaded) == n).then_some(()) },
+    )
+    .await;
+    println!(
+        "{n} instances on one queue among {idle} idle ones: {:?} from the first create",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_killed_executors_queue_keeps_being_served_by_the_others() {
+    let stack = Stack::start_opts(Options {
+        all_args: &["--queue", "elsewhere"],
+        env: &[("SALTANT_SCHEDULER__LOST_CHECK_EVERY_SECS", "1")],
+        ..Options::default()
+    })
+    .await;
+    stack.wait_ready().await;
+    let (long, queues) = type_on_queues(&stack, "sleep 600", "kq", 1).await;
+    let q = queues[0];
+    let (status, quick) = stack
+        .post_json(
+            "executabletasktypes/",
+            &json!({"name": "quick", "command_to_run": "true"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _, body) = stack
+        .request(
+            "PATCH",
+            "taskwhitelists/1/",
+            &[("Authorization", &stack.auth())],
+            Some((
+                "application/json",
+                json!({"whitelisted_executable_task_types": [long, quick["id"]]})
+                    .to_string()
+                    .into_bytes(),
+            )),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let quick = quick["id"].as_i64().expect("id");
+    let on = |executor: &str| {
+        stack.count(&format!(
+            "SELECT count(*) FROM task_instances WHERE state = 'running' AND executor = '{executor}'"
+        ))
+    };
+    // Two long instances fill the victim's two slots, two more run on the survivor.
+    let mut victim = stack.spawn_with_env(
+        &["executor", "--queue", "kq-0", "--slots", "2"],
+        &[("SALTANT_EXECUTOR__ID", "victim")],
+        "victim.log",
+    );
+    for _ in 0..2 {
+        stack.run_executable(long, q, json!({})).await;
+    }
+    eventually(
+        Duration::from_secs(30),
+        "the victim to run two long instances",
+        || async { (on("victim") == 2).then_some(()) },
+    )
+    .await;
+    let mut survivor = stack.spawn_with_env(
+        &["executor", "--queue", "kq-0", "--slots", "4"],
+        &[("SALTANT_EXECUTOR__ID", "survivor")],
+        "survivor.log",
+    );
+    for _ in 0..2 {
+        stack.run_executable(long, q, json!({})).await;
+    }
+    eventually(
+        Duration::from_secs(30),
+        "the survivor to run two long instances",
+        || async { (on("survivor") == 2).then_some(()) },
+    )
+    .await;
+    victim.kill().expect("SIGKILL the victim");
+    victim.wait().expect("reap");
+    let killed = Instant::now();
+
+    // New work on the queue goes on at once on the survivor's free slots.
+    let mut quick_ones = Vec::new();
+    for _ in 0..10 {
+        quick_ones.push(stack.run_executable(quick, q, json!({})).await);
+    }
+    for u in &quick_ones {
+        stack
+            .wait_state(u, "successful", Duration::from_secs(30))
+            .await;
+    }
+    println!(
+        "10 instances served by the survivor {:?} after the kill",
+        killed.elapsed()
+    );
+    let by_survivor = stack.count(&format!(
+        "SELECT count(*) FROM task_instances WHERE executable_task_type_id = {quick} AND executor = 'survivor'"
+    ));
+    assert_eq!(by_survivor, 10);
+    // The victim's instances end within the heartbeat bound (15 s + checks).
+    eventually(
+        Duration::from_secs(60),
+        "the victim's instances to fail",
+        || async {
+            let failed = psql(
+                &stack.database_url(),
+                "SELECT count(*) FROM task_instances WHERE state = 'failed' AND reason LIKE '%victim%'",
+            );
+            (failed.trim() == "2").then_some(())
+        },
+    )
+    .await;
+    assert_eq!(stack.attempts_run_twice(), 0);
+    let _ = survivor.kill();
+    let _ = survivor.wait();
+}
