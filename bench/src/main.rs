@@ -10,6 +10,7 @@
 //! start, through the same environment as the integration tests.
 
 mod celery;
+mod configs;
 mod measure;
 
 use clap::Parser;
@@ -31,6 +32,9 @@ struct Args {
     /// Skip the Docker measurements.
     #[arg(long)]
     no_docker: bool,
+    /// Only these sections (e2e, dev, killed, soak, celery, redis); all by default.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Rows in the list-latency table (default: 1,000,000; smoke: 20,000).
     #[arg(long)]
     list_rows: Option<i64>,
@@ -49,6 +53,10 @@ pub struct Scale {
     pub containers: usize,
     pub log_bytes: u64,
     pub celery: usize,
+    /// Idle queues beside the loaded one.
+    pub idle_queues: usize,
+    pub soak_rate: u64,
+    pub soak_secs: u64,
 }
 
 impl Scale {
@@ -65,6 +73,9 @@ impl Scale {
                 containers: 3,
                 log_bytes: 2 * 1024 * 1024,
                 celery: 100,
+                idle_queues: 50,
+                soak_rate: 50,
+                soak_secs: 5,
             }
         } else {
             Scale {
@@ -78,6 +89,9 @@ impl Scale {
                 containers: 30,
                 log_bytes: 100 * 1024 * 1024,
                 celery: 2000,
+                idle_queues: 1000,
+                soak_rate: 200,
+                soak_secs: 600,
             }
         };
         if let Some(n) = list_rows {
@@ -131,9 +145,24 @@ async fn main() -> anyhow::Result<()> {
         if args.smoke { "smoke" } else { "full" }
     );
 
+    let run = |section: &str| args.only.is_empty() || args.only.iter().any(|s| s == section);
     let limits = measure::limits(&mut report, scale, !args.no_docker).await?;
-    measure::saltant(&mut report, scale, &limits, !args.no_docker).await?;
-    if !args.no_celery {
+    if run("e2e") {
+        measure::saltant(&mut report, scale, &limits, !args.no_docker).await?;
+    }
+    if run("dev") {
+        configs::dev(&mut report, scale, &limits).await?;
+    }
+    if run("killed") {
+        configs::killed_executor(&mut report, scale).await?;
+    }
+    if run("soak") {
+        configs::soak(&mut report, scale).await?;
+    }
+    if !args.no_celery && run("redis") {
+        celery::compare_redis(&mut report, scale).await?;
+    }
+    if !args.no_celery && run("celery") {
         celery::compare(&mut report, scale).await?;
     }
     report.print();

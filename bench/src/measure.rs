@@ -143,7 +143,7 @@ pub async fn limits(
 }
 
 /// VmRSS and VmHWM (peak) of a process, in MiB.
-fn rss(pid: u32) -> (f64, f64) {
+pub(crate) fn rss(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -158,7 +158,7 @@ fn rss(pid: u32) -> (f64, f64) {
 }
 
 /// CPU time (user + system) of a process so far, in ms (clock ticks of 10 ms).
-fn cpu_ms(pid: u32) -> f64 {
+pub(crate) fn cpu_ms(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let Some(close) = stat.rfind(')') else {
         return 0.0;
@@ -169,8 +169,8 @@ fn cpu_ms(pid: u32) -> f64 {
     (t(11) + t(12)) * 10.0
 }
 
-/// CPU of every process whose command name is `comm` (e.g. all PostgreSQL backends).
-fn cpu_ms_of(comm: &str) -> f64 {
+/// Every process whose command name is `comm` (e.g. all PostgreSQL backends).
+fn pids_named(comm: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .map(|d| {
             d.flatten()
@@ -179,10 +179,23 @@ fn cpu_ms_of(comm: &str) -> f64 {
                     std::fs::read_to_string(format!("/proc/{pid}/comm"))
                         .is_ok_and(|c| c.trim() == comm)
                 })
-                .map(cpu_ms)
-                .sum()
+                .collect()
         })
-        .unwrap_or(0.0)
+        .unwrap_or_default()
+}
+
+/// CPU (ms) of every process whose command name is `comm`, added up.
+pub(crate) fn cpu_ms_of(comm: &str) -> f64 {
+    pids_named(comm).into_iter().map(cpu_ms).sum()
+}
+
+/// RSS (MiB) of every process whose command name is `comm`, added up.
+pub(crate) fn rss_of(comm: &str) -> f64 {
+    pids_named(comm)
+        .into_iter()
+        .map(|pid| rss(pid).0)
+        .filter(|m| m.is_finite())
+        .sum()
 }
 
 /// CPU used by each part of the system, for the profile of a run.
@@ -247,7 +260,7 @@ fn start_services(stack: &Stack, executors: usize, slots: usize) -> Services {
 
 /// A count over the stack's database through a pooled connection (spawning psql to poll
 /// would cost the machine more CPU than what is measured).
-async fn count(stack: &Stack, sql: &str) -> i64 {
+pub(crate) async fn count(stack: &Stack, sql: &str) -> i64 {
     static POOLS: std::sync::Mutex<Vec<(String, sqlx::PgPool)>> = std::sync::Mutex::new(Vec::new());
     let url = stack.database_url();
     let pool = {
@@ -272,7 +285,7 @@ async fn count(stack: &Stack, sql: &str) -> i64 {
 
 /// Posts `n` instances with `concurrency` clients; returns per-request latencies (ms) and
 /// the (uuid, instant of the 201) pairs.
-async fn post_many(
+pub(crate) async fn post_many(
     stack: &Stack,
     body: serde_json::Value,
     n: usize,
@@ -322,7 +335,11 @@ async fn post_many(
     (lat, made)
 }
 
-async fn wait_finished(stack: &Stack, total: i64, timeout: Duration) -> anyhow::Result<()> {
+pub(crate) async fn wait_finished(
+    stack: &Stack,
+    total: i64,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
         let done = count(

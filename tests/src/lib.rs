@@ -69,6 +69,8 @@ pub struct Stack {
     pub http: reqwest::Client,
     env: Vec<(String, String)>,
     all_args: Vec<String>,
+    /// Processes started with [`Stack::spawn`] (pid, start time), killed on drop.
+    spawned: std::sync::Mutex<Vec<(u32, u64)>>,
 }
 
 impl Stack {
@@ -164,6 +166,7 @@ impl Stack {
                 .expect("http client"),
             env,
             all_args: o.all_args.iter().map(|a| a.to_string()).collect(),
+            spawned: std::sync::Mutex::default(),
         };
         let out = stack.saltant(&["admin", "create-user", "admin", "--superuser"]);
         stack.token = out.lines().last().expect("token line").trim().to_owned();
@@ -296,7 +299,8 @@ impl Stack {
     }
 
     /// Starts another process of this stack (e.g. `executor --queue q`), logging to
-    /// `<dir>/<log_name>`. The caller owns (and kills) it.
+    /// `<dir>/<log_name>`. The caller owns (and kills) it; should the test fail first, the
+    /// stack kills it when dropped.
     pub fn spawn(&self, args: &[&str], log_name: &str) -> Child {
         self.spawn_with_env(args, &[], log_name)
     }
@@ -304,14 +308,21 @@ impl Stack {
     /// [`Stack::spawn`] with extra environment variables.
     pub fn spawn_with_env(&self, args: &[&str], env: &[(&str, &str)], log_name: &str) -> Child {
         let log = std::fs::File::create(self.dir.join(log_name)).expect("create log file");
-        Command::new(required_env("SALTANT_TEST_BIN"))
+        let child = Command::new(required_env("SALTANT_TEST_BIN"))
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("spawn saltant")
+            .expect("spawn saltant");
+        if let Some(started) = servers::start_time(child.id()) {
+            self.spawned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((child.id(), started));
+        }
+        child
     }
 
     /// Any request: method, path under `/api/` (or absolute), extra headers, body with its
@@ -502,6 +513,20 @@ impl Drop for Stack {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        // Processes a failed test left running (the same process: its start time matches).
+        for (pid, started) in self
+            .spawned
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            if servers::start_time(pid) == Some(started) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
         }
         if self.postgres.is_none() {
             psql(

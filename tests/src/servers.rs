@@ -197,3 +197,11 @@ impl Drop for Postgres {
         self.down();
     }
 }
+
+/// A process's start time (clock ticks since boot), to tell it from a later one that
+/// reuses its pid.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}

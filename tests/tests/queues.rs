@@ -218,3 +218,31 @@ async fn a_killed_executors_queue_keeps_being_served_by_the_others() {
     let _ = survivor.kill();
     let _ = survivor.wait();
 }
+
+#[tokio::test]
+async fn more_than_a_thousand_queues_are_served() {
+    // NATS 2.15 allows 1,000 consumers on a stream that does not set its own limit, and
+    // each queue has one: the 1,001st queue's work used to wait forever.
+    let stack = Stack::start().await;
+    stack.wait_ready().await;
+    let n = 1005;
+    let (ty, queues) = type_on_queues(&stack, "true", "many", n).await;
+    for chunk in queues.chunks(16) {
+        futures::future::join_all(
+            chunk
+                .iter()
+                .map(|q| stack.run_executable(ty, *q, json!({}))),
+        )
+        .await;
+    }
+    eventually(
+        Duration::from_secs(180),
+        "an instance on each of 1,005 queues to succeed",
+        || async {
+            let done =
+                stack.count("SELECT count(*) FROM task_instances WHERE state = 'successful'");
+            (done == n as i64).then_some(())
+        },
+    )
+    .await;
+}

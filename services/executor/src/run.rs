@@ -28,7 +28,7 @@ pub(crate) struct Outcome {
 pub(crate) async fn run_attempt(
     shared: Arc<Shared>,
     msg: jetstream::Message,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) {
     let dispatch = match Dispatch::decode(&msg.payload) {
         Ok(d) => d,
@@ -40,7 +40,9 @@ pub(crate) async fn run_attempt(
     };
     let span = tracing::info_span!("run instance", instance = %dispatch.uuid, attempt = dispatch.attempt, queue = %dispatch.queue, executor = %shared.id);
     trace::set_parent(&span, msg.headers.as_ref());
-    attempt(shared, msg, dispatch).instrument(span).await;
+    attempt(shared, msg, dispatch, permit)
+        .instrument(span)
+        .await;
 }
 
 /// Ends an attempt that is not run here: publishes `event` (if any) and acks the dispatch.
@@ -52,7 +54,7 @@ async fn skip(shared: &Shared, msg: &jetstream::Message, d: &Dispatch, event: Op
         shared.registry.finish(d.uuid);
         return;
     }
-    let _ = msg.double_ack().await;
+    let _ = msg.ack().await;
     shared.registry.finish(d.uuid);
 }
 
@@ -114,7 +116,12 @@ async fn claimed(
     })
 }
 
-async fn attempt(shared: Arc<Shared>, msg: jetstream::Message, d: Dispatch) {
+async fn attempt(
+    shared: Arc<Shared>,
+    msg: jetstream::Message,
+    d: Dispatch,
+    slot: OwnedSemaphorePermit,
+) {
     if shared.registry.is_running(d.uuid) {
         // Our own attempt, redelivered while it runs: the running copy acks it.
         tracing::debug!("dispatch redelivered while running here");
@@ -262,6 +269,8 @@ async fn attempt(shared: Arc<Shared>, msg: jetstream::Message, d: Dispatch) {
         outcome
     };
     results::upload(&shared, &d).await;
+    // The task is over: its slot goes to the next one while the outcome is reported.
+    drop(slot);
     keepalive.cancel();
     let _ = keepalive_task.await;
 
@@ -287,8 +296,10 @@ async fn attempt(shared: Arc<Shared>, msg: jetstream::Message, d: Dispatch) {
             }
         }
     }
-    if let Err(e) = msg.double_ack().await {
-        tracing::warn!(error = %e, "ack dispatch (the final event is stored; a redelivery will be fenced)");
+    // Not awaited: the final event is stored, so a lost ack only redelivers the dispatch,
+    // whose attempt is claimed and finished (skipped).
+    if let Err(e) = msg.ack().await {
+        tracing::warn!(error = %e, "ack dispatch (the final event is stored; a redelivery will be skipped)");
     }
     shared.registry.finish(d.uuid);
 }

@@ -29,6 +29,9 @@ pub struct BusConfig {
     pub results_max_age_secs: u64,
     /// Size bound of the results bucket (new results are refused beyond it, and reported).
     pub results_max_bytes: i64,
+    /// Most queues that can have work (one dispatch consumer each; NATS 2.15 would stop
+    /// at 1,000 unless the stream says). An account limit below it fails the start-up.
+    pub max_queues: i32,
     /// Credentials file (NATS decentralized auth), optional.
     pub credentials_file: Option<String>,
 }
@@ -45,6 +48,7 @@ impl Default for BusConfig {
             dispatch_ack_wait_secs: 30,
             results_max_age_secs: 30 * 24 * 3600,
             results_max_bytes: 4 * 1024 * 1024 * 1024,
+            max_queues: 100_000,
             credentials_file: None,
         }
     }
@@ -119,11 +123,16 @@ impl Bus {
                 n.submit(),
                 "saltant: new instances, api to scheduler",
             ),
-            work(
-                n.dispatch_stream(),
-                n.dispatch_all(),
-                "saltant: attempts to run, scheduler to executors, one subject per queue",
-            ),
+            // One consumer per queue: NATS 2.15 allows 1,000 consumers on a stream that
+            // does not say, so the stream says how many queues there may be.
+            stream::Config {
+                max_consumers: self.config.max_queues,
+                ..work(
+                    n.dispatch_stream(),
+                    n.dispatch_all(),
+                    "saltant: attempts to run, scheduler to executors, one subject per queue",
+                )
+            },
             stream::Config {
                 name: n.events_stream(),
                 subjects: vec![n.events_all()],
@@ -154,23 +163,7 @@ impl Bus {
             },
         ];
         for config in streams {
-            let name = config.name.clone();
-            let retention = config.retention;
-            if let Err(e) = self.js.create_or_update_stream(config).await {
-                // A stream made by an older version with another retention policy cannot
-                // be updated in place; it keeps working as it is.
-                match self.js.get_stream(&name).await {
-                    Ok(mut existing) => {
-                        let info = existing.info().await.map_err(internal("stream info"))?;
-                        if info.config.retention != retention {
-                            tracing::warn!(stream = %name, error = %e, "stream kept with its old retention policy; delete it to apply the new one");
-                        } else {
-                            return Err(internal("create or update stream")(e));
-                        }
-                    }
-                    Err(_) => return Err(internal("create or update stream")(e)),
-                }
-            }
+            self.ensure_stream(config).await?;
         }
         for (bucket, max_age, description) in [
             (
@@ -227,6 +220,40 @@ impl Bus {
                 .await
                 .map_err(internal("create results bucket"))?;
         }
+        Ok(())
+    }
+
+    /// Creates or updates a stream. What an existing stream made by an older version
+    /// cannot change in place (retention policy, consumer limit) it keeps, with a warning:
+    /// it goes on working as it is.
+    async fn ensure_stream(&self, config: stream::Config) -> Result<(), Error> {
+        let Err(e) = self.js.create_or_update_stream(config.clone()).await else {
+            return Ok(());
+        };
+        let name = config.name.clone();
+        let Ok(mut existing) = self.js.get_stream(&name).await else {
+            return Err(internal("create or update stream")(e));
+        };
+        let old = existing
+            .info()
+            .await
+            .map_err(internal("stream info"))?
+            .config
+            .clone();
+        if old.retention == config.retention && old.max_consumers == config.max_consumers {
+            return Err(internal("create or update stream")(e));
+        }
+        tracing::warn!(stream = %name, retention = ?old.retention, max_consumers = old.max_consumers,
+            "stream kept with settings it cannot change in place; delete it to apply the new ones");
+        let kept = stream::Config {
+            retention: old.retention,
+            max_consumers: old.max_consumers,
+            ..config
+        };
+        self.js
+            .create_or_update_stream(kept)
+            .await
+            .map_err(internal("update stream"))?;
         Ok(())
     }
 
