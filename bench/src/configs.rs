@@ -4,7 +4,9 @@
 //! with two executors, one killed with SIGKILL mid-run; and a soak at a steady rate
 //! (backlog, memory of every service, NATS and PostgreSQL growth per instance).
 
-use crate::measure::{Limits, count, cpu_ms, cpu_ms_of, post_many, rss, rss_of, wait_finished};
+use crate::measure::{
+    Limits, Services, count, cpu_ms, cpu_ms_of, post_many, rss, rss_of, wait_finished,
+};
 use crate::{Report, Scale};
 use saltant_tests::{Options, Stack};
 use serde_json::json;
@@ -260,13 +262,18 @@ pub async fn killed_executor(report: &mut Report, scale: Scale) -> anyhow::Resul
         ..Options::default()
     })
     .await;
-    let mut children = vec![
-        stack.spawn(&["api"], "api.log"),
-        stack.spawn(&["scheduler"], "scheduler.log"),
-        stack.spawn(&["log-collector"], "log-collector.log"),
-        stack.spawn(&["executor"], "executor-0.log"),
-    ];
-    let mut victim = stack.spawn(&["executor"], "executor-1.log");
+    let mut services = Services {
+        children: ["api", "scheduler", "log-collector", "executor", "executor"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                (
+                    format!("{name}-{i}"),
+                    stack.spawn(&[name], &format!("{name}-{i}.log")),
+                )
+            })
+            .collect(),
+    };
     stack.wait_ready().await;
     let (ty, queues) = noop_queues(&stack, "kill", 1).await?;
     let n = scale.e2e;
@@ -285,8 +292,7 @@ pub async fn killed_executor(report: &mut Report, scale: Scale) -> anyhow::Resul
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let _ = victim.kill();
-        let _ = victim.wait();
+        services.kill("executor-4");
         Instant::now()
     };
     let ((_, made), killed_at) = tokio::join!(posting, killing);
@@ -331,10 +337,7 @@ pub async fn killed_executor(report: &mut Report, scale: Scale) -> anyhow::Resul
         ),
         json!({"survivor_per_sec": survivor_rate, "failed": failed, "total_s": total}),
     );
-    for c in &mut children {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    drop(services);
     Ok(())
 }
 

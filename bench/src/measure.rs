@@ -211,11 +211,19 @@ fn cpu_snapshot(services: &Services) -> Vec<(String, f64)> {
     v
 }
 
-struct Services {
-    children: Vec<(String, Child)>,
+pub(crate) struct Services {
+    pub children: Vec<(String, Child)>,
 }
 
 impl Services {
+    /// SIGKILL to one of them (it is reaped too).
+    pub fn kill(&mut self, name: &str) {
+        if let Some((_, c)) = self.children.iter_mut().find(|(n, _)| n == name) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     fn pid(&self, name: &str) -> Option<u32> {
         self.children
             .iter()
