@@ -355,3 +355,59 @@ async fn a_dispatch_delivered_three_times_runs_once() {
     let runs = Stack::runs(&marker);
     assert_eq!(runs.len(), 1, "ran {} times", runs.len());
 }
+
+#[tokio::test]
+async fn instances_of_clients_that_hang_up_are_submitted_at_once() {
+    // The sweep would submit a committed row the bus never saw only after 10 minutes here:
+    // every row must be submitted by its own request, even when the client is gone.
+    let stack = Stack::start_opts(Options {
+        env: &[("SALTANT_SCHEDULER__RESUBMIT_AFTER_SECS", "600")],
+        ..Options::default()
+    })
+    .await;
+    stack.wait_ready().await;
+    let (ty, q) = stack.executable_on_queue("noop", "true", "hangup").await;
+    let body = json!({"task_type": ty, "task_queue": q}).to_string();
+    let addr = stack
+        .url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("host:port")
+        .to_owned();
+    let request = format!(
+        "POST /api/executabletaskinstances/ HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        stack.auth(),
+        body.len()
+    );
+    // Clients that hang up at every moment of the request, from at once to 20 ms later.
+    let n = 200u64;
+    for i in 0..n {
+        use tokio::io::AsyncWriteExt;
+        let mut conn = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        conn.write_all(request.as_bytes()).await.expect("send");
+        tokio::time::sleep(Duration::from_micros(100 * i)).await;
+        drop(conn);
+    }
+    let created = eventually(Duration::from_secs(10), "creates to settle", || async {
+        let a = stack.count("SELECT count(*) FROM task_instances");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        (a == stack.count("SELECT count(*) FROM task_instances")).then_some(a)
+    })
+    .await;
+    println!("{created} of {n} hung-up requests created an instance");
+    assert!(created > 0, "no request got as far as its insert");
+    eventually(
+        Duration::from_secs(30),
+        "every committed instance to run",
+        || async {
+            let waiting =
+                stack.count("SELECT count(*) FROM task_instances WHERE state <> 'successful'");
+            (waiting == 0).then_some(())
+        },
+    )
+    .await;
+}

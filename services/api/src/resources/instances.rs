@@ -24,6 +24,7 @@ use saltant_core::{Policy, QueueName, State as RunState, TaskKind, TaskSpec, fil
 use saltant_store::instances::{InstanceRow, NewInstance};
 use saltant_store::types::TypeClass;
 use serde_json::{Map, Value};
+use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
@@ -190,23 +191,30 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
     let trace_id = span.context().span().span_context().trace_id();
     let trace_id =
         (trace_id != opentelemetry::trace::TraceId::INVALID).then(|| trace_id.to_string());
-    let row = s
-        .store
-        .insert_instance(&NewInstance {
-            uuid,
-            class,
-            name: r.name,
-            user_id: user.0.id,
-            queue_id: queue.id,
-            queue_name: queue.name.clone(),
-            type_id: ty.id,
-            arguments,
-            spec: spec.clone(),
-            trace_id,
-        })
-        .await?;
-    submit(s, uuid, queue_name, spec, row.datetime_created).await;
-    Ok(row)
+    let new = NewInstance {
+        uuid,
+        class,
+        name: r.name,
+        user_id: user.0.id,
+        queue_id: queue.id,
+        queue_name: queue.name.clone(),
+        type_id: ty.id,
+        arguments,
+        spec: spec.clone(),
+        trace_id,
+    };
+    // Once the row is committed its submission must go out, even if the client goes away
+    // meanwhile: a request's future is dropped at whatever await it was in, and a row left
+    // unsubmitted would wait for the sweep. So both run on a task of their own.
+    let s = s.clone();
+    let admitted = async move {
+        let row = s.store.insert_instance(&new).await?;
+        submit(&s, uuid, queue_name, spec, row.datetime_created).await;
+        Ok::<_, ApiError>(row)
+    };
+    tokio::spawn(admitted.instrument(span))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("admit instance: {e}")))?
 }
 
 /// Publishes the submission. A failure is logged, not returned: the row is committed and
