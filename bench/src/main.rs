@@ -91,7 +91,7 @@ impl Scale {
                 celery: 2000,
                 idle_queues: 1000,
                 soak_rate: 200,
-                soak_secs: 600,
+                soak_secs: 300,
             }
         };
         if let Some(n) = list_rows {
