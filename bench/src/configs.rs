@@ -5,7 +5,7 @@
 //! (backlog, memory of every service, NATS and PostgreSQL growth per instance).
 
 use crate::measure::{
-    Limits, Services, count, cpu_ms, cpu_ms_of, post_many, rss, rss_of, wait_finished,
+    Limits, Services, count, cpu_ms, cpu_ms_of, post_many, pss_of, rss, wait_finished,
 };
 use crate::{Report, Scale};
 use saltant_tests::{Options, Stack};
@@ -341,10 +341,19 @@ pub async fn killed_executor(report: &mut Report, scale: Scale) -> anyhow::Resul
     Ok(())
 }
 
-/// A steady rate for a while: the backlog stays bounded, memory stays flat, and the bus
+/// A steady rate (half the measured capacity, at most `soak_rate`) for a while: the backlog stays bounded, memory stays flat, and the bus
 /// and database grow by a measurable amount per instance.
 pub async fn soak(report: &mut Report, scale: Scale) -> anyhow::Result<()> {
-    let (rate, secs) = (scale.soak_rate, scale.soak_secs);
+    // Half of what the same stack did flat out in this run (when measured): a steady
+    // load it should carry indefinitely, whatever the machine's speed today.
+    let rate = report
+        .json
+        .get("dev_one_queue_per_sec")
+        .and_then(|v| v["per_sec"].as_f64())
+        .map_or(scale.soak_rate, |r| {
+            ((r / 2.0) as u64).clamp(10, scale.soak_rate)
+        });
+    let secs = scale.soak_secs;
     println!("\n== soak: deploy/dev stack at {rate}/s for {secs} s");
     let stack = dev_stack().await;
     let pid = all_pid(&stack);
@@ -352,7 +361,7 @@ pub async fn soak(report: &mut Report, scale: Scale) -> anyhow::Result<()> {
     let body = json!({"task_type": ty, "task_queue": queues[0]});
     let nats = async_nats_storage().await;
     let db = count(&stack, "SELECT pg_database_size(current_database())").await;
-    let rss_start = (rss(pid).0, rss_of("nats-server"), rss_of("postgres"));
+    let rss_start = (rss(pid).0, pss_of("nats-server"), pss_of("postgres"));
     let mut samples = Vec::new();
     let mut max_backlog = 0i64;
     let start = Instant::now();
@@ -360,6 +369,7 @@ pub async fn soak(report: &mut Report, scale: Scale) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut sent = 0usize;
+    let mut created = 0i64;
     let mut in_flight = tokio::task::JoinSet::new();
     let mut next_sample = Instant::now();
     while start.elapsed() < Duration::from_secs(secs) {
@@ -379,7 +389,9 @@ pub async fn soak(report: &mut Report, scale: Scale) -> anyhow::Result<()> {
                 .is_ok_and(|r| r.status() == 201)
         });
         sent += 1;
-        while in_flight.try_join_next().is_some() {}
+        while let Some(r) = in_flight.try_join_next() {
+            created += i64::from(r.unwrap_or(false));
+        }
         if Instant::now() >= next_sample {
             next_sample += Duration::from_secs(10.min(secs.max(1)));
             let backlog = count(
@@ -392,20 +404,19 @@ pub async fn soak(report: &mut Report, scale: Scale) -> anyhow::Result<()> {
             println!(
                 "    {:>4.0} s: {sent} sent, backlog {backlog}, saltant RSS {now:.1} MiB, nats {:.1} MiB",
                 start.elapsed().as_secs_f64(),
-                rss_of("nats-server")
+                pss_of("nats-server")
             );
             samples.push(
                 json!({"s": start.elapsed().as_secs_f64(), "backlog": backlog, "rss_mib": now}),
             );
         }
     }
-    let mut created = 0i64;
     while let Some(r) = in_flight.join_next().await {
         created += i64::from(r.unwrap_or(false));
     }
     let total = count(&stack, "SELECT count(*) FROM task_instances").await;
     wait_finished(&stack, total, Duration::from_secs(300)).await?;
-    let rss_end = (rss(pid).0, rss_of("nats-server"), rss_of("postgres"));
+    let rss_end = (rss(pid).0, pss_of("nats-server"), pss_of("postgres"));
     let nats_per = (async_nats_storage().await - nats) as f64 / created.max(1) as f64;
     let db_per = (count(&stack, "SELECT pg_database_size(current_database())").await - db) as f64
         / created.max(1) as f64;
@@ -414,7 +425,7 @@ pub async fn soak(report: &mut Report, scale: Scale) -> anyhow::Result<()> {
         &format!("soak at {rate}/s for {secs} s ({created} instances)"),
         format!("backlog ≤ {max_backlog}"),
         format!(
-            "RSS saltant {:.1} → {:.1} MiB, nats {:.1} → {:.1} MiB, postgres (all) {:.1} → {:.1} MiB; per instance: NATS +{nats_per:.0} B, PostgreSQL +{db_per:.0} B",
+            "RSS saltant {:.1} → {:.1} MiB, nats {:.1} → {:.1} MiB, postgres (PSS of all) {:.1} → {:.1} MiB; per instance: NATS +{nats_per:.0} B, PostgreSQL +{db_per:.0} B",
             rss_start.0, rss_end.0, rss_start.1, rss_end.1, rss_start.2, rss_end.2
         ),
         json!({"rate": rate, "secs": secs, "created": created, "max_backlog": max_backlog,

@@ -90,7 +90,7 @@ impl Scale {
                 log_bytes: 100 * 1024 * 1024,
                 celery: 2000,
                 idle_queues: 1000,
-                soak_rate: 200,
+                soak_rate: 500,
                 soak_secs: 300,
             }
         };

@@ -273,3 +273,48 @@ async fn a_killed_executor_leaves_no_orphan_container() {
         "the restarted executor removed it: {log}"
     );
 }
+
+#[tokio::test]
+async fn an_image_removed_after_use_is_looked_up_again() {
+    // The executor remembers images it has seen (no inspect per container); one removed
+    // behind its back must not be taken for present.
+    let stack = Stack::start().await;
+    stack.wait_ready().await;
+    let tag = format!("saltant-test/cache-{}:1", &stack.prefix);
+    let docker = |args: &[&str]| {
+        let out = std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .expect("run docker");
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    docker(&["tag", &busybox_image(), &tag]);
+    let (ty, q) = container_on_queue(
+        &stack,
+        "cached",
+        "true",
+        json!({"container_image": tag}),
+        "cache",
+    )
+    .await;
+    let first = create(&stack, ty, q, json!({})).await;
+    wait_state(&stack, &first, "successful", Duration::from_secs(60)).await;
+    // Gone: the next instance fails on the missing image (no registry to pull from), not
+    // on a create that trusted the cache.
+    docker(&["rmi", &tag]);
+    let missing = create(&stack, ty, q, json!({})).await;
+    let failed = wait_state(&stack, &missing, "failed", Duration::from_secs(120)).await;
+    let reason = stack.count(&format!(
+        "SELECT count(*) FROM task_instances WHERE uuid = '{missing}' AND reason LIKE 'pull %'"
+    ));
+    assert_eq!(reason, 1, "{failed}");
+    // Back again: found again.
+    docker(&["tag", &busybox_image(), &tag]);
+    let again = create(&stack, ty, q, json!({})).await;
+    wait_state(&stack, &again, "successful", Duration::from_secs(60)).await;
+    docker(&["rmi", &tag]);
+}

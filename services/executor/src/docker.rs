@@ -88,6 +88,27 @@ impl Default for DockerConfig {
 pub(crate) struct Engine {
     pub docker: Docker,
     pub version: String,
+    /// Images seen present (pull policy `if-not-present`): not inspected again. An image
+    /// removed behind our back is forgotten when a create reports it missing.
+    present: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl Engine {
+    fn known(&self, image: &str) -> bool {
+        self.present
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(image)
+    }
+
+    fn remember(&self, image: &str, present: bool) {
+        let mut known = self.present.lock().unwrap_or_else(|p| p.into_inner());
+        if present {
+            known.insert(image.to_owned());
+        } else {
+            known.remove(image);
+        }
+    }
 }
 
 /// Connects to the local engine (`DOCKER_HOST` or the default socket) and agrees on an
@@ -102,6 +123,7 @@ pub(crate) async fn connect(config: &DockerConfig) -> Option<Engine> {
             .await?;
         let version = docker.version().await?;
         Ok::<_, bollard::errors::Error>(Engine {
+            present: std::sync::Mutex::default(),
             docker,
             version: version.version.unwrap_or_default(),
         })
@@ -144,7 +166,21 @@ pub(crate) fn container_argv(
 }
 
 async fn ensure_image(engine: &Engine, config: &DockerConfig, image: &str) -> Result<(), String> {
+    if config.pull == PullPolicy::IfNotPresent && engine.known(image) {
+        return Ok(());
+    }
     let present = engine.docker.inspect_image(image).await.is_ok();
+    let result = pull_if_needed(engine, config, image, present).await;
+    engine.remember(image, result.is_ok());
+    result
+}
+
+async fn pull_if_needed(
+    engine: &Engine,
+    config: &DockerConfig,
+    image: &str,
+    present: bool,
+) -> Result<(), String> {
     let pull = match config.pull {
         PullPolicy::Always => true,
         PullPolicy::IfNotPresent => !present,
@@ -269,14 +305,26 @@ pub(crate) async fn run(shared: &Arc<Shared>, d: &Dispatch, cancel: &Cancellatio
         }),
         ..Default::default()
     };
-    let id = match engine
-        .docker
-        .create_container(
+    let create = |body| {
+        engine.docker.create_container(
             None::<bollard::query_parameters::CreateContainerOptions>,
             body,
         )
-        .await
-    {
+    };
+    let created = match create(body.clone()).await {
+        // Removed since we last saw it: look again (and pull, by policy), then retry once.
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) if engine.known(image) => {
+            engine.remember(image, false);
+            match ensure_image(engine, &shared.config.docker, image).await {
+                Ok(()) => create(body).await,
+                Err(reason) => return failed(reason),
+            }
+        }
+        other => other,
+    };
+    let id = match created {
         Ok(c) => c.id,
         Err(e) => return failed(format!("create container from {image}: {e}")),
     };

@@ -9,6 +9,7 @@ use crate::run::Outcome;
 use saltant_bus::{Dispatch, LogStream, trace};
 use saltant_core::State;
 use saltant_core::command::{ArgumentPassing, argument_passing, expand_vars, split_command};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,19 +80,52 @@ pub(crate) async fn run(shared: &Arc<Shared>, d: &Dispatch, cancel: &Cancellatio
             args_file = Some(path);
         }
     }
-    // Each instance runs in a folder of its own, removed afterwards.
+    // Each instance runs in a folder of its own (made with its logs folder), removed
+    // afterwards with its arguments file, in one trip to the blocking pool.
     let work = shared.config.work_dir.join(&uuid);
-    if let Err(e) = tokio::fs::create_dir_all(&work).await {
-        return failed(format!("create working folder {}: {e}", work.display()));
-    }
     let outcome = spawn_and_wait(shared, d, &uuid, argv, env, Some(&work), cancel).await;
-    if let Some(path) = args_file {
-        let _ = tokio::fs::remove_file(path).await;
-    }
-    if let Err(e) = tokio::fs::remove_dir_all(&work).await {
+    let cleaned = tokio::task::spawn_blocking(move || {
+        if let Some(path) = args_file {
+            let _ = std::fs::remove_file(path);
+        }
+        std::fs::remove_dir_all(&work).map_err(|e| (work, e))
+    })
+    .await;
+    if let Ok(Err((work, e))) = cleaned {
         tracing::warn!(path = %work.display(), error = %e, "remove working folder");
     }
     outcome
+}
+
+/// The logs folder, both capture files and the working folder (if any), made in one trip
+/// to the blocking pool: under load each trip is a thread wake-up on a busy machine.
+async fn prepare_files(
+    logs: PathBuf,
+    uuid: &str,
+    cwd: Option<&std::path::Path>,
+) -> Result<(tokio::fs::File, tokio::fs::File), String> {
+    let names = [
+        logs.join(format!("{uuid}-stdout.txt")),
+        logs.join(format!("{uuid}-stderr.txt")),
+    ];
+    let cwd = cwd.map(std::path::Path::to_path_buf);
+    let made = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&logs)
+            .map_err(|e| format!("create logs folder {}: {e}", logs.display()))?;
+        if let Some(dir) = &cwd {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("create working folder {}: {e}", dir.display()))?;
+        }
+        let [out, err] = names
+            .map(|n| std::fs::File::create(&n).map_err(|e| format!("create {}: {e}", n.display())));
+        Ok::<_, String>((out?, err?))
+    })
+    .await
+    .map_err(|e| format!("prepare output files: {e}"))??;
+    Ok((
+        tokio::fs::File::from_std(made.0),
+        tokio::fs::File::from_std(made.1),
+    ))
 }
 
 pub(crate) async fn spawn_and_wait(
@@ -103,10 +137,11 @@ pub(crate) async fn spawn_and_wait(
     cwd: Option<&std::path::Path>,
     cancel: &CancellationToken,
 ) -> Outcome {
-    let logs = shared.config.logs_dir.join(uuid);
-    if let Err(e) = tokio::fs::create_dir_all(&logs).await {
-        return failed(format!("create logs folder {}: {e}", logs.display()));
-    }
+    let (out_file, err_file) =
+        match prepare_files(shared.config.logs_dir.join(uuid), uuid, cwd).await {
+            Ok(files) => files,
+            Err(reason) => return failed(reason),
+        };
     // The program is looked up in the task's PATH here, so that the standard library can
     // start it with posix_spawn (vfork-like) instead of fork: a fork copies the page
     // tables of this multi-threaded process and costs several times more.
@@ -137,28 +172,25 @@ pub(crate) async fn spawn_and_wait(
     let pid = child.id();
     // Recorded so that, should this executor die without cleaning up (SIGKILL), its next
     // start on this machine kills the group.
+    // (A few bytes in a local folder: written in place rather than on the blocking pool.)
     let group_file = shared.groups_dir.join(uuid);
     if let Some(pid) = pid {
         let started = process_start_time(pid).unwrap_or_default();
-        if let Err(e) = tokio::fs::write(&group_file, format!("{pid} {started}")).await {
+        if let Err(e) = std::fs::write(&group_file, format!("{pid} {started}")) {
             tracing::warn!(error = %e, "record process group");
         }
     }
     let output = Output::new(shared.clone(), d.uuid, d.attempt);
     let mut pumps = Vec::new();
     if let Some(out) = child.stdout.take() {
-        pumps.push(tokio::spawn(output.clone().pump(
-            out,
-            LogStream::Stdout,
-            logs.join(format!("{uuid}-stdout.txt")),
-        )));
+        pumps.push(tokio::spawn(
+            output.sink_to(LogStream::Stdout, Some(out_file)).pump(out),
+        ));
     }
     if let Some(err) = child.stderr.take() {
-        pumps.push(tokio::spawn(output.clone().pump(
-            err,
-            LogStream::Stderr,
-            logs.join(format!("{uuid}-stderr.txt")),
-        )));
+        pumps.push(tokio::spawn(
+            output.sink_to(LogStream::Stderr, Some(err_file)).pump(err),
+        ));
     }
 
     let killed = |state, reason| Outcome {
@@ -178,7 +210,7 @@ pub(crate) async fn spawn_and_wait(
         Ok(s) => s,
         Err(outcome) => {
             stop_group(&mut child, pid, shared.config.kill_grace_secs).await;
-            let _ = tokio::fs::remove_file(&group_file).await;
+            let _ = std::fs::remove_file(&group_file);
             for p in pumps {
                 let _ = p.await;
             }
@@ -193,7 +225,7 @@ pub(crate) async fn spawn_and_wait(
             nix::sys::signal::Signal::SIGKILL,
         );
     }
-    let _ = tokio::fs::remove_file(&group_file).await;
+    let _ = std::fs::remove_file(&group_file);
     for p in pumps {
         let _ = p.await;
     }

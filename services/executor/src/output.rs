@@ -39,6 +39,23 @@ impl Sink {
         }
     }
 
+    /// Copies `reader` here until end of stream.
+    pub async fn pump(mut self, mut reader: impl AsyncRead + Unpin) {
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = match reader.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "read {}", self.stream.as_str());
+                    break;
+                }
+            };
+            self.write(&buf[..n]).await;
+        }
+        self.close().await;
+    }
+
     pub async fn close(self) {
         if let Some(mut f) = self.file {
             let _ = f.flush().await;
@@ -70,7 +87,7 @@ impl Output {
         })
     }
 
-    /// Where one stream's chunks go: its file and the bus.
+    /// Where one stream's chunks go: its file (created here) and the bus.
     pub async fn sink(self: &Arc<Self>, stream: LogStream, file: PathBuf) -> Sink {
         let out = match tokio::fs::File::create(&file).await {
             Ok(f) => Some(f),
@@ -79,34 +96,16 @@ impl Output {
                 None
             }
         };
+        self.sink_to(stream, out)
+    }
+
+    /// Where one stream's chunks go: `file`, already open, and the bus.
+    pub fn sink_to(self: &Arc<Self>, stream: LogStream, file: Option<tokio::fs::File>) -> Sink {
         Sink {
             output: self.clone(),
             stream,
-            file: out,
+            file,
         }
-    }
-
-    /// Copies `reader` to `file` and the bus until end of stream.
-    pub async fn pump(
-        self: Arc<Self>,
-        mut reader: impl AsyncRead + Unpin,
-        stream: LogStream,
-        file: PathBuf,
-    ) {
-        let mut sink = self.sink(stream, file).await;
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = match reader.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "read {}", stream.as_str());
-                    break;
-                }
-            };
-            sink.write(&buf[..n]).await;
-        }
-        sink.close().await;
     }
 
     async fn publish(&self, stream: LogStream, chunk: &[u8]) {

@@ -206,13 +206,17 @@ async fn attempt(
             return;
         }
     }
+    // `running` goes out while the task starts: the claim already makes the attempt ours,
+    // and the final event is published only once `running` is stored, so their order holds.
     let mut running = Event::new(d.uuid, d.queue.clone(), d.attempt, State::Running);
     running.executor = Some(shared.id.clone());
-    if let Err(e) = publish_event(&shared, &running).await {
-        // The claim is ours, so it runs anyway: a redelivery would only be skipped. The
-        // final event, retried until stored, records the outcome.
-        tracing::warn!(error = %format!("{e:#}"), "publish running event; running anyway");
-    }
+    let running = {
+        let shared = shared.clone();
+        tokio::spawn(
+            async move { publish_event(&shared, &running).await }
+                .instrument(tracing::Span::current()),
+        )
+    };
 
     // The run time limit cancels like a termination, and is reported as a failure.
     let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -274,6 +278,11 @@ async fn attempt(
     keepalive.cancel();
     let _ = keepalive_task.await;
 
+    if let Ok(Err(e)) = running.await {
+        // Running anyway: a redelivery would only be skipped. The final event, retried
+        // until stored, records the outcome.
+        tracing::warn!(error = %format!("{e:#}"), "publish running event");
+    }
     let mut fin = Event::new(d.uuid, d.queue.clone(), d.attempt, outcome.state);
     fin.executor = Some(shared.id.clone());
     fin.exit_code = outcome.exit_code;

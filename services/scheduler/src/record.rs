@@ -3,7 +3,7 @@
 
 use crate::{Config, open_consumer, pause};
 use async_nats::jetstream::AckKind;
-use saltant_bus::{Bus, Event, RECORDED_HEADER, fetch_batch};
+use saltant_bus::{Bus, Event, RECORDED_HEADER, fetch_batch, fetch_now};
 use saltant_store::Store;
 use saltant_store::instances::StateChange;
 use std::time::Duration;
@@ -47,13 +47,7 @@ pub(crate) async fn run(bus: Bus, store: Store, config: Config, stop: Cancellati
                 break;
             }
             tokio::time::sleep(left.min(Duration::from_millis(10))).await;
-            match fetch_batch(
-                &consumer,
-                config.record_batch - messages.len(),
-                Duration::from_millis(1),
-            )
-            .await
-            {
+            match fetch_now(&consumer, config.record_batch - messages.len()).await {
                 Ok(more) => messages.extend(more),
                 Err(_) => break,
             }

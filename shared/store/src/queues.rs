@@ -1,12 +1,13 @@
 //! Task queues and task whitelists, with their many-to-many lists.
 
 use crate::filter::{Filter, Page, push_filters, push_page};
-use crate::types::TypeClass;
+use crate::types::{TaskTypeRow, TypeClass};
 use crate::{Error, Store};
 use futures::stream::BoxStream;
+use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct QueueRow {
     pub id: i64,
     pub username: Option<String>,
@@ -245,25 +246,30 @@ impl Store {
     }
 
     /// Whether one of the queue's whitelists lists the task type.
-    pub async fn is_whitelisted(
+    /// What admitting an instance needs, in one statement: the task type, the queue, and
+    /// whether the queue whitelists the type.
+    pub async fn admission(
         &self,
         class: TypeClass,
         type_id: i64,
         queue_id: i64,
-    ) -> Result<bool, Error> {
-        let table = match class {
-            TypeClass::Container => "task_whitelist_container_types",
-            TypeClass::Executable => "task_whitelist_executable_types",
-        };
+    ) -> Result<(Option<TaskTypeRow>, Option<QueueRow>, bool), Error> {
         let sql = format!(
-            "SELECT EXISTS (SELECT 1 FROM task_queue_whitelists q JOIN {table} w \
-             ON w.whitelist_id = q.whitelist_id WHERE q.queue_id = $1 AND w.task_type_id = $2)"
+            "WITH t AS ({types} AND t.id = $1), q AS ({QUEUE_SELECT} AND q.id = $2) \
+             SELECT (SELECT to_jsonb(t) FROM t) AS ty, (SELECT to_jsonb(q) FROM q) AS queue, \
+             EXISTS (SELECT 1 FROM task_queue_whitelists qw JOIN {table} w \
+                     ON w.whitelist_id = qw.whitelist_id \
+                     WHERE qw.queue_id = $2 AND w.task_type_id = $1) AS whitelisted",
+            types = class.select(),
+            table = class.whitelist_table(),
         );
-        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(queue_id)
-            .bind(type_id)
-            .fetch_one(&self.pool)
-            .await?)
+        let (ty, queue, whitelisted): (Option<Json<TaskTypeRow>>, Option<Json<QueueRow>>, bool) =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(type_id)
+                .bind(queue_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((ty.map(|t| t.0), queue.map(|q| q.0), whitelisted))
     }
 }
 

@@ -35,7 +35,15 @@ impl TypeClass {
             TypeClass::Executable => "executable_task_type_id",
         }
     }
-    fn select(self) -> &'static str {
+    /// The table of whitelist entries of this class of types.
+    pub(crate) fn whitelist_table(self) -> &'static str {
+        match self {
+            TypeClass::Container => "task_whitelist_container_types",
+            TypeClass::Executable => "task_whitelist_executable_types",
+        }
+    }
+
+    pub(crate) fn select(self) -> &'static str {
         match self {
             TypeClass::Container => {
                 "SELECT t.id, u.username, t.user_id, t.name, t.description, t.datetime_created, \
@@ -56,7 +64,7 @@ impl TypeClass {
     }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct TaskTypeRow {
     pub id: i64,
     pub username: Option<String>,

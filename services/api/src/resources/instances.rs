@@ -86,8 +86,7 @@ struct Request {
 /// The original's model `clean` and save: queue rules, whitelist, flags, arguments filled
 /// from defaults; then the insert and the submission.
 async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiResult<InstanceRow> {
-    let ty = s.store.task_type(class, r.type_id).await?;
-    let queue = s.store.queue(r.queue_id).await?;
+    let (ty, queue, whitelisted) = s.store.admission(class, r.type_id, r.queue_id).await?;
     // The serializer only offers active queues that are public or the requester's.
     let queue = queue.filter(|q| q.active && (!q.private || q.user_id == user.0.id));
     let mut missing = Map::new();
@@ -124,7 +123,7 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
         (TypeClass::Container, Some("singularity")) => TaskKind::Singularity,
         (TypeClass::Container, _) => TaskKind::Docker,
     };
-    if !s.store.is_whitelisted(class, ty.id, queue.id).await? {
+    if !whitelisted {
         return Err(ApiError::model(&[format!(
             "Queue {} has not whitelisted task type {}",
             queue.name, ty.name
