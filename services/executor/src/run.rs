@@ -169,7 +169,14 @@ async fn attempt(
         Ok((Claimed::Ours, true)) => {}
         Ok((verdict, _)) => {
             // Claimed before: what the events stream says of the attempt decides.
-            let last = shared.bus.last_event(&d.queue, d.uuid).await;
+            let last = match shared.bus.last_event(&d.queue, d.uuid).await {
+                Ok(last) => last,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "read the events stream; leaving the dispatch for redelivery");
+                    shared.registry.finish(d.uuid);
+                    return;
+                }
+            };
             let later = last.as_ref().is_some_and(|e| e.attempt > d.attempt);
             let this = last.as_ref().filter(|e| e.attempt == d.attempt);
             let finished = later || this.is_some_and(|e| e.state.is_final());

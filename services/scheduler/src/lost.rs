@@ -78,10 +78,15 @@ fn lost_reason(r: &RunningInstance, alive: &HashMap<String, Heartbeat>) -> Optio
 
 /// Whether the events stream already holds a final event of this attempt (not recorded
 /// yet): then the executor finished before it went away, and that outcome stands.
-async fn already_finished(bus: &Bus, r: &RunningInstance, queue: &QueueName) -> bool {
-    bus.last_event(queue, r.uuid)
-        .await
-        .is_some_and(|e| e.attempt == r.attempt as u32 && e.state.is_final())
+async fn already_finished(
+    bus: &Bus,
+    r: &RunningInstance,
+    queue: &QueueName,
+) -> Result<bool, saltant_bus::Error> {
+    Ok(bus
+        .last_event(queue, r.uuid)
+        .await?
+        .is_some_and(|e| e.attempt == r.attempt as u32 && e.state.is_final()))
 }
 
 async fn publish_failed(
@@ -118,8 +123,14 @@ async fn check_lost(bus: &Bus, store: &Store) -> anyhow::Result<usize> {
         let Ok(queue) = QueueName::parse(&r.queue_name) else {
             continue;
         };
-        if already_finished(bus, &r, &queue).await {
-            continue;
+        // Not knowing is not finding nothing: such an instance waits for the next check.
+        match already_finished(bus, &r, &queue).await {
+            Ok(false) => {}
+            Ok(true) => continue,
+            Err(e) => {
+                tracing::warn!(instance = %r.uuid, error = %format!("{e:#}"), "read the events stream; checking again later");
+                continue;
+            }
         }
         tracing::warn!(instance = %r.uuid, attempt = r.attempt, %reason, "instance lost");
         publish_failed(bus, &r, queue, reason, false).await?;

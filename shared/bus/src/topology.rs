@@ -366,14 +366,27 @@ impl Bus {
             .map_err(internal("publish event"))
     }
 
-    /// The last event published for an instance, if the events stream still has one.
-    pub async fn last_event(&self, queue: &QueueName, uuid: uuid::Uuid) -> Option<crate::Event> {
-        let stream = self.js.get_stream(self.names.events_stream()).await.ok()?;
-        let m = stream
+    /// The last event published for an instance, if the events stream still has one
+    /// (`None` when it has none; an error when the stream could not be asked).
+    pub async fn last_event(
+        &self,
+        queue: &QueueName,
+        uuid: uuid::Uuid,
+    ) -> Result<Option<crate::Event>, Error> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let stream = self
+            .js
+            .get_stream_no_info(self.names.events_stream())
+            .await
+            .map_err(internal("get events stream"))?;
+        match stream
             .get_last_raw_message_by_subject(&self.names.event(queue, uuid))
             .await
-            .ok()?;
-        crate::Event::decode(&m.payload).ok()
+        {
+            Ok(m) => Ok(crate::Event::decode(&m.payload).ok()),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(internal("read the last event")(e)),
+        }
     }
 
     pub async fn claims_kv(&self) -> Result<kv::Store, Error> {
