@@ -36,33 +36,11 @@ fn cpu_now(pids: &[u32]) -> [f64; 4] {
 const CPU_PARTS: [&str; 4] = ["saltant", "postgres", "nats-server", "bench client"];
 
 /// A no-op type on `n` new queues named `<prefix>-<i>`: (type id, queue ids).
-async fn noop_queues(stack: &Stack, prefix: &str, n: usize) -> anyhow::Result<(i64, Vec<i64>)> {
-    let (status, ty) = stack
-        .post_json(
-            "executabletasktypes/",
-            &json!({"name": format!("{prefix}-noop"), "command_to_run": "true"}),
-        )
-        .await;
-    anyhow::ensure!(status == 201, "type: {ty}");
-    let (status, wl) = stack
-        .post_json(
-            "taskwhitelists/",
-            &json!({"name": format!("{prefix}-wl"), "whitelisted_executable_task_types": [ty["id"]]}),
-        )
-        .await;
-    anyhow::ensure!(status == 201, "whitelist: {wl}");
-    let mut queues = Vec::with_capacity(n);
-    for i in 0..n {
-        let (status, q) = stack
-            .post_json(
-                "taskqueues/",
-                &json!({"name": format!("{prefix}-{i}"), "whitelists": [wl["id"]]}),
-            )
-            .await;
-        anyhow::ensure!(status == 201, "queue: {q}");
-        queues.push(q["id"].as_i64().unwrap_or_default());
-    }
-    Ok((ty["id"].as_i64().unwrap_or_default(), queues))
+async fn noop_queues(stack: &Stack, prefix: &str, n: usize) -> (i64, Vec<i64>) {
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    stack
+        .executable_on_queues(&format!("{prefix}-noop"), "true", &names)
+        .await
 }
 
 /// What a load on some queues gave.
@@ -172,7 +150,7 @@ pub async fn dev(report: &mut Report, scale: Scale, limits: &Limits) -> anyhow::
     println!("\n== deploy/dev stack (`saltant all`, default slots), {clients} clients");
     let stack = dev_stack().await;
     let pids = [all_pid(&stack)];
-    let (ty, queues) = noop_queues(&stack, "dev", 2).await?;
+    let (ty, queues) = noop_queues(&stack, "dev", 2).await;
     // Warm: the first instances open the queues' consumers.
     load(&stack, &pids, ty, &queues, 10, 4).await?;
 
@@ -206,12 +184,7 @@ pub async fn dev(report: &mut Report, scale: Scale, limits: &Limits) -> anyhow::
 
     // 1,000 queues that had work and are idle now.
     let idle = scale.idle_queues;
-    let (_, idle_queues) = noop_queues(&stack, "idle", idle).await?;
-    let (status, wl) = stack.get("taskwhitelists/?name=idle-wl").await;
-    anyhow::ensure!(status == 200, "whitelist: {wl}");
-    let idle_ty = wl["results"][0]["whitelisted_executable_task_types"][0]
-        .as_i64()
-        .unwrap_or_default();
+    let (idle_ty, idle_queues) = noop_queues(&stack, "idle", idle).await;
     let before = count(&stack, "SELECT count(*) FROM task_instances").await;
     for q in &idle_queues {
         post_many(
@@ -275,7 +248,7 @@ pub async fn killed_executor(report: &mut Report, scale: Scale) -> anyhow::Resul
             .collect(),
     };
     stack.wait_ready().await;
-    let (ty, queues) = noop_queues(&stack, "kill", 1).await?;
+    let (ty, queues) = noop_queues(&stack, "kill", 1).await;
     let n = scale.e2e;
     let body = json!({"task_type": ty, "task_queue": queues[0]});
     let start = Instant::now();
@@ -357,7 +330,7 @@ pub async fn soak(report: &mut Report, scale: Scale) -> anyhow::Result<()> {
     println!("\n== soak: deploy/dev stack at {rate}/s for {secs} s");
     let stack = dev_stack().await;
     let pid = all_pid(&stack);
-    let (ty, queues) = noop_queues(&stack, "soak", 1).await?;
+    let (ty, queues) = noop_queues(&stack, "soak", 1).await;
     let body = json!({"task_type": ty, "task_queue": queues[0]});
     let nats = async_nats_storage().await;
     let db = count(&stack, "SELECT pg_database_size(current_database())").await;

@@ -365,6 +365,20 @@ impl Stack {
         command: &str,
         queue: &str,
     ) -> (i64, i64) {
+        let (ty, queues) = self
+            .executable_on_queues(type_name, command, &[queue.to_owned()])
+            .await;
+        (ty, queues[0])
+    }
+
+    /// An executable task type running `command`, whitelisted (by `<first queue>-wl`) on
+    /// new public queues with these names. Returns (type id, queue ids).
+    pub async fn executable_on_queues(
+        &self,
+        type_name: &str,
+        command: &str,
+        queues: &[String],
+    ) -> (i64, Vec<i64>) {
         let (status, ty) = self
             .post_json(
                 "executabletasktypes/",
@@ -375,21 +389,58 @@ impl Stack {
         let (status, wl) = self
             .post_json(
                 "taskwhitelists/",
-                &serde_json::json!({"name": format!("{queue}-wl"), "whitelisted_executable_task_types": [ty["id"]]}),
+                &serde_json::json!({"name": format!("{}-wl", queues[0]), "whitelisted_executable_task_types": [ty["id"]]}),
             )
             .await;
         assert_eq!(status, 201, "{wl}");
-        let (status, q) = self
+        let mut ids = Vec::with_capacity(queues.len());
+        for queue in queues {
+            let (status, q) = self
+                .post_json(
+                    "taskqueues/",
+                    &serde_json::json!({"name": queue, "whitelists": [wl["id"]]}),
+                )
+                .await;
+            assert_eq!(status, 201, "{q}");
+            ids.push(q["id"].as_i64().expect("queue id"));
+        }
+        (ty["id"].as_i64().expect("type id"), ids)
+    }
+
+    /// Another executable type running `command`, added to the whitelist
+    /// `whitelist` (whose types are `already`). Returns its id.
+    pub async fn another_executable(
+        &self,
+        type_name: &str,
+        command: &str,
+        whitelist: i64,
+        already: &[i64],
+    ) -> i64 {
+        let (status, ty) = self
             .post_json(
-                "taskqueues/",
-                &serde_json::json!({"name": queue, "whitelists": [wl["id"]]}),
+                "executabletasktypes/",
+                &serde_json::json!({"name": type_name, "command_to_run": command}),
             )
             .await;
-        assert_eq!(status, 201, "{q}");
-        (
-            ty["id"].as_i64().expect("type id"),
-            q["id"].as_i64().expect("queue id"),
-        )
+        assert_eq!(status, 201, "{ty}");
+        let id = ty["id"].as_i64().expect("type id");
+        let mut types = already.to_vec();
+        types.push(id);
+        let (status, _, body) = self
+            .request(
+                "PATCH",
+                &format!("taskwhitelists/{whitelist}/"),
+                &[("Authorization", &self.auth())],
+                Some((
+                    "application/json",
+                    serde_json::json!({"whitelisted_executable_task_types": types})
+                        .to_string()
+                        .into_bytes(),
+                )),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        id
     }
 
     /// An executable type whose every run appends its `JOB_UUID` to a marker file, on a

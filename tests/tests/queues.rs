@@ -6,35 +6,12 @@ use saltant_tests::{Options, Stack, eventually, psql};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-/// An executable type whitelisted on `queues` new public queues named `<prefix>-<i>`;
-/// returns (type id, queue ids).
+/// An executable type on `n` new public queues named `<prefix>-<i>`: (type id, queue ids).
 async fn type_on_queues(stack: &Stack, command: &str, prefix: &str, n: usize) -> (i64, Vec<i64>) {
-    let (status, ty) = stack
-        .post_json(
-            "executabletasktypes/",
-            &json!({"name": format!("{prefix}-type"), "command_to_run": command}),
-        )
-        .await;
-    assert_eq!(status, 201, "{ty}");
-    let (status, wl) = stack
-        .post_json(
-            "taskwhitelists/",
-            &json!({"name": format!("{prefix}-wl"), "whitelisted_executable_task_types": [ty["id"]]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{wl}");
-    let mut queues = Vec::new();
-    for i in 0..n {
-        let (status, q) = stack
-            .post_json(
-                "taskqueues/",
-                &json!({"name": format!("{prefix}-{i}"), "whitelists": [wl["id"]]}),
-            )
-            .await;
-        assert_eq!(status, 201, "{q}");
-        queues.push(q["id"].as_i64().expect("queue id"));
-    }
-    (ty["id"].as_i64().expect("type id"), queues)
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    stack
+        .executable_on_queues(&format!("{prefix}-type"), command, &names)
+        .await
 }
 
 fn done_on(stack: &Stack, queue: i64) -> i64 {
@@ -123,28 +100,7 @@ async fn a_killed_executors_queue_keeps_being_served_by_the_others() {
     stack.wait_ready().await;
     let (long, queues) = type_on_queues(&stack, "sleep 600", "kq", 1).await;
     let q = queues[0];
-    let (status, quick) = stack
-        .post_json(
-            "executabletasktypes/",
-            &json!({"name": "quick", "command_to_run": "true"}),
-        )
-        .await;
-    assert_eq!(status, 201);
-    let (status, _, body) = stack
-        .request(
-            "PATCH",
-            "taskwhitelists/1/",
-            &[("Authorization", &stack.auth())],
-            Some((
-                "application/json",
-                json!({"whitelisted_executable_task_types": [long, quick["id"]]})
-                    .to_string()
-                    .into_bytes(),
-            )),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let quick = quick["id"].as_i64().expect("id");
+    let quick = stack.another_executable("quick", "true", 1, &[long]).await;
     let on = |executor: &str| {
         stack.count(&format!(
             "SELECT count(*) FROM task_instances WHERE state = 'running' AND executor = '{executor}'"

@@ -35,27 +35,9 @@ async fn killed_executor_instances_end_within_the_bound_and_nothing_reruns() {
     .await;
     stack.wait_ready().await;
     let (quick, q, marker) = stack.marking_type("quick", "kq").await;
-    let (status, long) = stack
-        .post_json(
-            "executabletasktypes/",
-            &json!({"name": "long", "command_to_run": "sleep 600"}),
-        )
+    let long = stack
+        .another_executable("long", "sleep 600", 1, &[quick])
         .await;
-    assert_eq!(status, 201);
-    let (status, _, _) = stack
-        .request(
-            "PATCH",
-            "taskwhitelists/1/",
-            &[("Authorization", &stack.auth())],
-            Some((
-                "application/json",
-                json!({"whitelisted_executable_task_types": [quick, long["id"]]})
-                    .to_string()
-                    .into_bytes(),
-            )),
-        )
-        .await;
-    assert_eq!(status, 200);
     let env = [
         ("SALTANT_EXECUTOR__ID", "victim"),
         ("SALTANT_EXECUTOR__SLOTS", "8"),
@@ -73,7 +55,7 @@ async fn killed_executor_instances_end_within_the_bound_and_nothing_reruns() {
     }
     let mut long_ones = Vec::new();
     for _ in 0..3 {
-        long_ones.push(create(&stack, long["id"].as_i64().expect("id"), q, json!({})).await);
+        long_ones.push(create(&stack, long, q, json!({})).await);
     }
     for u in &long_ones {
         stack

@@ -26,6 +26,9 @@ pub struct Config {
     /// Milliseconds a batch of events waits for more before it is recorded (states show
     /// that much later; an instance's events then share one row update).
     pub record_linger_ms: u64,
+    /// Only a batch that found at least this many events waiting lingers (under load);
+    /// a lone instance's state is written at once.
+    pub record_linger_from: usize,
     /// Most submissions dispatched in one window of acks.
     pub dispatch_batch: usize,
     /// An instance still `created` this many seconds after its creation is submitted
@@ -59,6 +62,7 @@ impl Default for Config {
         Config {
             record_batch: 1000,
             record_linger_ms: 50,
+            record_linger_from: 16,
             dispatch_batch: 500,
             resubmit_after_secs: 30,
             sweep_every_secs: 10,

@@ -37,11 +37,13 @@ pub(crate) async fn run(bus: Bus, store: Store, config: Config, stop: Cancellati
                 continue;
             }
         };
-        // Linger a little for more: an instance's `published`, `running` and final events
-        // then often land in one batch and cost one row update instead of three.
+        // Under load, linger a little for more: an instance's `published`, `running` and
+        // final events then often land in one batch and cost one row update instead of
+        // three. A few events (a quiet system) are written at once.
+        let linger = messages.len() >= config.record_linger_from;
         let linger_until =
             tokio::time::Instant::now() + Duration::from_millis(config.record_linger_ms);
-        while messages.len() < config.record_batch && config.record_linger_ms > 0 {
+        while linger && messages.len() < config.record_batch && config.record_linger_ms > 0 {
             let left = linger_until.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
                 break;
