@@ -1,6 +1,6 @@
 //! The benchmark harness in its quick mode, so that it cannot rot: every measurement runs
-//! (small numbers, debug build) against the real components, Celery and RabbitMQ
-//! included. The figures mean nothing here; docs/benchmarks.md has the real ones.
+//! (small numbers, debug build) against the real components, Celery with Redis and with
+//! RabbitMQ included. The figures mean nothing here; docs/benchmarks.md has the real ones.
 
 use saltant_tests::required_env;
 use std::process::Command;
@@ -39,6 +39,13 @@ fn the_benchmark_harness_runs_in_smoke_mode() {
         "idle_rss_mib_api",
         "peak_rss_mib_executor-0",
         "celery_per_sec",
+        "celery_redis_per_sec",
+        "dev_one_queue_per_sec",
+        "dev_two_queues_per_sec",
+        "dev_idle_queues_cpu_percent",
+        "dev_among_idle_per_sec",
+        "killed_executor_survivor_per_sec",
+        "soak",
     ] {
         assert!(figures.get(key).is_some(), "{key} missing from {figures}");
     }
