@@ -22,16 +22,22 @@ fn done_on(stack: &Stack, queue: i64) -> i64 {
 
 #[tokio::test]
 async fn two_loaded_queues_share_the_slots() {
-    // `saltant all` as deploy/dev starts it: every queue served, default slots.
-    let stack = Stack::start().await;
+    // Both queues hold their whole load, the first one's older, before an executor serving
+    // both starts: served in arrival order, the second would wait for the first.
+    let stack = Stack::start_with(&["--queue", "elsewhere"]).await;
     stack.wait_ready().await;
     let (ty, queues) = type_on_queues(&stack, "true", "load", 2).await;
     let (a, b) = (queues[0], queues[1]);
     let n = 150;
-    for _ in 0..n {
-        stack.run_executable(ty, a, json!({})).await;
-        stack.run_executable(ty, b, json!({})).await;
+    for q in [a, b] {
+        for _ in 0..n {
+            stack.run_executable(ty, q, json!({})).await;
+        }
     }
+    let mut executor = stack.spawn(
+        &["executor", "--queue", "load-0", "--queue", "load-1"],
+        "executor.log",
+    );
     // When the first queue is through, the other one has progressed with it.
     let (first, other) = eventually(
         Duration::from_secs(120),
@@ -51,6 +57,8 @@ async fn two_loaded_queues_share_the_slots() {
         (done_on(&stack, a) == n && done_on(&stack, b) == n).then_some(())
     })
     .await;
+    let _ = executor.kill();
+    let _ = executor.wait();
 }
 
 #[tokio::test]
@@ -139,16 +147,23 @@ async fn a_killed_executors_queue_keeps_being_served_by_the_others() {
     victim.wait().expect("reap");
     let killed = Instant::now();
 
-    // New work on the queue goes on at once on the survivor's free slots.
+    // New work on the queue goes on on the survivor's free slots, well within the
+    // heartbeat bound (15 s) that the victim's own instances wait for.
     let mut quick_ones = Vec::new();
     for _ in 0..10 {
         quick_ones.push(stack.run_executable(quick, q, json!({})).await);
     }
-    for u in &quick_ones {
-        stack
-            .wait_state(u, "successful", Duration::from_secs(30))
-            .await;
-    }
+    eventually(
+        Duration::from_secs(15),
+        "the new instances to run on the survivor",
+        || async {
+            let done = stack.count(&format!(
+                "SELECT count(*) FROM task_instances WHERE executable_task_type_id = {quick} AND state = 'successful'"
+            ));
+            (done == quick_ones.len() as i64).then_some(())
+        },
+    )
+    .await;
     println!(
         "10 instances served by the survivor {:?} after the kill",
         killed.elapsed()

@@ -98,12 +98,14 @@ pub(crate) async fn run(shared: &Arc<Shared>, d: &Dispatch, cancel: &Cancellatio
 }
 
 /// The logs folder, both capture files and the working folder (if any), made in one trip
-/// to the blocking pool: under load each trip is a thread wake-up on a busy machine.
+/// to the blocking pool: under load each trip is a thread wake-up on a busy machine. A
+/// capture file that cannot be made is logged and left out (the output still goes to the
+/// bus); the folders are required.
 async fn prepare_files(
     logs: PathBuf,
     uuid: &str,
     cwd: Option<&std::path::Path>,
-) -> Result<(tokio::fs::File, tokio::fs::File), String> {
+) -> Result<[Option<tokio::fs::File>; 2], String> {
     let names = [
         logs.join(format!("{uuid}-stdout.txt")),
         logs.join(format!("{uuid}-stderr.txt")),
@@ -116,16 +118,17 @@ async fn prepare_files(
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("create working folder {}: {e}", dir.display()))?;
         }
-        let [out, err] = names
-            .map(|n| std::fs::File::create(&n).map_err(|e| format!("create {}: {e}", n.display())));
-        Ok::<_, String>((out?, err?))
+        Ok::<_, String>(names.map(|n| match std::fs::File::create(&n) {
+            Ok(f) => Some(tokio::fs::File::from_std(f)),
+            Err(e) => {
+                tracing::warn!(error = %e, path = %n.display(), "create output file");
+                None
+            }
+        }))
     })
     .await
     .map_err(|e| format!("prepare output files: {e}"))??;
-    Ok((
-        tokio::fs::File::from_std(made.0),
-        tokio::fs::File::from_std(made.1),
-    ))
+    Ok(made)
 }
 
 pub(crate) async fn spawn_and_wait(
@@ -137,7 +140,7 @@ pub(crate) async fn spawn_and_wait(
     cwd: Option<&std::path::Path>,
     cancel: &CancellationToken,
 ) -> Outcome {
-    let (out_file, err_file) =
+    let [out_file, err_file] =
         match prepare_files(shared.config.logs_dir.join(uuid), uuid, cwd).await {
             Ok(files) => files,
             Err(reason) => return failed(reason),
@@ -184,12 +187,12 @@ pub(crate) async fn spawn_and_wait(
     let mut pumps = Vec::new();
     if let Some(out) = child.stdout.take() {
         pumps.push(tokio::spawn(
-            output.sink_to(LogStream::Stdout, Some(out_file)).pump(out),
+            output.sink_to(LogStream::Stdout, out_file).pump(out),
         ));
     }
     if let Some(err) = child.stderr.take() {
         pumps.push(tokio::spawn(
-            output.sink_to(LogStream::Stderr, Some(err_file)).pump(err),
+            output.sink_to(LogStream::Stderr, err_file).pump(err),
         ));
     }
 

@@ -122,7 +122,17 @@ async fn handle(
     for ack in dispatch_acks {
         ack.await?;
     }
-    // Stored: executors serving these queues may pull now.
+    let mut event_acks = Vec::new();
+    for (uuid, queue, attempt) in &dispatched {
+        let e = Event::new(*uuid, queue.clone(), *attempt as u32, State::Published);
+        event_acks.push(bus.send_event(&e, async_nats::HeaderMap::new()).await?);
+    }
+    for ack in event_acks {
+        ack.await?;
+    }
+    // Dispatches and their `published` events are stored: executors serving these queues
+    // may pull now. (Signalled earlier, a quick task's `running` and final events could
+    // land before its `published`, and the events stream's last event would lie.)
     let mut signalled = HashSet::new();
     for (_, queue, _) in &dispatched {
         if signalled.insert(queue)
@@ -131,14 +141,6 @@ async fn handle(
             // Executors find the work at their next rescan.
             tracing::warn!(%queue, error = %format!("{e:#}"), "signal ready queue");
         }
-    }
-    let mut event_acks = Vec::new();
-    for (uuid, queue, attempt) in dispatched {
-        let e = Event::new(uuid, queue, attempt as u32, State::Published);
-        event_acks.push(bus.send_event(&e, async_nats::HeaderMap::new()).await?);
-    }
-    for ack in event_acks {
-        ack.await?;
     }
     for msg in acks {
         if let Err(e) = msg.ack().await {
