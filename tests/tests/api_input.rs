@@ -203,8 +203,8 @@ async fn jwt_obtain_refresh_and_their_errors() {
         .request("GET", "users/admin/", &[("Authorization", &bearer)], None)
         .await;
     assert_eq!((s, me), (200, json!({"username": "admin", "email": ""})));
-    // A refresh token is not an access token.
-    let (s, _, _) = stack
+    // A refresh token is not an access token, and simplejwt says so.
+    let (s, _, b) = stack
         .request(
             "GET",
             "users/",
@@ -212,7 +212,14 @@ async fn jwt_obtain_refresh_and_their_errors() {
             None,
         )
         .await;
-    assert_eq!(s, 403);
+    assert_eq!(
+        (s, b),
+        (
+            403,
+            json!({"detail": "Given token not valid for any token type", "code": "token_not_valid",
+                   "messages": [{"token_class": "AccessToken", "token_type": "access", "message": "Token has wrong type"}]})
+        )
+    );
 
     let (s, _, b) = stack
         .request(

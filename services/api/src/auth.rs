@@ -27,15 +27,20 @@ fn forbidden(detail: &str) -> ApiError {
     ApiError::Forbidden(ApiError::detail(detail))
 }
 
-/// simplejwt's body for a Bearer token that does not verify.
-fn bad_bearer() -> ApiError {
+/// simplejwt's body for a Bearer token that does not verify: its message says whether it
+/// was not valid at all or valid but not an access token (a refresh token).
+fn bad_bearer(e: jwt::JwtError) -> ApiError {
+    let message = match e {
+        jwt::JwtError::WrongType => "Token has wrong type",
+        _ => "Token is invalid or expired",
+    };
     ApiError::Forbidden(json!({
         "detail": "Given token not valid for any token type",
         "code": "token_not_valid",
         "messages": [{
             "token_class": "AccessToken",
             "token_type": "access",
-            "message": "Token is invalid or expired"
+            "message": message
         }]
     }))
 }
@@ -86,8 +91,7 @@ impl FromRequestParts<AppState> for Auth {
                 ));
             }
             let secret = state.jwt_secret().await?;
-            let claims =
-                jwt::verify(&secret, token, jwt::TokenType::Access).map_err(|_| bad_bearer())?;
+            let claims = jwt::verify(&secret, token, jwt::TokenType::Access).map_err(bad_bearer)?;
             return match state.store.user_by_id(claims.user_id).await? {
                 Some(user) if user.is_active => Ok(Auth(user)),
                 // simplejwt: a token whose user is gone or inactive.
