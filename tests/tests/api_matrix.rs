@@ -484,3 +484,27 @@ async fn writes_by_owner_other_user_and_superuser() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[tokio::test]
+async fn paths_outside_the_router_redirect_to_their_slash_like_django() {
+    let stack = Stack::start().await;
+    stack.wait_ready().await;
+    let base = stack.url.trim_end_matches("/api");
+    let r = stack
+        .http
+        .get(format!("{base}/api/token?x=1"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 301);
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header("location"), "/api/token/?x=1");
+    // Django's HttpResponsePermanentRedirect.
+    assert_eq!(header("content-type"), "text/html; charset=utf-8");
+}

@@ -67,6 +67,11 @@ async fn append_slash(uri: Uri) -> Response {
     if let Ok(v) = HeaderValue::from_str(&to) {
         r.headers_mut().insert(header::LOCATION, v);
     }
+    // Django's HttpResponsePermanentRedirect: an empty HTML body.
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     r
 }
 
