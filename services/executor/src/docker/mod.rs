@@ -2,8 +2,13 @@
 //! container created with an argv array (never a shell string), the listed environment,
 //! the instance's logs and results folders bound at the type's paths, labels naming the
 //! instance, attempt and executor, optional limits; output streamed live; the exit code
-//! decides the state; the container is always removed. Containers whose executor is gone
-//! (killed, crashed) are found by their labels and removed.
+//! decides the state; the container is always removed. Images: `image`; containers whose
+//! executor is gone: `orphans`.
+
+mod image;
+mod orphans;
+
+pub(crate) use orphans::reap_orphans;
 
 use crate::Shared;
 use crate::host::task_environment;
@@ -13,8 +18,7 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures::StreamExt;
 use saltant_bus::{Dispatch, LogStream, trace};
@@ -93,24 +97,6 @@ pub(crate) struct Engine {
     present: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
-impl Engine {
-    fn known(&self, image: &str) -> bool {
-        self.present
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(image)
-    }
-
-    fn remember(&self, image: &str, present: bool) {
-        let mut known = self.present.lock().unwrap_or_else(|p| p.into_inner());
-        if present {
-            known.insert(image.to_owned());
-        } else {
-            known.remove(image);
-        }
-    }
-}
-
 /// Connects to the local engine (`DOCKER_HOST` or the default socket) and agrees on an
 /// API version; `None` (with the reason logged) when no engine answers.
 pub(crate) async fn connect(config: &DockerConfig) -> Option<Engine> {
@@ -165,73 +151,6 @@ pub(crate) fn container_argv(
     Ok(argv)
 }
 
-async fn ensure_image(engine: &Engine, config: &DockerConfig, image: &str) -> Result<(), String> {
-    if config.pull == PullPolicy::IfNotPresent && engine.known(image) {
-        return Ok(());
-    }
-    let present = engine.docker.inspect_image(image).await.is_ok();
-    let result = pull_if_needed(engine, config, image, present).await;
-    engine.remember(image, result.is_ok());
-    result
-}
-
-async fn pull_if_needed(
-    engine: &Engine,
-    config: &DockerConfig,
-    image: &str,
-    present: bool,
-) -> Result<(), String> {
-    let pull = match config.pull {
-        PullPolicy::Always => true,
-        PullPolicy::IfNotPresent => !present,
-        PullPolicy::Never => {
-            if present {
-                return Ok(());
-            }
-            return Err(format!(
-                "image {image} is not present and the executor's pull policy is never"
-            ));
-        }
-    };
-    if !pull {
-        return Ok(());
-    }
-    // An untagged reference means :latest (never every tag, as docker-py 3 did).
-    let reference = if image
-        .rsplit('/')
-        .next()
-        .is_some_and(|last| last.contains(':'))
-        || image.contains('@')
-    {
-        image.to_owned()
-    } else {
-        format!("{image}:latest")
-    };
-    let options = CreateImageOptionsBuilder::default()
-        .from_image(&reference)
-        .build();
-    let pulling = async {
-        let mut progress = engine.docker.create_image(Some(options), None, None);
-        while let Some(step) = progress.next().await {
-            step.map_err(|e| e.to_string())?;
-        }
-        Ok::<_, String>(())
-    };
-    match tokio::time::timeout(Duration::from_secs(config.pull_timeout_secs), pulling).await {
-        Ok(Ok(())) => Ok(()),
-        // With if-not-present a failed pull of an image we have is not fatal.
-        Ok(Err(e)) if present => {
-            tracing::warn!(image, error = %e, "pull failed; using the local image");
-            Ok(())
-        }
-        Ok(Err(e)) => Err(format!("pull {reference}: {e}")),
-        Err(_) => Err(format!(
-            "pull {reference}: not done within {} s",
-            config.pull_timeout_secs
-        )),
-    }
-}
-
 pub(crate) async fn run(shared: &Arc<Shared>, d: &Dispatch, cancel: &CancellationToken) -> Outcome {
     let Some(engine) = shared.docker.as_ref() else {
         return failed(format!(
@@ -272,7 +191,7 @@ pub(crate) async fn run(shared: &Arc<Shared>, d: &Dispatch, cancel: &Cancellatio
             binds.push(format!("{}:{}:rw", host.display(), inside));
         }
     }
-    if let Err(reason) = ensure_image(engine, &shared.config.docker, image).await {
+    if let Err(reason) = image::ensure_image(engine, &shared.config.docker, image).await {
         return failed(reason);
     }
 
@@ -317,7 +236,7 @@ pub(crate) async fn run(shared: &Arc<Shared>, d: &Dispatch, cancel: &Cancellatio
             status_code: 404, ..
         }) if engine.known(image) => {
             engine.remember(image, false);
-            match ensure_image(engine, &shared.config.docker, image).await {
+            match image::ensure_image(engine, &shared.config.docker, image).await {
                 Ok(()) => create(body).await,
                 Err(reason) => return failed(reason),
             }
@@ -452,72 +371,6 @@ async fn remove(engine: &Engine, id: &str) {
     if let Err(e) = engine.docker.remove_container(id, Some(options)).await {
         tracing::warn!(container = id, error = %e, "remove container");
     }
-}
-
-/// Removes containers of this deployment (bus prefix) whose executor is neither this one
-/// nor alive (no heartbeat in the executors bucket), and this executor's own containers of
-/// instances it is not running (a previous life with the same id). Runs at start-up and
-/// then every `orphan_sweep_secs` until `stop`.
-pub(crate) async fn reap_orphans(shared: Arc<Shared>, stop: CancellationToken) {
-    let Some(engine) = shared.docker.as_ref() else {
-        return;
-    };
-    let every = Duration::from_secs(shared.config.docker.orphan_sweep_secs.max(1));
-    loop {
-        match reap_once(&shared, engine).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "removed orphan containers"),
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "sweep orphan containers"),
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
-}
-
-async fn reap_once(shared: &Arc<Shared>, engine: &Engine) -> anyhow::Result<usize> {
-    let filters = HashMap::from([(
-        "label",
-        vec![format!("{LABEL_PREFIX}={}", shared.bus.names.prefix())],
-    )]);
-    let options = ListContainersOptionsBuilder::default()
-        .all(true)
-        .filters(&filters)
-        .build();
-    let containers = engine.docker.list_containers(Some(options)).await?;
-    if containers.is_empty() {
-        return Ok(0);
-    }
-    let kv = shared.bus.executors_kv().await?;
-    let running = shared.registry.running();
-    let mut alive: HashMap<String, bool> = HashMap::new();
-    let mut removed = 0;
-    for c in containers {
-        let Some(id) = c.id else { continue };
-        let labels = c.labels.unwrap_or_default();
-        let owner = labels.get(LABEL_EXECUTOR).cloned().unwrap_or_default();
-        let instance = labels.get(LABEL_INSTANCE).cloned().unwrap_or_default();
-        let orphan = if owner == shared.id {
-            !running.iter().any(|u| u.to_string() == instance)
-        } else {
-            let is_alive = match alive.get(&owner) {
-                Some(a) => *a,
-                None => {
-                    let a = kv.get(&owner).await.ok().flatten().is_some();
-                    alive.insert(owner.clone(), a);
-                    a
-                }
-            };
-            !is_alive
-        };
-        if orphan {
-            tracing::info!(container = %id, %instance, executor = %owner, "removing orphan container");
-            remove(engine, &id).await;
-            removed += 1;
-        }
-    }
-    Ok(removed)
 }
 
 #[cfg(test)]
