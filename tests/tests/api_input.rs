@@ -559,3 +559,50 @@ async fn duplicate_names_are_field_errors_even_when_racing() {
         assert_eq!((status, b), (400, json!({"name": [message]})), "{path}");
     }
 }
+
+/// The original prints a wrong JSON field with Python's `%s` of the parsed value, inside
+/// DRF's repr of the list of messages: `'{'a': 1}'`, `'[1, 2]'`, `True`, `None`.
+#[tokio::test]
+async fn wrong_json_fields_are_quoted_as_python_prints_them() {
+    let stack = Stack::start().await;
+    stack.wait_ready().await;
+    let model = |message: &str| json!({"non_field_errors": [format!("[\"{message}\"]")]});
+    let cases = [
+        (
+            json!({"environment_variables": {"a": 1}}),
+            model("'{'a': 1}' is not a valid JSON array!"),
+        ),
+        (
+            json!({"required_arguments": "[true, null, \"x\"]", "required_arguments_default_values": [1, 2]}),
+            model("'[1, 2]' is not a valid JSON dictionary!"),
+        ),
+        (
+            json!({"required_arguments": "{\"k\": 1.5e16}"}),
+            model("'{'k': 1.5e+16}' is not a valid JSON array!"),
+        ),
+    ];
+    for (fields, expected) in cases {
+        let mut body = json!({"name": "bad", "command_to_run": "true"});
+        body.as_object_mut()
+            .expect("object")
+            .extend(fields.as_object().expect("object").clone());
+        let (s, b) = stack.post_json("executabletasktypes/", &body).await;
+        assert_eq!((s, &b), (400, &expected), "{body}");
+    }
+    let (ty, q) = stack.executable_on_queue("t", "true", "q").await;
+    let (s, b) = stack
+        .post_json(
+            "executabletaskinstances/",
+            &json!({"task_type": ty, "task_queue": q, "arguments": "[1, {\"b\": false}]"}),
+        )
+        .await;
+    assert_eq!(
+        (s, b),
+        (
+            400,
+            model("'[1, {'b': False}]' is not a valid JSON dictionary!")
+        )
+    );
+    let (_, list) = stack.get("executabletasktypes/").await;
+    assert_eq!(list["count"], 1, "only the valid type was stored: {list}");
+}

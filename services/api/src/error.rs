@@ -60,36 +60,7 @@ pub fn name_taken<T>(r: Result<T, saltant_store::Error>, what: &str) -> ApiResul
 
 /// `repr()` of a Python list of strings.
 pub fn python_list_repr(items: &[String]) -> String {
-    let parts: Vec<String> = items.iter().map(|s| python_str_repr(s)).collect();
-    format!("[{}]", parts.join(", "))
-}
-
-fn python_str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
+    saltant_core::pyrepr::repr_str_list(items)
 }
 
 impl From<saltant_store::Error> for ApiError {
@@ -156,30 +127,5 @@ impl IntoResponse for ApiError {
             }
         };
         (status, axum::Json(body)).into_response()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_errors_use_python_list_repr() {
-        let table = [
-            (
-                vec!["default arguments not a subset of required arguments"],
-                "['default arguments not a subset of required arguments']",
-            ),
-            (
-                vec!["required argument 'word' not provided!"],
-                "[\"required argument 'word' not provided!\"]",
-            ),
-            (vec!["a'b\"c"], "['a\\'b\"c']"),
-            (vec!["x", "y"], "['x', 'y']"),
-        ];
-        for (items, expected) in table {
-            let items: Vec<String> = items.into_iter().map(String::from).collect();
-            assert_eq!(python_list_repr(&items), expected);
-        }
     }
 }

@@ -4,6 +4,7 @@
 pub mod arguments;
 pub mod command;
 pub mod names;
+pub mod pyrepr;
 pub mod spec;
 pub mod state;
 

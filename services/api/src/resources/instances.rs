@@ -115,7 +115,7 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
     let Value::Object(arguments) = arguments else {
         return Err(ApiError::model(&[format!(
             "'{}' is not a valid JSON dictionary!",
-            arguments
+            saltant_core::pyrepr::str_of(&arguments)
         )]));
     };
     let kind = match (class, ty.container_type.as_deref()) {

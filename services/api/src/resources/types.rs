@@ -92,16 +92,6 @@ fn clean_json(v: Value, errors: &mut Vec<String>) -> Option<Value> {
     }
 }
 
-fn py(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => saltant_core::arguments::python_json(other)
-            .replace("true", "True")
-            .replace("false", "False")
-            .replace("null", "None"),
-    }
-}
-
 /// Reads and validates a task type. `existing` is the row a PUT replaces (its values stand
 /// for optional fields the request leaves out).
 async fn read_fields(
@@ -183,15 +173,21 @@ async fn read_fields(
     );
     if errors.is_empty() {
         if !env.is_array() {
-            errors.push(format!("'{}' is not a valid JSON array!", py(&env)));
+            errors.push(format!(
+                "'{}' is not a valid JSON array!",
+                saltant_core::pyrepr::str_of(&env)
+            ));
         }
         if !req.is_array() {
-            errors.push(format!("'{}' is not a valid JSON array!", py(&req)));
+            errors.push(format!(
+                "'{}' is not a valid JSON array!",
+                saltant_core::pyrepr::str_of(&req)
+            ));
         }
         if !defaults.is_object() {
             errors.push(format!(
                 "'{}' is not a valid JSON dictionary!",
-                py(&defaults)
+                saltant_core::pyrepr::str_of(&defaults)
             ));
         }
     }
