@@ -189,12 +189,32 @@ async fn failed_attempts_are_retried_per_policy_and_late_events_are_fenced() {
         saltant_core::State::Failed,
     );
     late.reason = Some("late report of attempt 1".into());
-    js.publish(names.event(&queue, late.uuid), late.encode())
+    let stored = js
+        .publish(names.event(&queue, late.uuid), late.encode())
         .await
         .expect("publish")
         .await
         .expect("stored");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The scheduler has handled the late event once its consumer's ack floor passes it.
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
+        .get_stream(names.events_stream())
+        .await
+        .expect("events stream")
+        .get_consumer(names.scheduler_events_consumer())
+        .await
+        .expect("scheduler's consumer");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let info = consumer.info().await.expect("consumer info");
+        if info.ack_floor.stream_sequence >= stored.sequence {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the late event was never handled: {info:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (_, now) = stack.get(&format!("executabletaskinstances/{uuid}/")).await;
     assert_eq!(now["state"], "successful", "{now}");
 }

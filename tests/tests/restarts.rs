@@ -214,13 +214,22 @@ async fn postgres_restart_under_load_answers_503_and_loses_nothing() {
 
 #[tokio::test]
 async fn two_schedulers_handle_every_instance_once() {
+    // Both replicas log each batch they handle, as JSON lines.
+    let env = [
+        FAST,
+        &[
+            ("SALTANT_LOG_FORMAT", "json"),
+            ("RUST_LOG", "info,saltant_scheduler=debug"),
+        ],
+    ]
+    .concat();
     let stack = Stack::start_opts(Options {
-        env: FAST,
+        env: &env,
         ..Options::default()
     })
     .await;
     stack.wait_ready().await;
-    let mut second = stack.spawn_with_env(&["scheduler"], FAST, "scheduler2.log");
+    let mut second = stack.spawn_with_env(&["scheduler"], &env, "scheduler2.log");
     let (ty, q, marker) = stack.marking_type("mark", "sq").await;
     let answers = burst(&stack, ty, q, 300, 4, Arc::new(AtomicUsize::new(0))).await;
     assert!(answers.iter().all(|(s, _)| *s == 201));
@@ -230,7 +239,24 @@ async fn two_schedulers_handle_every_instance_once() {
     let _ = second.wait();
     assert_ran_once(&marker, 300);
     assert_eq!(stack.attempts_run_twice(), 0);
-    // Both replicas did share the work of the consumers.
-    let log = std::fs::read_to_string(stack.dir.join("scheduler2.log")).unwrap_or_default();
-    assert!(log.contains("scheduler started"), "{log}");
+    // Both replicas took their share of the submissions and of the events.
+    let first = stack.log();
+    let second = std::fs::read_to_string(stack.dir.join("scheduler2.log")).unwrap_or_default();
+    for (what, field) in [
+        ("dispatched submissions", "submissions"),
+        ("recorded events", "events"),
+    ] {
+        let (a, b) = (handled(&first, what, field), handled(&second, what, field));
+        println!("{what}: first replica {a}, second replica {b}");
+        assert!(a > 0 && b > 0, "{what}: {a} and {b}");
+    }
+}
+
+/// The sum of `field` over the JSON log lines whose message is `message`.
+fn handled(log: &str, message: &str, field: &str) -> u64 {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == message)
+        .filter_map(|l| l["fields"][field].as_u64())
+        .sum()
 }

@@ -42,10 +42,14 @@ pub(crate) async fn run(bus: Bus, store: Store, config: Config, stop: Cancellati
                 continue;
             }
         };
-        if let Err(e) = handle(&bus, &store, &config, &mut known_queues, messages).await {
-            tracing::warn!(error = %format!("{e:#}"), "dispatch submissions; they will be redelivered");
-            if pause(&stop, Duration::from_secs(1)).await {
-                return;
+        let n = messages.len();
+        match handle(&bus, &store, &config, &mut known_queues, messages).await {
+            Ok(()) => tracing::debug!(submissions = n, "dispatched submissions"),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "dispatch submissions; they will be redelivered");
+                if pause(&stop, Duration::from_secs(1)).await {
+                    return;
+                }
             }
         }
     }
