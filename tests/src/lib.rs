@@ -3,6 +3,9 @@
 //! and `eventually` instead of sleeps. A missing component fails the test loudly.
 
 pub mod servers;
+mod tasks;
+
+pub use tasks::{Class, INSTANCE_KEYS, is_final, keys, merged};
 
 use serde_json::Value;
 use std::path::PathBuf;
@@ -241,39 +244,28 @@ impl Stack {
     }
 
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}/{path}", self.url))
-            .header("Authorization", self.auth())
-            .form(form)
-            .send()
+        self.send(self.http.post(format!("{}/{path}", self.url)).form(form))
             .await
-            .expect("post");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}/{path}", self.url))
-            .header("Authorization", self.auth())
-            .json(body)
-            .send()
+        self.send(self.http.post(format!("{}/{path}", self.url)).json(body))
             .await
-            .expect("post");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}/{path}", self.url))
+        self.send(self.http.get(format!("{}/{path}", self.url)))
+            .await
+    }
+
+    /// Sends a request with the admin's token; the status and the body as JSON (null
+    /// when it is not JSON).
+    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
+        let r = request
             .header("Authorization", self.auth())
             .send()
             .await
-            .expect("get");
+            .expect("send request");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -357,106 +349,6 @@ impl Stack {
         (status, h, v)
     }
 
-    /// An executable task type running `command`, whitelisted on a new public queue
-    /// `queue`. Returns (type id, queue id).
-    pub async fn executable_on_queue(
-        &self,
-        type_name: &str,
-        command: &str,
-        queue: &str,
-    ) -> (i64, i64) {
-        let (ty, queues) = self
-            .executable_on_queues(type_name, command, &[queue.to_owned()])
-            .await;
-        (ty, queues[0])
-    }
-
-    /// An executable task type running `command`, whitelisted (by `<first queue>-wl`) on
-    /// new public queues with these names. Returns (type id, queue ids).
-    pub async fn executable_on_queues(
-        &self,
-        type_name: &str,
-        command: &str,
-        queues: &[String],
-    ) -> (i64, Vec<i64>) {
-        let (status, ty) = self
-            .post_json(
-                "executabletasktypes/",
-                &serde_json::json!({"name": type_name, "command_to_run": command}),
-            )
-            .await;
-        assert_eq!(status, 201, "{ty}");
-        let (status, wl) = self
-            .post_json(
-                "taskwhitelists/",
-                &serde_json::json!({"name": format!("{}-wl", queues[0]), "whitelisted_executable_task_types": [ty["id"]]}),
-            )
-            .await;
-        assert_eq!(status, 201, "{wl}");
-        let mut ids = Vec::with_capacity(queues.len());
-        for queue in queues {
-            let (status, q) = self
-                .post_json(
-                    "taskqueues/",
-                    &serde_json::json!({"name": queue, "whitelists": [wl["id"]]}),
-                )
-                .await;
-            assert_eq!(status, 201, "{q}");
-            ids.push(q["id"].as_i64().expect("queue id"));
-        }
-        (ty["id"].as_i64().expect("type id"), ids)
-    }
-
-    /// Another executable type running `command`, added to the whitelist
-    /// `whitelist` (whose types are `already`). Returns its id.
-    pub async fn another_executable(
-        &self,
-        type_name: &str,
-        command: &str,
-        whitelist: i64,
-        already: &[i64],
-    ) -> i64 {
-        let (status, ty) = self
-            .post_json(
-                "executabletasktypes/",
-                &serde_json::json!({"name": type_name, "command_to_run": command}),
-            )
-            .await;
-        assert_eq!(status, 201, "{ty}");
-        let id = ty["id"].as_i64().expect("type id");
-        let mut types = already.to_vec();
-        types.push(id);
-        let (status, _, body) = self
-            .request(
-                "PATCH",
-                &format!("taskwhitelists/{whitelist}/"),
-                &[("Authorization", &self.auth())],
-                Some((
-                    "application/json",
-                    serde_json::json!({"whitelisted_executable_task_types": types})
-                        .to_string()
-                        .into_bytes(),
-                )),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        id
-    }
-
-    /// An executable type whose every run appends its `JOB_UUID` to a marker file, on a
-    /// new queue: (type id, queue id, marker path). [`Stack::runs`] reads the marker.
-    pub async fn marking_type(&self, type_name: &str, queue: &str) -> (i64, i64, PathBuf) {
-        let marker = self.dir.join(format!("{type_name}-runs.txt"));
-        let (ty, q) = self
-            .executable_on_queue(
-                type_name,
-                &format!("sh -c 'echo $JOB_UUID >> {}'", marker.display()),
-                queue,
-            )
-            .await;
-        (ty, q, marker)
-    }
-
     /// The instance uuids a marker file recorded, one per run.
     pub fn runs(marker: &std::path::Path) -> Vec<String> {
         std::fs::read_to_string(marker)
@@ -480,41 +372,6 @@ impl Stack {
             "SELECT count(*) FROM (SELECT instance_uuid, attempt FROM task_instance_history \
              WHERE state = 'running' GROUP BY 1, 2 HAVING count(*) > 1) d",
         )
-    }
-
-    /// Creates an executable instance; returns its uuid.
-    pub async fn run_executable(&self, type_id: i64, queue_id: i64, arguments: Value) -> String {
-        let (status, i) = self
-            .post_json(
-                "executabletaskinstances/",
-                &serde_json::json!({"task_type": type_id, "task_queue": queue_id, "arguments": arguments}),
-            )
-            .await;
-        assert_eq!(status, 201, "{i}");
-        i["uuid"].as_str().expect("uuid").to_owned()
-    }
-
-    /// Waits until the executable instance reaches `state` (panics on another final one).
-    pub async fn wait_state(&self, uuid: &str, state: &str, timeout: Duration) -> Value {
-        eventually(
-            timeout,
-            &format!("instance {uuid} to be {state}"),
-            || async {
-                let (status, body) = self.get(&format!("executabletaskinstances/{uuid}/")).await;
-                assert_eq!(status, 200, "{body}");
-                let now = body["state"].as_str().unwrap_or_default().to_owned();
-                if now == state {
-                    return Some(body);
-                }
-                let is_final = matches!(now.as_str(), "successful" | "failed" | "terminated");
-                assert!(
-                    !is_final,
-                    "instance {uuid} ended {now}, expected {state}: {body}"
-                );
-                None
-            },
-        )
-        .await
     }
 
     /// This stack's database URL.

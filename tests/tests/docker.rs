@@ -3,7 +3,7 @@
 //! folders, output, results through the api, termination, and no container left behind
 //! — including after the executor is killed with SIGKILL.
 
-use saltant_tests::{Stack, busybox_image, containers_with_label, eventually};
+use saltant_tests::{Class, Stack, busybox_image, containers_with_label, eventually, merged};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -15,67 +15,33 @@ async fn container_on_queue(
     extra: Value,
     queue: &str,
 ) -> (i64, i64) {
-    let mut body = json!({
+    let fields = json!({
         "name": name,
         "command_to_run": command,
         "container_image": busybox_image(),
         "container_type": "docker",
     });
-    for (k, v) in extra.as_object().expect("object") {
-        body[k] = v.clone();
-    }
-    let (status, ty) = stack.post_json("containertasktypes/", &body).await;
-    assert_eq!(status, 201, "{ty}");
-    let (status, wl) = stack
-        .post_json(
-            "taskwhitelists/",
-            &json!({"name": format!("{queue}-wl"), "whitelisted_container_task_types": [ty["id"]]}),
-        )
+    let (ty, queues) = stack
+        .type_on_queues(Class::Container, &merged(fields, &extra), &[queue.into()])
         .await;
-    assert_eq!(status, 201, "{wl}");
-    let (status, q) = stack
-        .post_json(
-            "taskqueues/",
-            &json!({"name": queue, "whitelists": [wl["id"]]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{q}");
-    (
-        ty["id"].as_i64().expect("id"),
-        q["id"].as_i64().expect("id"),
-    )
+    (ty, queues[0])
 }
 
-async fn create(stack: &Stack, ty: i64, q: i64, arguments: Value) -> String {
-    let (status, i) = stack
-        .post_json(
-            "containertaskinstances/",
-            &json!({"task_type": ty, "task_queue": q, "arguments": arguments}),
-        )
+/// Creates an instance of the container type and waits until its container exists;
+/// returns the uuid and the container's label.
+async fn running_container(stack: &Stack, ty: i64, q: i64) -> (String, String) {
+    let uuid = stack.create(Class::Container, ty, q, json!({})).await;
+    stack
+        .wait_state_of(Class::Container, &uuid, "running", Duration::from_secs(60))
         .await;
-    assert_eq!(status, 201, "{i}");
-    i["uuid"].as_str().expect("uuid").to_owned()
-}
-
-async fn wait_state(stack: &Stack, uuid: &str, state: &str, timeout: Duration) -> Value {
+    let label = format!("io.saltant.instance={uuid}");
     eventually(
-        timeout,
-        &format!("container instance to be {state}"),
-        || async {
-            let (_, body) = stack.get(&format!("containertaskinstances/{uuid}/")).await;
-            let now = body["state"].as_str().unwrap_or_default().to_owned();
-            if now == state {
-                return Some(body);
-            }
-            assert!(
-                !matches!(now.as_str(), "successful" | "failed" | "terminated"),
-                "ended {now}, expected {state}: {body}\n{}",
-                stack.log()
-            );
-            None
-        },
+        Duration::from_secs(10),
+        "the container to exist",
+        || async { (!containers_with_label(&label).is_empty()).then_some(()) },
     )
-    .await
+    .await;
+    (uuid, label)
 }
 
 #[tokio::test]
@@ -97,8 +63,22 @@ async fn container_task_runs_with_arguments_env_logs_and_results() {
         "dq",
     )
     .await;
-    let uuid = create(&stack, ty, q, json!({"word": "it's \"quoted\" $(not run)"})).await;
-    let done = wait_state(&stack, &uuid, "successful", Duration::from_secs(60)).await;
+    let uuid = stack
+        .create(
+            Class::Container,
+            ty,
+            q,
+            json!({"arguments": {"word": "it's \"quoted\" $(not run)"}}),
+        )
+        .await;
+    let done = stack
+        .wait_state_of(
+            Class::Container,
+            &uuid,
+            "successful",
+            Duration::from_secs(60),
+        )
+        .await;
     assert!(done["datetime_finished"].is_string());
 
     let stdout = std::fs::read_to_string(
@@ -165,8 +145,10 @@ async fn container_task_runs_with_arguments_env_logs_and_results() {
     // A failing container: exit code and reason.
     let (fty, fq) =
         container_on_queue(&stack, "ctr-fail", "sh -c 'exit 3'", json!({}), "dq2").await;
-    let uuid = create(&stack, fty, fq, json!({})).await;
-    wait_state(&stack, &uuid, "failed", Duration::from_secs(60)).await;
+    let uuid = stack.create(Class::Container, fty, fq, json!({})).await;
+    stack
+        .wait_state_of(Class::Container, &uuid, "failed", Duration::from_secs(60))
+        .await;
     assert!(containers_with_label(&format!("io.saltant.instance={uuid}")).is_empty());
     // A missing image fails with a reason instead of hanging.
     let (status, missing) = stack
@@ -186,14 +168,17 @@ async fn container_task_runs_with_arguments_env_logs_and_results() {
             &json!({"name": "nope-q", "whitelists": [wl["id"]]}),
         )
         .await;
-    let uuid = create(
-        &stack,
-        missing["id"].as_i64().expect("id"),
-        nq["id"].as_i64().expect("id"),
-        json!({}),
-    )
-    .await;
-    wait_state(&stack, &uuid, "failed", Duration::from_secs(60)).await;
+    let uuid = stack
+        .create(
+            Class::Container,
+            missing["id"].as_i64().expect("id"),
+            nq["id"].as_i64().expect("id"),
+            json!({}),
+        )
+        .await;
+    stack
+        .wait_state_of(Class::Container, &uuid, "failed", Duration::from_secs(60))
+        .await;
 }
 
 #[tokio::test]
@@ -201,24 +186,17 @@ async fn terminating_a_running_container_removes_it() {
     let stack = Stack::start().await;
     stack.wait_ready().await;
     let (ty, q) = container_on_queue(&stack, "sleeper", "sleep 600", json!({}), "tq").await;
-    let uuid = create(&stack, ty, q, json!({})).await;
-    wait_state(&stack, &uuid, "running", Duration::from_secs(60)).await;
-    let label = format!("io.saltant.instance={uuid}");
-    eventually(
-        Duration::from_secs(10),
-        "the container to exist",
-        || async { (!containers_with_label(&label).is_empty()).then_some(()) },
-    )
-    .await;
+    let (uuid, label) = running_container(&stack, ty, q).await;
     let started = Instant::now();
-    let (status, body) = stack
-        .post_json(
-            &format!("containertaskinstances/{uuid}/terminate/"),
-            &json!({}),
+    stack.terminate_instance(Class::Container, &uuid).await;
+    stack
+        .wait_state_of(
+            Class::Container,
+            &uuid,
+            "terminated",
+            Duration::from_secs(15),
         )
         .await;
-    assert_eq!(status, 202, "{body}");
-    wait_state(&stack, &uuid, "terminated", Duration::from_secs(15)).await;
     let took = started.elapsed();
     println!("terminate → terminated in {took:?}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
@@ -236,15 +214,7 @@ async fn a_killed_executor_leaves_no_orphan_container() {
     let (ty, q) = container_on_queue(&stack, "orphan", "sleep 600", json!({}), "oq").await;
     let env = [("SALTANT_EXECUTOR__ID", "exec-orphan-test")];
     let mut first = stack.spawn_with_env(&["executor", "--queue", "oq"], &env, "first.log");
-    let uuid = create(&stack, ty, q, json!({})).await;
-    wait_state(&stack, &uuid, "running", Duration::from_secs(60)).await;
-    let label = format!("io.saltant.instance={uuid}");
-    eventually(
-        Duration::from_secs(10),
-        "the container to exist",
-        || async { (!containers_with_label(&label).is_empty()).then_some(()) },
-    )
-    .await;
+    let (uuid, label) = running_container(&stack, ty, q).await;
     // SIGKILL: no chance to clean up.
     first.kill().expect("kill executor");
     first.wait().expect("reap executor");
@@ -301,20 +271,41 @@ async fn an_image_removed_after_use_is_looked_up_again() {
         "cache",
     )
     .await;
-    let first = create(&stack, ty, q, json!({})).await;
-    wait_state(&stack, &first, "successful", Duration::from_secs(60)).await;
+    let first = stack.create(Class::Container, ty, q, json!({})).await;
+    stack
+        .wait_state_of(
+            Class::Container,
+            &first,
+            "successful",
+            Duration::from_secs(60),
+        )
+        .await;
     // Gone: the next instance fails on the missing image (no registry to pull from), not
     // on a create that trusted the cache.
     docker(&["rmi", &tag]);
-    let missing = create(&stack, ty, q, json!({})).await;
-    let failed = wait_state(&stack, &missing, "failed", Duration::from_secs(120)).await;
+    let missing = stack.create(Class::Container, ty, q, json!({})).await;
+    let failed = stack
+        .wait_state_of(
+            Class::Container,
+            &missing,
+            "failed",
+            Duration::from_secs(120),
+        )
+        .await;
     let reason = stack.count(&format!(
         "SELECT count(*) FROM task_instances WHERE uuid = '{missing}' AND reason LIKE 'pull %'"
     ));
     assert_eq!(reason, 1, "{failed}");
     // Back again: found again.
     docker(&["tag", &busybox_image(), &tag]);
-    let again = create(&stack, ty, q, json!({})).await;
-    wait_state(&stack, &again, "successful", Duration::from_secs(60)).await;
+    let again = stack.create(Class::Container, ty, q, json!({})).await;
+    stack
+        .wait_state_of(
+            Class::Container,
+            &again,
+            "successful",
+            Duration::from_secs(60),
+        )
+        .await;
     docker(&["rmi", &tag]);
 }

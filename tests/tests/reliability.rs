@@ -3,20 +3,9 @@
 //! load, two schedulers at once. Each test causes the failure for real and prints what it
 //! measured (docs/reliability.md records the figures).
 
-use saltant_tests::{Options, Stack, eventually, processes_of_job, psql};
-use serde_json::{Value, json};
+use saltant_tests::{Class, Options, Stack, eventually, processes_of_job, psql};
+use serde_json::json;
 use std::time::{Duration, Instant};
-
-async fn create(stack: &Stack, ty: i64, q: i64, extra: Value) -> String {
-    let mut body = json!({"task_type": ty, "task_queue": q});
-    for (k, v) in extra.as_object().expect("object") {
-        body[k] = v.clone();
-    }
-    let (status, i) = stack.post_json("executabletaskinstances/", &body).await;
-    assert_eq!(status, 201, "{i}");
-    i["uuid"].as_str().expect("uuid").to_owned()
-}
-
 const FAST: &[(&str, &str)] = &[
     ("SALTANT_SCHEDULER__LOST_CHECK_EVERY_SECS", "1"),
     ("SALTANT_SCHEDULER__SWEEP_EVERY_SECS", "1"),
@@ -46,7 +35,7 @@ async fn killed_executor_instances_end_within_the_bound_and_nothing_reruns() {
 
     let mut quick_ones = Vec::new();
     for _ in 0..3 {
-        quick_ones.push(create(&stack, quick, q, json!({})).await);
+        quick_ones.push(stack.create(Class::Executable, quick, q, json!({})).await);
     }
     for u in &quick_ones {
         stack
@@ -55,7 +44,7 @@ async fn killed_executor_instances_end_within_the_bound_and_nothing_reruns() {
     }
     let mut long_ones = Vec::new();
     for _ in 0..3 {
-        long_ones.push(create(&stack, long, q, json!({})).await);
+        long_ones.push(stack.create(Class::Executable, long, q, json!({})).await);
     }
     for u in &long_ones {
         stack
@@ -140,7 +129,9 @@ async fn failed_attempts_are_retried_per_policy_and_late_events_are_fenced() {
             "rq",
         )
         .await;
-    let uuid = create(&stack, ty, q, json!({"max_attempts": 3})).await;
+    let uuid = stack
+        .create(Class::Executable, ty, q, json!({"max_attempts": 3}))
+        .await;
     stack
         .wait_state(&uuid, "successful", Duration::from_secs(60))
         .await;
@@ -170,17 +161,13 @@ async fn failed_attempts_are_retried_per_policy_and_late_events_are_fenced() {
 
     // Without max_attempts: the default (1), failed is final.
     std::fs::remove_file(&flag).expect("reset flag");
-    let once = create(&stack, ty, q, json!({})).await;
+    let once = stack.create(Class::Executable, ty, q, json!({})).await;
     stack
         .wait_state(&once, "failed", Duration::from_secs(30))
         .await;
 
     // A late event of attempt 1 (a slow executor) cannot overwrite attempt 2's outcome.
-    let nats = async_nats::connect(std::env::var("SALTANT_TEST_NATS_URL").expect("nats"))
-        .await
-        .expect("connect");
-    let js = async_nats::jetstream::new(nats);
-    let names = saltant_bus::Names::new(&stack.prefix).expect("names");
+    let (js, names) = stack.bus().await;
     let queue = saltant_core::QueueName::parse("rq").expect("queue");
     let mut late = saltant_bus::Event::new(
         uuid.parse().expect("uuid"),
@@ -229,7 +216,9 @@ async fn run_and_queue_time_outs_fail_the_instance() {
     .await;
     stack.wait_ready().await;
     let (ty, q) = stack.executable_on_queue("sleepy", "sleep 600", "tq").await;
-    let uuid = create(&stack, ty, q, json!({"run_timeout_secs": 1})).await;
+    let uuid = stack
+        .create(Class::Executable, ty, q, json!({"run_timeout_secs": 1}))
+        .await;
     stack
         .wait_state(&uuid, "failed", Duration::from_secs(30))
         .await;
@@ -245,13 +234,14 @@ async fn run_and_queue_time_outs_fail_the_instance() {
     let (ity, iq) = stack
         .executable_on_queue("idle-task", "sh -c 'echo ran'", "idle")
         .await;
-    let waiting = create(
-        &stack,
-        ity,
-        iq,
-        json!({"queue_timeout_secs": 1, "max_attempts": 5}),
-    )
-    .await;
+    let waiting = stack
+        .create(
+            Class::Executable,
+            ity,
+            iq,
+            json!({"queue_timeout_secs": 1, "max_attempts": 5}),
+        )
+        .await;
     stack
         .wait_state(&waiting, "failed", Duration::from_secs(30))
         .await;
@@ -298,16 +288,12 @@ async fn a_dispatch_delivered_three_times_runs_once() {
     .await;
     stack.wait_ready().await;
     let (ty, q, marker) = stack.marking_type("once", "dq").await;
-    let uuid = create(&stack, ty, q, json!({})).await;
+    let uuid = stack.create(Class::Executable, ty, q, json!({})).await;
     stack
         .wait_state(&uuid, "published", Duration::from_secs(20))
         .await;
     // Copy the scheduler's dispatch twice more (new message ids: not deduplicated).
-    let nats = async_nats::connect(std::env::var("SALTANT_TEST_NATS_URL").expect("nats"))
-        .await
-        .expect("connect");
-    let js = async_nats::jetstream::new(nats);
-    let names = saltant_bus::Names::new(&stack.prefix).expect("names");
+    let (js, names) = stack.bus().await;
     let queue = saltant_core::QueueName::parse("dq").expect("queue");
     let stream = js
         .get_stream(names.dispatch_stream())

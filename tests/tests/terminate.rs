@@ -2,7 +2,7 @@
 //! the instance ends `terminated`; an instance that has not started never starts, even on
 //! an executor that appears later; a finished instance is left alone.
 
-use saltant_tests::{Stack, eventually, processes_of_job};
+use saltant_tests::{Class, INSTANCE_KEYS, Stack, eventually, keys, processes_of_job};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -26,34 +26,9 @@ async fn terminating_a_running_instance_kills_its_process_group() {
     .await;
 
     let started = Instant::now();
-    let (status, body) = stack
-        .post_json(
-            &format!("executabletaskinstances/{uuid}/terminate/"),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
+    let body = stack.terminate_instance(Class::Executable, &uuid).await;
     assert_eq!(body["uuid"], uuid.as_str());
-    let keys: Vec<&str> = body
-        .as_object()
-        .expect("object")
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        keys,
-        [
-            "uuid",
-            "user",
-            "name",
-            "state",
-            "datetime_created",
-            "datetime_finished",
-            "arguments",
-            "task_queue",
-            "task_type"
-        ]
-    );
+    assert_eq!(keys(&body), INSTANCE_KEYS);
     let ended = stack
         .wait_state(&uuid, "terminated", Duration::from_secs(15))
         .await;
@@ -73,13 +48,7 @@ async fn terminating_a_running_instance_kills_its_process_group() {
     );
 
     // A finished instance: 202 and nothing changes.
-    let (status, again) = stack
-        .post_json(
-            &format!("executabletaskinstances/{uuid}/terminate/"),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(status, 202);
+    let again = stack.terminate_instance(Class::Executable, &uuid).await;
     assert_eq!(again["state"], "terminated");
     assert_eq!(again["datetime_finished"], ended["datetime_finished"]);
 }
@@ -96,13 +65,7 @@ async fn an_instance_terminated_before_it_starts_never_starts() {
     stack
         .wait_state(&uuid, "published", Duration::from_secs(15))
         .await;
-    let (status, body) = stack
-        .post_json(
-            &format!("executabletaskinstances/{uuid}/terminate/"),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
+    stack.terminate_instance(Class::Executable, &uuid).await;
     let ended = stack
         .wait_state(&uuid, "terminated", Duration::from_secs(15))
         .await;

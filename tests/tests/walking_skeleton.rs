@@ -1,26 +1,9 @@
 //! One instance end to end through the real stack: HTTP → PostgreSQL → JetStream →
 //! scheduler → executor (host process) → events → PostgreSQL → HTTP; and a clean SIGTERM.
 
-use saltant_tests::{Stack, eventually};
+use saltant_tests::{Class, INSTANCE_KEYS, Stack, keys};
 use serde_json::{Value, json};
 use std::time::Duration;
-
-async fn wait_final(stack: &Stack, uuid: &str) -> Value {
-    eventually(
-        Duration::from_secs(30),
-        "the instance to finish",
-        || async {
-            let (status, body) = stack.get(&format!("executabletaskinstances/{uuid}/")).await;
-            assert_eq!(status, 200, "{body}");
-            matches!(
-                body["state"].as_str(),
-                Some("successful" | "failed" | "terminated")
-            )
-            .then_some(body)
-        },
-    )
-    .await
-}
 
 #[tokio::test]
 async fn echo_instance_succeeds_and_false_fails() {
@@ -104,28 +87,11 @@ async fn echo_instance_succeeds_and_false_fails() {
         json!({"word": "hi", "x": 5}),
         "defaults are filled in and stored"
     );
-    let keys: Vec<&str> = inst
-        .as_object()
-        .expect("object")
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        keys,
-        [
-            "uuid",
-            "user",
-            "name",
-            "state",
-            "datetime_created",
-            "datetime_finished",
-            "arguments",
-            "task_queue",
-            "task_type"
-        ]
-    );
+    assert_eq!(keys(&inst), INSTANCE_KEYS);
     let uuid = inst["uuid"].as_str().expect("uuid").to_owned();
-    let done = wait_final(&stack, &uuid).await;
+    let done = stack
+        .wait_final(Class::Executable, &uuid, Duration::from_secs(30))
+        .await;
     assert_eq!(done["state"], "successful", "{done}\n{}", stack.log());
     assert!(done["datetime_finished"].is_string());
 
@@ -147,7 +113,13 @@ async fn echo_instance_succeeds_and_false_fails() {
         )
         .await;
     assert_eq!(status, 201, "{bad}");
-    let failed = wait_final(&stack, bad["uuid"].as_str().expect("uuid")).await;
+    let failed = stack
+        .wait_final(
+            Class::Executable,
+            bad["uuid"].as_str().expect("uuid"),
+            Duration::from_secs(30),
+        )
+        .await;
     assert_eq!(failed["state"], "failed", "{failed}");
     assert!(failed["datetime_finished"].is_string());
 
