@@ -52,3 +52,178 @@ impl Settings {
         Ok(f.extract()?)
     }
 }
+
+impl Settings {
+    /// Checks every setting before anything starts (no connection made, no port bound),
+    /// naming each problem by its key. Values that would fail later, loop forever or panic
+    /// (a zero interval, no slots, a short JWT key) are refused here.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        let mut at_least = |key: &str, value: u64, min: u64| {
+            if value < min {
+                problems.push(format!("{key} is {value}; it must be at least {min}"));
+            }
+        };
+        let d = &self.database;
+        at_least("database.max_connections", d.max_connections.into(), 1);
+        at_least("database.acquire_timeout_secs", d.acquire_timeout_secs, 1);
+        let b = &self.bus;
+        at_least("bus.replicas", b.replicas as u64, 1);
+        at_least("bus.dispatch_ack_wait_secs", b.dispatch_ack_wait_secs, 1);
+        at_least("bus.events_max_age_secs", b.events_max_age_secs, 1);
+        at_least("bus.logs_max_age_secs", b.logs_max_age_secs, 1);
+        at_least("bus.results_max_age_secs", b.results_max_age_secs, 1);
+        at_least("bus.max_queues", b.max_queues.max(0) as u64, 1);
+        let a = &self.api;
+        at_least("api.max_body_bytes", a.max_body_bytes as u64, 1024);
+        at_least(
+            "api.jwt_access_lifetime_secs",
+            a.jwt_access_lifetime_secs,
+            1,
+        );
+        at_least(
+            "api.jwt_refresh_lifetime_secs",
+            a.jwt_refresh_lifetime_secs,
+            1,
+        );
+        at_least("api.session_lifetime_secs", a.session_lifetime_secs, 1);
+        let s = &self.scheduler;
+        at_least("scheduler.record_batch", s.record_batch as u64, 1);
+        at_least("scheduler.dispatch_batch", s.dispatch_batch as u64, 1);
+        at_least("scheduler.resubmit_after_secs", s.resubmit_after_secs, 1);
+        at_least("scheduler.sweep_every_secs", s.sweep_every_secs, 1);
+        at_least(
+            "scheduler.lost_check_every_secs",
+            s.lost_check_every_secs,
+            1,
+        );
+        at_least("scheduler.max_attempts", s.max_attempts.into(), 1);
+        if let Some(t) = s.run_timeout_secs {
+            at_least("scheduler.run_timeout_secs", t, 1);
+        }
+        let e = &self.executor;
+        at_least("executor.slots", e.slots.into(), 1);
+        at_least("executor.rescan_ms", e.rescan_ms, 10);
+        at_least("executor.heartbeat_secs", e.heartbeat_secs, 1);
+        at_least(
+            "executor.docker.pull_timeout_secs",
+            e.docker.pull_timeout_secs,
+            1,
+        );
+        at_least(
+            "executor.docker.orphan_sweep_secs",
+            e.docker.orphan_sweep_secs,
+            1,
+        );
+        at_least(
+            "executor.singularity.pull_timeout_secs",
+            e.singularity.pull_timeout_secs,
+            1,
+        );
+        let l = &self.log_collector;
+        at_least("log_collector.batch", l.batch as u64, 1);
+        at_least("log_collector.batch_bytes", l.batch_bytes as u64, 1);
+
+        if !(d.url.starts_with("postgres://") || d.url.starts_with("postgresql://")) {
+            problems.push("database.url must be a postgres:// or postgresql:// URL".into());
+        }
+        if b.url.trim().is_empty() {
+            problems.push("bus.url must name at least one NATS server".into());
+        }
+        if let Err(e) = saltant_bus::Names::new(&b.prefix) {
+            problems.push(format!("bus.prefix: {e}"));
+        }
+        if b.replicas > 5 {
+            problems.push(format!(
+                "bus.replicas is {}; JetStream allows at most 5",
+                b.replicas
+            ));
+        }
+        for (key, bytes) in [
+            ("bus.logs_max_bytes", b.logs_max_bytes),
+            ("bus.results_max_bytes", b.results_max_bytes),
+        ] {
+            if bytes == 0 || bytes < -1 {
+                problems.push(format!(
+                    "{key} is {bytes}; it must be positive (or -1: no limit)"
+                ));
+            }
+        }
+        if let Some(f) = &b.credentials_file
+            && !Path::new(f).is_file()
+        {
+            problems.push(format!("bus.credentials_file {f} is not a readable file"));
+        }
+        if let Some(k) = &a.jwt_secret
+            && k.len() < 32
+        {
+            problems.push(format!(
+                "api.jwt_secret is {} bytes; it must be at least 32 (or unset: a key kept in PostgreSQL)",
+                k.len()
+            ));
+        }
+        for q in &e.queues {
+            if let Err(err) = saltant_core::QueueName::parse(q) {
+                problems.push(format!("executor.queues: {q:?}: {err}"));
+            }
+        }
+        for (key, v) in [
+            ("executor.docker.cpus", e.docker.cpus.map(|c| c > 0.0)),
+            (
+                "executor.docker.memory_bytes",
+                e.docker.memory_bytes.map(|m| m > 0),
+            ),
+            (
+                "executor.docker.pids_limit",
+                e.docker.pids_limit.map(|p| p > 0),
+            ),
+        ] {
+            if v == Some(false) {
+                problems.push(format!("{key} must be positive when set"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid() {
+        assert_eq!(Settings::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn every_problem_is_named_by_its_key() {
+        let mut s = Settings::default();
+        s.executor.slots = 0;
+        s.executor.queues = vec!["ok".into(), "no spaces".into()];
+        s.scheduler.sweep_every_secs = 0;
+        s.api.jwt_secret = Some("short".into());
+        s.bus.prefix = "Bad-Prefix".into();
+        s.bus.logs_max_bytes = 0;
+        s.database.url = "mysql://x".into();
+        let problems = s.validate().expect_err("invalid");
+        for key in [
+            "executor.slots is 0",
+            "executor.queues: \"no spaces\"",
+            "scheduler.sweep_every_secs is 0",
+            "api.jwt_secret is 5 bytes",
+            "bus.prefix",
+            "bus.logs_max_bytes is 0",
+            "database.url",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(key)),
+                "{key} not in {problems:#?}"
+            );
+        }
+        assert_eq!(problems.len(), 7, "{problems:#?}");
+    }
+}

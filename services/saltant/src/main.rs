@@ -90,13 +90,28 @@ enum Admin {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
+    let mut settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("saltant: invalid configuration: {e:#}");
             return std::process::ExitCode::from(2);
         }
     };
+    if let Command::Executor { queues, slots } | Command::All { queues, slots } = &cli.command {
+        if !queues.is_empty() {
+            settings.executor.queues = queues.clone();
+        }
+        if let Some(n) = slots {
+            settings.executor.slots = *n;
+        }
+    }
+    if let Err(problems) = settings.validate() {
+        eprintln!("saltant: invalid configuration:");
+        for p in problems {
+            eprintln!("  - {p}");
+        }
+        return std::process::ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -116,7 +131,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn real_main(command: Command, mut s: Settings) -> anyhow::Result<()> {
+async fn real_main(command: Command, s: Settings) -> anyhow::Result<()> {
     match command {
         Command::Migrate => {
             let store = Store::connect_lazy(&s.database)?;
@@ -135,7 +150,7 @@ async fn real_main(command: Command, mut s: Settings) -> anyhow::Result<()> {
             })?;
             let shutdown = CancellationToken::new();
             tokio::spawn(signals(shutdown.clone()));
-            let result = serve(service, &mut s, shutdown).await;
+            let result = serve(service, &s, shutdown).await;
             guard.shutdown();
             result
         }
@@ -160,19 +175,7 @@ async fn signals(shutdown: CancellationToken) {
     std::process::exit(130);
 }
 
-async fn serve(
-    service: Command,
-    s: &mut Settings,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let apply = |s: &mut Settings, queues: Vec<String>, slots: Option<u32>| {
-        if !queues.is_empty() {
-            s.executor.queues = queues;
-        }
-        if let Some(n) = slots {
-            s.executor.slots = n;
-        }
-    };
+async fn serve(service: Command, s: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     match service {
         Command::Api => {
             saltant_api::run(s.bus.clone(), s.database.clone(), s.api.clone(), shutdown).await
@@ -195,12 +198,10 @@ async fn serve(
             )
             .await
         }
-        Command::Executor { queues, slots } => {
-            apply(s, queues, slots);
+        Command::Executor { .. } => {
             saltant_executor::run(s.bus.clone(), s.executor.clone(), shutdown).await
         }
-        Command::All { queues, slots } => {
-            apply(s, queues, slots);
+        Command::All { .. } => {
             // Migrations first, so the other services find their tables.
             Store::connect_lazy(&s.database)?
                 .migrate()
