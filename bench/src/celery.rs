@@ -36,6 +36,28 @@ impl Drop for Rabbit {
     }
 }
 
+impl Rabbit {
+    /// What shows the node crashed during the run: it exited before it was stopped, or
+    /// Erlang left a crash dump (`erl_crash.dump`, `MnesiaCore.*`) in its folder.
+    fn crash(&mut self, dir: &std::path::Path) -> Option<String> {
+        let mut signs = Vec::new();
+        if let Ok(Some(status)) = self.0.try_wait() {
+            signs.push(format!("the node exited ({status}) before the run ended"));
+        }
+        let dumps: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n == "erl_crash.dump" || n.starts_with("MnesiaCore."))
+            .collect();
+        if !dumps.is_empty() {
+            signs.push(format!("crash dumps {}", dumps.join(", ")));
+        }
+        (!signs.is_empty()).then(|| signs.join("; "))
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -139,7 +161,7 @@ fn cores() -> usize {
 pub async fn compare(report: &mut Report, scale: Scale) -> anyhow::Result<()> {
     println!("\n== Celery 5 + RabbitMQ (results in PostgreSQL), same no-op workload");
     let dir = std::env::temp_dir().join(format!("saltant-bench-rabbit-{}", std::process::id()));
-    let (rabbit, port) = start_rabbit(&dir)?;
+    let (mut rabbit, port) = start_rabbit(&dir)?;
     let admin = required_env("SALTANT_TEST_PG_ADMIN_URL");
     let db = format!("celery_bench_{}", std::process::id());
     psql(&admin, &format!("CREATE DATABASE {db}"));
@@ -160,15 +182,23 @@ pub async fn compare(report: &mut Report, scale: Scale) -> anyhow::Result<()> {
         concurrency,
     )
     .await;
+    let crash = rabbit.crash(&dir);
     drop(rabbit);
     psql(
         &admin,
         &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
     );
     let _ = std::fs::remove_dir_all(&dir);
+    if let Some(crash) = &crash {
+        println!("RabbitMQ crashed during the Celery run: {crash}; its figure is not valid");
+    }
     let result = result?;
     let celery = result["per_sec"].as_f64().unwrap_or(f64::NAN);
     let (best, _) = saltant_figures(report);
+    let ratio = match &crash {
+        None => format!("saltant's best is {:.1}× this", best / celery),
+        Some(c) => format!("not valid: RabbitMQ crashed ({c})"),
+    };
     report.add(
         "celery_per_sec",
         &format!(
@@ -176,8 +206,8 @@ pub async fn compare(report: &mut Report, scale: Scale) -> anyhow::Result<()> {
             scale.celery
         ),
         format!("{celery:.0}/s"),
-        format!("saltant's best is {:.1}× this", best / celery),
-        json!({"per_sec": celery, "saltant_ratio": best / celery, "raw": result}),
+        ratio,
+        json!({"per_sec": celery, "saltant_ratio": best / celery, "broker_crash": crash, "raw": result}),
     );
     Ok(())
 }
@@ -243,4 +273,36 @@ pub async fn compare_redis(report: &mut Report, scale: Scale) -> anyhow::Result<
                "dev_ratio": dev / celery, "raw": result}),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_that_died_or_left_a_dump_is_reported() {
+        let dir = std::env::temp_dir().join(format!("saltant-rabbit-crash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let mut node = Rabbit(Command::new("sleep").arg("30").spawn().expect("spawn"));
+        assert_eq!(node.crash(&dir), None, "a live node without dumps");
+        std::fs::write(dir.join("MnesiaCore.rabbit@localhost_1_2_3"), b"dump").expect("dump");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(node.0.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let crash = loop {
+            match node.crash(&dir) {
+                Some(c) if c.contains("exited") => break c,
+                _ if Instant::now() > deadline => panic!("the exit was not seen"),
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        assert!(
+            crash.contains("MnesiaCore.rabbit@localhost_1_2_3"),
+            "{crash}"
+        );
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
 }
