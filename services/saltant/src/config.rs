@@ -58,75 +58,85 @@ impl Settings {
     /// naming each problem by its key. Values that would fail later, loop forever or panic
     /// (a zero interval, no slots, a short JWT key) are refused here.
     pub fn validate(&self) -> Result<(), Vec<String>> {
-        let mut problems = Vec::new();
-        let mut at_least = |key: &str, value: u64, min: u64| {
-            if value < min {
-                problems.push(format!("{key} is {value}; it must be at least {min}"));
-            }
-        };
-        let d = &self.database;
-        at_least("database.max_connections", d.max_connections.into(), 1);
-        at_least("database.acquire_timeout_secs", d.acquire_timeout_secs, 1);
-        let b = &self.bus;
-        at_least("bus.replicas", b.replicas as u64, 1);
-        at_least("bus.dispatch_ack_wait_secs", b.dispatch_ack_wait_secs, 1);
-        at_least("bus.events_max_age_secs", b.events_max_age_secs, 1);
-        at_least("bus.logs_max_age_secs", b.logs_max_age_secs, 1);
-        at_least("bus.results_max_age_secs", b.results_max_age_secs, 1);
-        at_least("bus.max_queues", b.max_queues.max(0) as u64, 1);
-        let a = &self.api;
-        at_least("api.max_body_bytes", a.max_body_bytes as u64, 1024);
-        at_least(
-            "api.jwt_access_lifetime_secs",
-            a.jwt_access_lifetime_secs,
-            1,
-        );
-        at_least(
-            "api.jwt_refresh_lifetime_secs",
-            a.jwt_refresh_lifetime_secs,
-            1,
-        );
-        at_least("api.session_lifetime_secs", a.session_lifetime_secs, 1);
-        let s = &self.scheduler;
-        at_least("scheduler.record_batch", s.record_batch as u64, 1);
-        at_least("scheduler.dispatch_batch", s.dispatch_batch as u64, 1);
-        at_least("scheduler.resubmit_after_secs", s.resubmit_after_secs, 1);
-        at_least("scheduler.sweep_every_secs", s.sweep_every_secs, 1);
-        at_least(
-            "scheduler.lost_check_every_secs",
-            s.lost_check_every_secs,
-            1,
-        );
-        at_least("scheduler.max_attempts", s.max_attempts.into(), 1);
-        if let Some(t) = s.run_timeout_secs {
-            at_least("scheduler.run_timeout_secs", t, 1);
+        let mut problems: Vec<String> = self
+            .minimums()
+            .into_iter()
+            .filter(|(_, value, min)| value < min)
+            .map(|(key, value, min)| format!("{key} is {value}; it must be at least {min}"))
+            .collect();
+        self.check_bus(&mut problems);
+        self.check_others(&mut problems);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
         }
-        let e = &self.executor;
-        at_least("executor.slots", e.slots.into(), 1);
-        at_least("executor.rescan_ms", e.rescan_ms, 10);
-        at_least("executor.heartbeat_secs", e.heartbeat_secs, 1);
-        at_least(
-            "executor.docker.pull_timeout_secs",
-            e.docker.pull_timeout_secs,
-            1,
-        );
-        at_least(
-            "executor.docker.orphan_sweep_secs",
-            e.docker.orphan_sweep_secs,
-            1,
-        );
-        at_least(
-            "executor.singularity.pull_timeout_secs",
-            e.singularity.pull_timeout_secs,
-            1,
-        );
-        let l = &self.log_collector;
-        at_least("log_collector.batch", l.batch as u64, 1);
-        at_least("log_collector.batch_bytes", l.batch_bytes as u64, 1);
+    }
 
-        if !(d.url.starts_with("postgres://") || d.url.starts_with("postgresql://")) {
-            problems.push("database.url must be a postgres:// or postgresql:// URL".into());
+    /// (key, value, smallest value that works).
+    fn minimums(&self) -> Vec<(&'static str, u64, u64)> {
+        let (d, b, a) = (&self.database, &self.bus, &self.api);
+        let (s, e, l) = (&self.scheduler, &self.executor, &self.log_collector);
+        let mut m = vec![
+            ("database.max_connections", d.max_connections.into(), 1),
+            ("database.acquire_timeout_secs", d.acquire_timeout_secs, 1),
+            ("bus.replicas", b.replicas as u64, 1),
+            ("bus.dispatch_ack_wait_secs", b.dispatch_ack_wait_secs, 1),
+            ("bus.events_max_age_secs", b.events_max_age_secs, 1),
+            ("bus.logs_max_age_secs", b.logs_max_age_secs, 1),
+            ("bus.results_max_age_secs", b.results_max_age_secs, 1),
+            ("bus.max_queues", b.max_queues.max(0) as u64, 1),
+            ("api.max_body_bytes", a.max_body_bytes as u64, 1024),
+            (
+                "api.jwt_access_lifetime_secs",
+                a.jwt_access_lifetime_secs,
+                1,
+            ),
+            (
+                "api.jwt_refresh_lifetime_secs",
+                a.jwt_refresh_lifetime_secs,
+                1,
+            ),
+            ("api.session_lifetime_secs", a.session_lifetime_secs, 1),
+            ("scheduler.record_batch", s.record_batch as u64, 1),
+            ("scheduler.dispatch_batch", s.dispatch_batch as u64, 1),
+            ("scheduler.resubmit_after_secs", s.resubmit_after_secs, 1),
+            ("scheduler.sweep_every_secs", s.sweep_every_secs, 1),
+            (
+                "scheduler.lost_check_every_secs",
+                s.lost_check_every_secs,
+                1,
+            ),
+            ("scheduler.max_attempts", s.max_attempts.into(), 1),
+            ("executor.slots", e.slots.into(), 1),
+            ("executor.rescan_ms", e.rescan_ms, 10),
+            ("executor.heartbeat_secs", e.heartbeat_secs, 1),
+            (
+                "executor.docker.pull_timeout_secs",
+                e.docker.pull_timeout_secs,
+                1,
+            ),
+            (
+                "executor.docker.orphan_sweep_secs",
+                e.docker.orphan_sweep_secs,
+                1,
+            ),
+            (
+                "executor.singularity.pull_timeout_secs",
+                e.singularity.pull_timeout_secs,
+                1,
+            ),
+            ("log_collector.batch", l.batch as u64, 1),
+            ("log_collector.batch_bytes", l.batch_bytes as u64, 1),
+        ];
+        if let Some(t) = s.run_timeout_secs {
+            m.push(("scheduler.run_timeout_secs", t, 1));
         }
+        m
+    }
+
+    fn check_bus(&self, problems: &mut Vec<String>) {
+        let b = &self.bus;
         if b.url.trim().is_empty() {
             problems.push("bus.url must name at least one NATS server".into());
         }
@@ -154,7 +164,15 @@ impl Settings {
         {
             problems.push(format!("bus.credentials_file {f} is not a readable file"));
         }
-        if let Some(k) = &a.jwt_secret
+    }
+
+    fn check_others(&self, problems: &mut Vec<String>) {
+        let e = &self.executor;
+        let url = &self.database.url;
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            problems.push("database.url must be a postgres:// or postgresql:// URL".into());
+        }
+        if let Some(k) = &self.api.jwt_secret
             && k.len() < 32
         {
             problems.push(format!(
@@ -167,7 +185,7 @@ impl Settings {
                 problems.push(format!("executor.queues: {q:?}: {err}"));
             }
         }
-        for (key, v) in [
+        for (key, positive) in [
             ("executor.docker.cpus", e.docker.cpus.map(|c| c > 0.0)),
             (
                 "executor.docker.memory_bytes",
@@ -178,14 +196,9 @@ impl Settings {
                 e.docker.pids_limit.map(|p| p > 0),
             ),
         ] {
-            if v == Some(false) {
+            if positive == Some(false) {
                 problems.push(format!("{key} must be positive when set"));
             }
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems)
         }
     }
 }

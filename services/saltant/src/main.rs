@@ -6,6 +6,8 @@ mod config;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use config::Settings;
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use saltant_store::Store;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
@@ -175,109 +177,101 @@ async fn signals(shutdown: CancellationToken) {
     std::process::exit(130);
 }
 
-async fn serve(service: Command, s: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    match service {
-        Command::Api => {
-            saltant_api::run(s.bus.clone(), s.database.clone(), s.api.clone(), shutdown).await
+/// The services this process runs.
+#[derive(Clone, Copy)]
+enum Service {
+    Api,
+    Scheduler,
+    Executor,
+    LogCollector,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Service::Api => "api",
+            Service::Scheduler => "scheduler",
+            Service::Executor => "executor",
+            Service::LogCollector => "log-collector",
         }
-        Command::Scheduler => {
-            saltant_scheduler::run(
-                s.bus.clone(),
-                s.database.clone(),
-                s.scheduler.clone(),
-                shutdown,
-            )
-            .await
-        }
-        Command::LogCollector => {
-            saltant_log_collector::run(
-                s.bus.clone(),
-                s.database.clone(),
-                s.log_collector.clone(),
-                shutdown,
-            )
-            .await
-        }
-        Command::Executor { .. } => {
-            saltant_executor::run(s.bus.clone(), s.executor.clone(), shutdown).await
-        }
-        Command::All { .. } => {
-            // Migrations first, so the other services find their tables.
-            Store::connect_lazy(&s.database)?
-                .migrate()
-                .await
-                .context("migrate database")?;
-            let tasks = TaskTracker::new();
-            let failed = CancellationToken::new();
-            let spawn = |name: &'static str,
-                         fut: std::pin::Pin<
-                Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>,
-            >| {
-                let failed = failed.clone();
-                tasks.spawn(async move {
-                    if let Err(e) = fut.await {
-                        tracing::error!(service = name, error = %format!("{e:#}"), "service failed");
-                        failed.cancel();
-                        return Err(e.context(name));
-                    }
-                    Ok(())
-                })
-            };
-            let handles = vec![
-                spawn(
-                    "api",
-                    Box::pin(saltant_api::run(
-                        s.bus.clone(),
-                        s.database.clone(),
-                        s.api.clone(),
-                        shutdown.clone(),
-                    )),
-                ),
-                spawn(
-                    "scheduler",
-                    Box::pin(saltant_scheduler::run(
-                        s.bus.clone(),
-                        s.database.clone(),
-                        s.scheduler.clone(),
-                        shutdown.clone(),
-                    )),
-                ),
-                spawn(
-                    "log-collector",
-                    Box::pin(saltant_log_collector::run(
-                        s.bus.clone(),
-                        s.database.clone(),
-                        s.log_collector.clone(),
-                        shutdown.clone(),
-                    )),
-                ),
-                spawn(
-                    "executor",
-                    Box::pin(saltant_executor::run(
-                        s.bus.clone(),
-                        s.executor.clone(),
-                        shutdown.clone(),
-                    )),
-                ),
-            ];
-            tasks.close();
-            // One service failing stops the others: a half-running system is worse.
-            tokio::select! {
-                _ = shutdown.cancelled() => {}
-                _ = failed.cancelled() => shutdown.cancel(),
-            }
-            let mut first_err = None;
-            for h in handles {
-                match h.await {
-                    Ok(Err(e)) if first_err.is_none() => first_err = Some(e),
-                    Err(e) if first_err.is_none() => first_err = Some(anyhow::Error::new(e)),
-                    _ => {}
-                }
-            }
-            first_err.map_or(Ok(()), Err)
-        }
-        Command::Migrate | Command::Admin(_) => Ok(()),
     }
+
+    /// The service, running until `shutdown`.
+    fn run(
+        self,
+        s: &Settings,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, anyhow::Result<()>> {
+        let (bus, db) = (s.bus.clone(), s.database.clone());
+        match self {
+            Service::Api => saltant_api::run(bus, db, s.api.clone(), shutdown).boxed(),
+            Service::Scheduler => {
+                saltant_scheduler::run(bus, db, s.scheduler.clone(), shutdown).boxed()
+            }
+            Service::Executor => saltant_executor::run(bus, s.executor.clone(), shutdown).boxed(),
+            Service::LogCollector => {
+                saltant_log_collector::run(bus, db, s.log_collector.clone(), shutdown).boxed()
+            }
+        }
+    }
+}
+
+async fn serve(service: Command, s: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let one = match service {
+        Command::Api => Service::Api,
+        Command::Scheduler => Service::Scheduler,
+        Command::Executor { .. } => Service::Executor,
+        Command::LogCollector => Service::LogCollector,
+        Command::All { .. } => return serve_all(s, shutdown).await,
+        Command::Migrate | Command::Admin(_) => return Ok(()),
+    };
+    one.run(s, shutdown).await
+}
+
+/// Every service in this process; one failing stops the others (a half-running system is
+/// worse than a stopped one).
+async fn serve_all(s: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // Migrations first, so the other services find their tables.
+    Store::connect_lazy(&s.database)?
+        .migrate()
+        .await
+        .context("migrate database")?;
+    let tasks = TaskTracker::new();
+    let failed = CancellationToken::new();
+    let services = [
+        Service::Api,
+        Service::Scheduler,
+        Service::LogCollector,
+        Service::Executor,
+    ];
+    let handles: Vec<_> = services
+        .into_iter()
+        .map(|service| {
+            let (failed, run) = (failed.clone(), service.run(s, shutdown.clone()));
+            tasks.spawn(async move {
+                let name = service.name();
+                run.await.map_err(|e| {
+                    tracing::error!(service = name, error = %format!("{e:#}"), "service failed");
+                    failed.cancel();
+                    e.context(name)
+                })
+            })
+        })
+        .collect();
+    tasks.close();
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = failed.cancelled() => shutdown.cancel(),
+    }
+    let mut first_err = None;
+    for h in handles {
+        match h.await {
+            Ok(Err(e)) if first_err.is_none() => first_err = Some(e),
+            Err(e) if first_err.is_none() => first_err = Some(anyhow::Error::new(e)),
+            _ => {}
+        }
+    }
+    first_err.map_or(Ok(()), Err)
 }
 
 async fn admin(a: Admin, s: &Settings) -> anyhow::Result<()> {
