@@ -445,6 +445,14 @@ impl Drop for Stack {
         // Own servers stop before their folder goes.
         self.nats.take();
         self.postgres.take();
+        // Host tasks a killed executor left running: they work in the stack's folder (its
+        // own servers have stopped by now).
+        for pid in processes_in(&self.dir) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         if std::thread::panicking() {
             // A failed test's logs are what explains it.
             eprintln!("test folder kept: {}", self.dir.display());
@@ -508,14 +516,26 @@ pub fn containers_with_label(label: &str) -> Vec<String> {
 /// Processes whose environment holds `JOB_UUID=<uuid>`: an instance's process tree.
 pub fn processes_of_job(uuid: &str) -> Vec<u32> {
     let needle = format!("JOB_UUID={uuid}");
+    processes_where(|proc| {
+        std::fs::read(proc.join("environ"))
+            .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
+    })
+}
+
+/// The processes working in `dir` or below it (the host tasks of a stack).
+pub fn processes_in(dir: &std::path::Path) -> Vec<u32> {
+    processes_where(|proc| {
+        std::fs::read_link(proc.join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
+    })
+}
+
+fn processes_where(mut matches: impl FnMut(&std::path::Path) -> bool) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        if let Ok(env) = std::fs::read(entry.path().join("environ"))
-            && env.split(|b| *b == 0).any(|v| v == needle.as_bytes())
-        {
+        if matches(&entry.path()) {
             pids.push(pid);
         }
     }
