@@ -6,6 +6,7 @@
 //! log-collector keeps) stores nothing: no cost on the hot path of plain executables.
 
 use crate::Shared;
+use async_nats::jetstream::object_store::ObjectStore;
 use saltant_bus::{Dispatch, ResultFile, ResultsManifest, WIRE_VERSION};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,6 +40,41 @@ fn files_under(root: &Path) -> Vec<(String, PathBuf, u64)> {
 /// Uploads the attempt's files and its manifest. Problems are logged and recorded in the
 /// manifest (`incomplete`); they never change the instance's outcome.
 pub(crate) async fn upload(shared: &Arc<Shared>, d: &Dispatch) {
+    let listed = list(shared, d).await;
+    if listed.is_empty() {
+        return;
+    }
+    let store = match shared.bus.results_store().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "open results bucket: files stay on this machine");
+            return;
+        }
+    };
+    let (files, incomplete) = store_files(shared, &store, d, listed).await;
+    let manifest = ResultsManifest {
+        v: WIRE_VERSION,
+        uuid: d.uuid,
+        attempt: d.attempt,
+        executor: shared.id.clone(),
+        files,
+        incomplete,
+    };
+    let bytes = manifest.encode();
+    if let Err(e) = store
+        .put(
+            ResultsManifest::object_name(d.uuid).as_str(),
+            &mut bytes.as_ref(),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "store results manifest");
+    }
+}
+
+/// The files of the attempt's logs and results folders: (name in the manifest, path,
+/// size), without the executor's own stdout/stderr captures.
+async fn list(shared: &Shared, d: &Dispatch) -> Vec<(String, PathBuf, u64)> {
     let uuid = d.uuid.to_string();
     let roots = [
         ("logs", shared.config.logs_dir.join(&uuid)),
@@ -61,20 +97,20 @@ pub(crate) async fn upload(shared: &Arc<Shared>, d: &Dispatch) {
         format!("logs/{uuid}-stdout.txt"),
         format!("logs/{uuid}-stderr.txt"),
     ];
-    let listed: Vec<_> = listed
+    listed
         .into_iter()
         .filter(|(name, _, _)| !own.contains(name))
-        .collect();
-    if listed.is_empty() {
-        return;
-    }
-    let store = match shared.bus.results_store().await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), "open results bucket: files stay on this machine");
-            return;
-        }
-    };
+        .collect()
+}
+
+/// Stores `listed` in order until `results_max_bytes`; returns what was stored and, if
+/// not everything was, why.
+async fn store_files(
+    shared: &Shared,
+    store: &ObjectStore,
+    d: &Dispatch,
+    listed: Vec<(String, PathBuf, u64)>,
+) -> (Vec<ResultFile>, Option<String>) {
     let limit = shared.config.results_max_bytes;
     let mut total = 0u64;
     let mut files = Vec::with_capacity(listed.len());
@@ -88,7 +124,7 @@ pub(crate) async fn upload(shared: &Arc<Shared>, d: &Dispatch) {
             ));
             break;
         }
-        let object = format!("{uuid}/{}/{name}", d.attempt);
+        let object = format!("{}/{}/{name}", d.uuid, d.attempt);
         let stored = async {
             let mut file = tokio::fs::File::open(&path).await?;
             store.put(object.as_str(), &mut file).await?;
@@ -105,24 +141,7 @@ pub(crate) async fn upload(shared: &Arc<Shared>, d: &Dispatch) {
             }
         }
     }
-    let manifest = ResultsManifest {
-        v: WIRE_VERSION,
-        uuid: d.uuid,
-        attempt: d.attempt,
-        executor: shared.id.clone(),
-        files,
-        incomplete,
-    };
-    let bytes = manifest.encode();
-    if let Err(e) = store
-        .put(
-            ResultsManifest::object_name(d.uuid).as_str(),
-            &mut bytes.as_ref(),
-        )
-        .await
-    {
-        tracing::warn!(error = %e, "store results manifest");
-    }
+    (files, incomplete)
 }
 
 #[cfg(test)]
