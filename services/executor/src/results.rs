@@ -3,7 +3,8 @@
 //! (`<uuid>/manifest`) that the api lists and serves. Uploads finish before the final
 //! event, so a finished instance's files are there when a client sees it finished. An
 //! attempt that left no files (besides the executor's own stdout/stderr captures, which the
-//! log-collector keeps) stores nothing: no cost on the hot path of plain executables.
+//! log-collector keeps) stores nothing: no cost on the hot path of plain executables. The
+//! captures are stored too when some of the output could not be stored on the bus.
 
 use crate::Shared;
 use async_nats::jetstream::object_store::ObjectStore;
@@ -73,7 +74,7 @@ pub(crate) async fn upload(shared: &Arc<Shared>, d: &Dispatch) {
 }
 
 /// The files of the attempt's logs and results folders: (name in the manifest, path,
-/// size), without the executor's own stdout/stderr captures.
+/// size), without the executor's own stdout/stderr captures unless output was lost.
 async fn list(shared: &Shared, d: &Dispatch) -> Vec<(String, PathBuf, u64)> {
     let uuid = d.uuid.to_string();
     let roots = [
@@ -92,14 +93,18 @@ async fn list(shared: &Shared, d: &Dispatch) -> Vec<(String, PathBuf, u64)> {
     })
     .await
     .unwrap_or_default();
-    // The executor's own output files are kept by the log-collector (and served as logs).
+    // The executor's own output files are kept by the log-collector (and served as logs),
+    // unless some of the output could not be stored on the bus: then they are stored here.
+    let lost = (shared.lost_output.lock())
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&d.uuid);
     let own = [
         format!("logs/{uuid}-stdout.txt"),
         format!("logs/{uuid}-stderr.txt"),
     ];
     listed
         .into_iter()
-        .filter(|(name, _, _)| !own.contains(name))
+        .filter(|(name, _, _)| lost || !own.contains(name))
         .collect()
 }
 
