@@ -210,16 +210,10 @@ impl Tasks {
             background: TaskTracker::new(),
             stop_background: CancellationToken::new(),
         };
-        let stop = &tasks.stop_background;
-        tasks
-            .background
-            .spawn(heartbeat::run(shared.clone(), stop.clone()));
-        tasks
-            .background
-            .spawn(registry::watch(shared.clone(), stop.clone()));
-        tasks
-            .background
-            .spawn(runtime::docker::reap_orphans(shared.clone(), stop.clone()));
+        let (background, stop) = (&tasks.background, &tasks.stop_background);
+        background.spawn(heartbeat::run(shared.clone(), stop.clone()));
+        background.spawn(registry::watch(shared.clone(), stop.clone()));
+        background.spawn(runtime::docker::reap_orphans(shared.clone(), stop.clone()));
         let served = (!queues.is_empty()).then(|| queues.into_iter().collect());
         tasks.intake.spawn(intake::serve(
             shared.clone(),
