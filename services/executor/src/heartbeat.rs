@@ -29,7 +29,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         let running = shared.registry.running();
-        let (capabilities, engines) = shared.capabilities();
+        let (capabilities, engines) = shared.runtimes.capabilities();
         let beat = Heartbeat {
             v: WIRE_VERSION,
             executor: shared.id.clone(),

@@ -1,24 +1,24 @@
-//! The executor: pulls attempts from the dispatch subjects of the queues it serves, runs
-//! them (host processes here; containers in `docker`/`singularity` runtimes), streams their
-//! output to the logs subject and reports every state change as an event. It needs only
-//! NATS and its local engine: never PostgreSQL, never the api.
+//! The executor: takes attempts from the dispatch subjects of the queues it serves
+//! (`intake`), claims and runs each (`run`, `claim`) in its runtime (`runtime`: host
+//! processes, Docker or Singularity containers), streams their output to the logs subject
+//! (`output`), stores their files (`results`) and reports every state change as an event.
+//! It needs only NATS and its local engines: never PostgreSQL, never the api.
 
-mod docker;
+mod claim;
 mod heartbeat;
-mod host;
 mod intake;
 mod output;
 mod registry;
 mod results;
 mod run;
-mod singularity;
+mod runtime;
 
 use anyhow::Context as _;
-pub use docker::{DockerConfig, PullPolicy};
+pub use runtime::docker::{DockerConfig, PullPolicy};
+pub use runtime::singularity::SingularityConfig;
 use saltant_bus::{Bus, BusConfig};
 use saltant_core::QueueName;
 use serde::Deserialize;
-pub use singularity::SingularityConfig;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,31 +99,12 @@ pub(crate) struct Shared {
     pub lost_output: std::sync::Mutex<std::collections::HashSet<Uuid>>,
     /// Running attempts and termination requests.
     pub registry: registry::Registry,
-    /// The local Docker engine, if one answered at start-up.
-    pub docker: Option<docker::Engine>,
-    /// The Singularity/Apptainer CLI, if one is installed.
-    pub singularity: Option<singularity::Cli>,
-    /// This life's records of running process groups (see `host::reap_orphan_groups`).
+    /// Host processes and the engines found at start-up.
+    pub runtimes: runtime::Runtimes,
+    /// This life's records of running process groups (see `runtime::reap_orphan_groups`).
     pub groups_dir: PathBuf,
     /// Cancelled when running instances must be killed (end of the shutdown grace period).
     pub kill_all: CancellationToken,
-}
-
-impl Shared {
-    /// What this executor can run (`executable`, `docker`) and the engines' versions.
-    pub(crate) fn capabilities(&self) -> (Vec<String>, std::collections::BTreeMap<String, String>) {
-        let mut c = vec!["executable".to_owned()];
-        let mut engines = std::collections::BTreeMap::new();
-        if let Some(engine) = &self.docker {
-            c.push("docker".to_owned());
-            engines.insert("docker".to_owned(), engine.version.clone());
-        }
-        if let Some(cli) = &self.singularity {
-            c.push("singularity".to_owned());
-            engines.insert("singularity".to_owned(), cli.version.clone());
-        }
-        (c, engines)
-    }
 }
 
 fn default_id() -> String {
@@ -155,74 +136,10 @@ pub async fn run(
         .iter()
         .map(|q| QueueName::parse(q).map_err(|e| anyhow::anyhow!("queue {q:?}: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut config = config;
-    for dir in [
-        &mut config.logs_dir,
-        &mut config.results_dir,
-        &mut config.temp_dir,
-        &mut config.work_dir,
-    ] {
-        std::fs::create_dir_all(&*dir).with_context(|| format!("create {}", dir.display()))?;
-        // Bind mounts need absolute paths.
-        *dir =
-            std::fs::canonicalize(&*dir).with_context(|| format!("resolve {}", dir.display()))?;
-    }
-    let groups_dir = host::reap_orphan_groups(&config.temp_dir);
-    let engine = docker::connect(&config.docker).await;
-    let singularity_cli = singularity::detect(&config.singularity).await;
-    let id = config.id.clone().unwrap_or_else(default_id);
-    let bus = Bus::connect(&bus_config, &format!("saltant-executor {id}")).await?;
-    let shared = Arc::new(Shared {
-        bus,
-        slots: Arc::new(Semaphore::new(config.slots as usize)),
-        config,
-        groups_dir,
-        id: id.clone(),
-        started_at: chrono::Utc::now(),
-        lost_output: std::sync::Mutex::new(std::collections::HashSet::new()),
-        registry: registry::Registry::new(Duration::from_secs(bus_config.events_max_age_secs)),
-        kill_all: CancellationToken::new(),
-        docker: engine,
-        singularity: singularity_cli,
-    });
-    tracing::info!(executor = %id, slots = shared.config.slots, queues = ?shared.config.queues, "executor started");
-
-    let stop_intake = shutdown.child_token();
-    let work = TaskTracker::new();
-    let background = TaskTracker::new();
-    let hb_stop = CancellationToken::new();
-    background.spawn(heartbeat::run(shared.clone(), hb_stop.clone()));
-    background.spawn(registry::watch(shared.clone(), hb_stop.clone()));
-    background.spawn(docker::reap_orphans(shared.clone(), hb_stop.clone()));
-    let intake_done = TaskTracker::new();
-    let served = (!queues.is_empty()).then(|| queues.into_iter().collect());
-    intake_done.spawn(intake::serve(
-        shared.clone(),
-        served,
-        stop_intake.clone(),
-        work.clone(),
-    ));
-    intake_done.close();
-
+    let shared = start(&bus_config, make_folders(config)?).await?;
+    let tasks = Tasks::spawn(&shared, queues);
     shutdown.cancelled().await;
-    tracing::info!("executor stopping: no new work");
-    stop_intake.cancel();
-    background.close();
-    // The intake stops first (no pull is left under way), then running instances get
-    // the grace period.
-    let grace = Duration::from_secs(shared.config.shutdown_grace_secs);
-    let _ = tokio::time::timeout(Duration::from_secs(5), intake_done.wait()).await;
-    work.close();
-    if tokio::time::timeout(grace, work.wait()).await.is_err() {
-        tracing::warn!(
-            left = work.len(),
-            "grace period over: killing running instances"
-        );
-        shared.kill_all.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(5), work.wait()).await;
-    }
-    hb_stop.cancel();
-    background.wait().await;
+    tasks.stop(&shared).await;
     if let Ok(kv) = shared.bus.executors_kv().await {
         let _ = kv.delete(&shared.id).await;
     }
@@ -231,4 +148,103 @@ pub async fn run(
     }
     tracing::info!("executor stopped");
     Ok(())
+}
+
+/// Makes the executor's folders and makes their paths absolute (bind mounts need them).
+fn make_folders(mut config: Config) -> anyhow::Result<Config> {
+    for dir in [
+        &mut config.logs_dir,
+        &mut config.results_dir,
+        &mut config.temp_dir,
+        &mut config.work_dir,
+    ] {
+        std::fs::create_dir_all(&*dir).with_context(|| format!("create {}", dir.display()))?;
+        *dir =
+            std::fs::canonicalize(&*dir).with_context(|| format!("resolve {}", dir.display()))?;
+    }
+    Ok(config)
+}
+
+/// Kills what a previous life left running, finds the engines and connects to the bus.
+async fn start(bus_config: &BusConfig, config: Config) -> anyhow::Result<Arc<Shared>> {
+    let groups_dir = runtime::reap_orphan_groups(&config.temp_dir);
+    let runtimes = runtime::Runtimes::detect(&config).await;
+    let id = config.id.clone().unwrap_or_else(default_id);
+    let bus = Bus::connect(bus_config, &format!("saltant-executor {id}")).await?;
+    let shared = Arc::new(Shared {
+        bus,
+        slots: Arc::new(Semaphore::new(config.slots as usize)),
+        config,
+        groups_dir,
+        id,
+        started_at: chrono::Utc::now(),
+        lost_output: std::sync::Mutex::new(std::collections::HashSet::new()),
+        registry: registry::Registry::new(Duration::from_secs(bus_config.events_max_age_secs)),
+        kill_all: CancellationToken::new(),
+        runtimes,
+    });
+    tracing::info!(executor = %shared.id, slots = shared.config.slots, queues = ?shared.config.queues, "executor started");
+    Ok(shared)
+}
+
+/// The executor's tasks, each kind in a tracker of its own so that shutdown waits for
+/// exactly the ones each step is about.
+struct Tasks {
+    /// The intake: the dispatcher, which tracks its own pulls and signal helpers and
+    /// waits for them when it stops.
+    intake: TaskTracker,
+    stop_intake: CancellationToken,
+    /// Running attempts.
+    work: TaskTracker,
+    /// Heartbeats, the terminations watch and the orphan sweep: they outlive the work.
+    background: TaskTracker,
+    stop_background: CancellationToken,
+}
+
+impl Tasks {
+    fn spawn(shared: &Arc<Shared>, queues: Vec<QueueName>) -> Tasks {
+        let tasks = Tasks {
+            intake: TaskTracker::new(),
+            stop_intake: CancellationToken::new(),
+            work: TaskTracker::new(),
+            background: TaskTracker::new(),
+            stop_background: CancellationToken::new(),
+        };
+        let (background, stop) = (&tasks.background, &tasks.stop_background);
+        background.spawn(heartbeat::run(shared.clone(), stop.clone()));
+        background.spawn(registry::watch(shared.clone(), stop.clone()));
+        background.spawn(runtime::docker::reap_orphans(shared.clone(), stop.clone()));
+        let served = (!queues.is_empty()).then(|| queues.into_iter().collect());
+        tasks.intake.spawn(intake::serve(
+            shared.clone(),
+            served,
+            tasks.stop_intake.clone(),
+            tasks.work.clone(),
+        ));
+        tasks
+    }
+
+    /// Stops taking work, gives running instances the grace period, kills what is left,
+    /// then stops the background tasks.
+    async fn stop(self, shared: &Shared) {
+        tracing::info!("executor stopping: no new work");
+        self.stop_intake.cancel();
+        self.intake.close();
+        self.background.close();
+        // The intake stops first (no pull is left under way), then running instances get
+        // the grace period.
+        let grace = Duration::from_secs(shared.config.shutdown_grace_secs);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.intake.wait()).await;
+        self.work.close();
+        if tokio::time::timeout(grace, self.work.wait()).await.is_err() {
+            tracing::warn!(
+                left = self.work.len(),
+                "grace period over: killing running instances"
+            );
+            shared.kill_all.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.work.wait()).await;
+        }
+        self.stop_background.cancel();
+        self.background.wait().await;
+    }
 }

@@ -4,7 +4,7 @@
 
 use crate::Shared;
 use async_nats::HeaderMap;
-use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::jetstream::context::{PublishAckFuture, PublishError};
 use saltant_bus::LogStream;
 use saltant_bus::messages::log_headers;
 use std::path::PathBuf;
@@ -17,6 +17,8 @@ use uuid::Uuid;
 const CHUNK: usize = 32 * 1024;
 /// Acks awaited together once this many are outstanding.
 const ACK_WINDOW: usize = 128;
+/// Tries to publish a refused chunk again before it counts as lost.
+const RETRIES: usize = 8;
 
 /// One output stream of an instance.
 pub(crate) struct Sink {
@@ -115,43 +117,58 @@ impl Output {
         headers.insert(log_headers::SEQ, seq.to_string().as_str());
         headers.insert(log_headers::ATTEMPT, self.attempt.to_string().as_str());
         let payload = bytes::Bytes::copy_from_slice(chunk);
-        // A full logs stream (the log-collector lags) refuses new chunks: back off and try
-        // again for a while before counting the chunk as lost.
-        let mut delay = std::time::Duration::from_millis(50);
-        for attempt in 0..=8 {
-            let sent = self
-                .shared
-                .bus
-                .js
-                .publish_with_headers(self.subject.clone(), headers.clone(), payload.clone())
-                .await;
-            let failure = match sent {
-                // First try: its ack is awaited later, in a window with the others.
-                Ok(ack) if attempt == 0 => {
-                    let full = {
-                        let mut p = self.pending.lock().await;
-                        p.push((ack, headers.clone(), payload.clone()));
-                        (p.len() >= ACK_WINDOW).then(|| std::mem::take(&mut *p))
-                    };
-                    if let Some(acks) = full {
-                        self.await_acks(acks).await;
-                    }
-                    return;
+        let sent = self.send(&headers, &payload).await;
+        match sent {
+            // Its ack is awaited later, in a window with the others.
+            Ok(ack) => {
+                let full = {
+                    let mut p = self.pending.lock().await;
+                    p.push((ack, headers, payload));
+                    (p.len() >= ACK_WINDOW).then(|| std::mem::take(&mut *p))
+                };
+                if let Some(acks) = full {
+                    self.await_acks(acks).await;
                 }
-                // A retry waits for its own ack: the stream had no room a moment ago.
+            }
+            Err(_) => {
+                if let Err(failure) = self.republish(&headers, &payload).await {
+                    self.lose(&failure);
+                }
+            }
+        }
+    }
+
+    /// Publishes a chunk to the instance's logs subject; its ack is to be awaited.
+    async fn send(
+        &self,
+        headers: &HeaderMap,
+        payload: &bytes::Bytes,
+    ) -> Result<PublishAckFuture, PublishError> {
+        let (subject, headers) = (self.subject.clone(), headers.clone());
+        let js = &self.shared.bus.js;
+        js.publish_with_headers(subject, headers, payload.clone())
+            .await
+    }
+
+    /// Publishes a chunk the stream refused again: a full logs stream (the log-collector
+    /// lags) refuses new chunks, so each try comes after a back-off and waits for its own
+    /// ack. The last error if every try failed.
+    async fn republish(&self, headers: &HeaderMap, payload: &bytes::Bytes) -> Result<(), String> {
+        let mut delay = std::time::Duration::from_millis(50);
+        let mut failure = String::new();
+        for _ in 0..RETRIES {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(1));
+            let sent = self.send(headers, payload).await;
+            failure = match sent {
                 Ok(ack) => match ack.await {
-                    Ok(_) => return,
+                    Ok(_) => return Ok(()),
                     Err(e) => e.to_string(),
                 },
                 Err(e) => e.to_string(),
             };
-            if attempt == 8 {
-                self.lose(&failure);
-                return;
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(std::time::Duration::from_secs(1));
         }
+        Err(failure)
     }
 
     fn lose(&self, why: &str) {
@@ -177,42 +194,28 @@ impl Output {
             }
         }
         for (h, p) in refused {
-            let mut delay = std::time::Duration::from_millis(50);
-            let mut stored = false;
-            for _ in 0..8 {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(1));
-                let sent = self
-                    .shared
-                    .bus
-                    .js
-                    .publish_with_headers(self.subject.clone(), h.clone(), p.clone())
-                    .await;
-                if let Ok(ack) = sent
-                    && ack.await.is_ok()
-                {
-                    stored = true;
-                    break;
-                }
-            }
-            if !stored {
+            if self.republish(&h, &p).await.is_err() {
                 self.lose("the logs stream refused it");
             }
         }
     }
 
-    /// Waits until every chunk is stored (or known lost); returns the number lost.
-    pub async fn finish(&self) -> i64 {
+    /// Waits until every chunk is stored (or known lost); lost chunks are logged and the
+    /// instance is noted in `Shared::lost_output`.
+    pub async fn finish(&self) {
         let acks = std::mem::take(&mut *self.pending.lock().await);
         self.await_acks(acks).await;
         let lost = self.failures.load(Ordering::Relaxed);
         if lost > 0 {
+            tracing::warn!(
+                lost,
+                "output chunks could not be stored on the bus (kept in the logs folder)"
+            );
             self.shared
                 .lost_output
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(self.uuid);
         }
-        lost
     }
 }

@@ -42,27 +42,26 @@ impl Registry {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a starting attempt. The token is cancelled when termination is asked for
-    /// (already cancelled if it was asked for before).
-    pub fn start(&self, uuid: Uuid) -> CancellationToken {
+    /// Registers a starting attempt of `uuid`; `None` if one runs here already (its
+    /// dispatch was redelivered). The attempt stays registered until the guard is dropped.
+    pub fn start(&self, uuid: Uuid) -> Option<Attempt<'_>> {
         let token = CancellationToken::new();
         let mut inner = self.lock();
+        if inner.running.contains_key(&uuid) {
+            return None;
+        }
         if inner.requested.contains_key(&uuid) {
             token.cancel();
         }
         inner.running.insert(uuid, token.clone());
-        token
+        Some(Attempt {
+            registry: self,
+            uuid,
+            cancel: token,
+        })
     }
 
-    /// Whether an attempt of `uuid` runs here now.
-    pub fn is_running(&self, uuid: Uuid) -> bool {
-        self.lock().running.contains_key(&uuid)
-    }
-
-    pub fn finish(&self, uuid: Uuid) {
-        self.lock().running.remove(&uuid);
-    }
-
+    /// Instances running here.
     pub fn running(&self) -> Vec<Uuid> {
         self.lock().running.keys().copied().collect()
     }
@@ -80,6 +79,21 @@ impl Registry {
             tracing::info!(instance = %uuid, "termination requested");
             token.cancel();
         }
+    }
+}
+
+/// An attempt registered as running here; dropping it ends the attempt in the registry.
+pub(crate) struct Attempt<'a> {
+    registry: &'a Registry,
+    uuid: Uuid,
+    /// Cancelled when termination is asked for (already cancelled if it was asked for
+    /// before the start).
+    pub cancel: CancellationToken,
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        self.registry.lock().running.remove(&self.uuid);
     }
 }
 
@@ -151,24 +165,37 @@ mod tests {
         let r = Registry::new(Duration::from_secs(60));
         let a = Uuid::new_v4();
         let b = Uuid::new_v4();
-        let ta = r.start(a);
-        assert!(!ta.is_cancelled());
+        let ta = r.start(a).expect("not running");
+        assert!(!ta.cancel.is_cancelled());
         r.request(a);
-        assert!(ta.is_cancelled(), "running instance is cancelled");
+        assert!(ta.cancel.is_cancelled(), "running instance is cancelled");
         r.request(b);
-        let tb = r.start(b);
+        let tb = r.start(b).expect("not running");
         assert!(
-            tb.is_cancelled(),
+            tb.cancel.is_cancelled(),
             "requested before start: cancelled at start"
         );
         let c = Uuid::new_v4();
-        assert!(!r.start(c).is_cancelled());
+        let tc = r.start(c).expect("not running");
+        assert!(!tc.cancel.is_cancelled());
         let mut running = r.running();
         running.sort();
         let mut expected = vec![a, b, c];
         expected.sort();
         assert_eq!(running, expected);
-        r.finish(a);
+        drop(ta);
         assert_eq!(r.running().len(), 2);
+        drop((tb, tc));
+    }
+
+    #[test]
+    fn an_attempt_runs_once_until_its_guard_is_dropped() {
+        let r = Registry::new(Duration::from_secs(60));
+        let a = Uuid::new_v4();
+        let first = r.start(a).expect("not running");
+        assert!(r.start(a).is_none(), "a redelivery while it runs");
+        drop(first);
+        assert!(r.running().is_empty());
+        assert!(r.start(a).is_some(), "registered again after it ended");
     }
 }

@@ -3,9 +3,11 @@
 //! (`<uuid>/manifest`) that the api lists and serves. Uploads finish before the final
 //! event, so a finished instance's files are there when a client sees it finished. An
 //! attempt that left no files (besides the executor's own stdout/stderr captures, which the
-//! log-collector keeps) stores nothing: no cost on the hot path of plain executables.
+//! log-collector keeps) stores nothing: no cost on the hot path of plain executables. The
+//! captures are stored too when some of the output could not be stored on the bus.
 
 use crate::Shared;
+use async_nats::jetstream::object_store::ObjectStore;
 use saltant_bus::{Dispatch, ResultFile, ResultsManifest, WIRE_VERSION};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,32 +41,7 @@ fn files_under(root: &Path) -> Vec<(String, PathBuf, u64)> {
 /// Uploads the attempt's files and its manifest. Problems are logged and recorded in the
 /// manifest (`incomplete`); they never change the instance's outcome.
 pub(crate) async fn upload(shared: &Arc<Shared>, d: &Dispatch) {
-    let uuid = d.uuid.to_string();
-    let roots = [
-        ("logs", shared.config.logs_dir.join(&uuid)),
-        ("results", shared.config.results_dir.join(&uuid)),
-    ];
-    let listed = tokio::task::spawn_blocking(move || {
-        roots
-            .iter()
-            .flat_map(|(kind, root)| {
-                files_under(root)
-                    .into_iter()
-                    .map(move |(rel, path, size)| (format!("{kind}/{rel}"), path, size))
-            })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap_or_default();
-    // The executor's own output files are kept by the log-collector (and served as logs).
-    let own = [
-        format!("logs/{uuid}-stdout.txt"),
-        format!("logs/{uuid}-stderr.txt"),
-    ];
-    let listed: Vec<_> = listed
-        .into_iter()
-        .filter(|(name, _, _)| !own.contains(name))
-        .collect();
+    let listed = list(shared, d).await;
     if listed.is_empty() {
         return;
     }
@@ -75,36 +52,7 @@ pub(crate) async fn upload(shared: &Arc<Shared>, d: &Dispatch) {
             return;
         }
     };
-    let limit = shared.config.results_max_bytes;
-    let mut total = 0u64;
-    let mut files = Vec::with_capacity(listed.len());
-    let mut incomplete = None;
-    for (name, path, size) in listed {
-        if total + size > limit {
-            incomplete = Some(format!(
-                "files beyond {limit} bytes were not stored (executor results_max_bytes); they remain in {} on {}",
-                path.parent().unwrap_or(&path).display(),
-                shared.id
-            ));
-            break;
-        }
-        let object = format!("{uuid}/{}/{name}", d.attempt);
-        let stored = async {
-            let mut file = tokio::fs::File::open(&path).await?;
-            store.put(object.as_str(), &mut file).await?;
-            Ok::<_, anyhow::Error>(())
-        };
-        match stored.await {
-            Ok(()) => {
-                total += size;
-                files.push(ResultFile { name, size, object });
-            }
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %format!("{e:#}"), "store result file");
-                incomplete = Some(format!("{name} could not be stored: {e:#}"));
-            }
-        }
-    }
+    let (files, incomplete) = store_files(shared, &store, d, listed).await;
     let manifest = ResultsManifest {
         v: WIRE_VERSION,
         uuid: d.uuid,
@@ -123,6 +71,82 @@ pub(crate) async fn upload(shared: &Arc<Shared>, d: &Dispatch) {
     {
         tracing::warn!(error = %e, "store results manifest");
     }
+}
+
+/// The files of the attempt's logs and results folders: (name in the manifest, path,
+/// size), without the executor's own stdout/stderr captures unless output was lost.
+async fn list(shared: &Shared, d: &Dispatch) -> Vec<(String, PathBuf, u64)> {
+    let uuid = d.uuid.to_string();
+    let roots = [
+        ("logs", shared.config.logs_dir.join(&uuid)),
+        ("results", shared.config.results_dir.join(&uuid)),
+    ];
+    let listed = tokio::task::spawn_blocking(move || {
+        roots
+            .iter()
+            .flat_map(|(kind, root)| {
+                files_under(root)
+                    .into_iter()
+                    .map(move |(rel, path, size)| (format!("{kind}/{rel}"), path, size))
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    // The executor's own output files are kept by the log-collector (and served as logs),
+    // unless some of the output could not be stored on the bus: then they are stored here.
+    let lost = (shared.lost_output.lock())
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&d.uuid);
+    let own = [
+        format!("logs/{uuid}-stdout.txt"),
+        format!("logs/{uuid}-stderr.txt"),
+    ];
+    listed
+        .into_iter()
+        .filter(|(name, _, _)| lost || !own.contains(name))
+        .collect()
+}
+
+/// Stores `listed` in order until `results_max_bytes`; returns what was stored and, if
+/// not everything was, why.
+async fn store_files(
+    shared: &Shared,
+    store: &ObjectStore,
+    d: &Dispatch,
+    listed: Vec<(String, PathBuf, u64)>,
+) -> (Vec<ResultFile>, Option<String>) {
+    let limit = shared.config.results_max_bytes;
+    let mut total = 0u64;
+    let mut files = Vec::with_capacity(listed.len());
+    let mut incomplete = None;
+    for (name, path, size) in listed {
+        if total + size > limit {
+            incomplete = Some(format!(
+                "files beyond {limit} bytes were not stored (executor results_max_bytes); they remain in {} on {}",
+                path.parent().unwrap_or(&path).display(),
+                shared.id
+            ));
+            break;
+        }
+        let object = format!("{}/{}/{name}", d.uuid, d.attempt);
+        let stored = async {
+            let mut file = tokio::fs::File::open(&path).await?;
+            store.put(object.as_str(), &mut file).await?;
+            Ok::<_, anyhow::Error>(())
+        };
+        match stored.await {
+            Ok(()) => {
+                total += size;
+                files.push(ResultFile { name, size, object });
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %format!("{e:#}"), "store result file");
+                incomplete = Some(format!("{name} could not be stored: {e:#}"));
+            }
+        }
+    }
+    (files, incomplete)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Containers whose executor is gone (killed, crashed), found by their labels and
 //! removed; and this executor's own containers of instances it no longer runs.
 
-use super::{Engine, LABEL_EXECUTOR, LABEL_INSTANCE, LABEL_PREFIX, remove};
+use super::{Engine, LABEL_EXECUTOR, LABEL_INSTANCE, LABEL_PREFIX};
 use crate::Shared;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 /// instances it is not running (a previous life with the same id). Runs at start-up and
 /// then every `orphan_sweep_secs` until `stop`.
 pub(crate) async fn reap_orphans(shared: Arc<Shared>, stop: CancellationToken) {
-    let Some(engine) = shared.docker.as_ref() else {
+    let Some(engine) = shared.runtimes.docker.as_ref() else {
         return;
     };
     let every = Duration::from_secs(shared.config.docker.orphan_sweep_secs.max(1));
@@ -68,7 +68,7 @@ async fn reap_once(shared: &Arc<Shared>, engine: &Engine) -> anyhow::Result<usiz
         };
         if orphan {
             tracing::info!(container = %id, %instance, executor = %owner, "removing orphan container");
-            remove(engine, &id).await;
+            engine.remove(&id).await;
             removed += 1;
         }
     }

@@ -2,15 +2,13 @@
 //! `singularity` is on PATH): the image pulled once into a cache folder (with a timeout
 //! per try and a number of tries, as the original), then `exec` with the instance's
 //! folders bound, a clean environment holding only the listed variables, and the same argv
-//! rules as Docker. Output and termination are the host runtime's (process group).
-//! Without either binary the executor does not claim the capability, and such instances
-//! fail at once with a message naming the executor.
+//! rules as Docker (`container`). Output and termination are those of host processes
+//! (`process`, `groups`). Without either binary the executor does not claim the
+//! capability, and such instances fail at once with a message naming the executor.
 
-use crate::Shared;
-use crate::host::{spawn_and_wait, task_environment};
-use crate::run::Outcome;
-use saltant_bus::{Dispatch, trace};
-use saltant_core::State;
+use super::container::Container;
+use super::{Outcome, Runtime, Task, process};
+use futures::future::BoxFuture;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -19,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
-use tokio_util::sync::CancellationToken;
 
 /// `[executor.singularity]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -98,7 +95,7 @@ pub(crate) async fn detect(config: &SingularityConfig) -> Option<Cli> {
 
 /// The cache file of an image: its reference made file-safe, plus a hash so that
 /// different references never share a file.
-pub(crate) fn image_file(images_dir: &Path, image: &str) -> PathBuf {
+fn image_file(images_dir: &Path, image: &str) -> PathBuf {
     let safe: String = image
         .chars()
         .map(|c| {
@@ -116,7 +113,7 @@ pub(crate) fn image_file(images_dir: &Path, image: &str) -> PathBuf {
 
 /// What to pull: a reference with a scheme (`docker://`, `library://`, `oras://`, `shub://`)
 /// as given, anything else from a Docker registry.
-pub(crate) fn pull_uri(image: &str) -> String {
+fn pull_uri(image: &str) -> String {
     if image.contains("://") {
         image.to_owned()
     } else {
@@ -125,7 +122,7 @@ pub(crate) fn pull_uri(image: &str) -> String {
 }
 
 /// `<bin> exec --cleanenv --bind host:inside … <image file> <argv…>`.
-pub(crate) fn exec_argv(
+fn exec_argv(
     bin: &Path,
     binds: &[(PathBuf, String)],
     image: &Path,
@@ -151,7 +148,7 @@ pub(crate) fn exec_argv(
 
 /// Runs `pull` up to `tries` times, each within `timeout`; the original's message when
 /// every try failed.
-pub(crate) async fn pull_with_retries<F, Fut>(
+async fn pull_with_retries<F, Fut>(
     image: &str,
     timeout: Duration,
     tries: u32,
@@ -221,64 +218,23 @@ async fn ensure_image(
     Ok(file)
 }
 
-fn failed(reason: String) -> Outcome {
-    Outcome {
-        state: State::Failed,
-        exit_code: None,
-        reason: Some(reason),
+impl Runtime for Cli {
+    fn run<'a>(&'a self, task: &'a Task<'a>) -> BoxFuture<'a, Outcome> {
+        Box::pin(run(self, task))
     }
 }
 
-pub(crate) async fn run(shared: &Arc<Shared>, d: &Dispatch, cancel: &CancellationToken) -> Outcome {
-    let Some(cli) = shared.singularity.as_ref() else {
-        return failed(format!(
-            "executor {} cannot run singularity tasks (neither apptainer nor singularity is on its PATH)",
-            shared.id
-        ));
+async fn run(cli: &Cli, task: &Task<'_>) -> Outcome {
+    let container = match Container::prepare(task).await {
+        Ok(c) => c,
+        Err(outcome) => return outcome,
     };
-    let uuid = d.uuid.to_string();
-    let Some(image) = d.spec.container_image.as_deref().filter(|i| !i.is_empty()) else {
-        return failed("the task type has no container image".into());
-    };
-    let mut env = match task_environment(&d.spec.environment_variables, &uuid, |k| {
-        if k == "PATH" {
-            None
-        } else {
-            std::env::var(k).ok()
-        }
-    }) {
-        Ok(env) => env,
-        Err(reason) => return failed(reason),
-    };
-    if let Some(tp) = trace::traceparent() {
-        env.push(("TRACEPARENT".into(), tp));
-    }
-    let argv = match crate::docker::container_argv(&d.spec.command_to_run, &d.spec.arguments) {
-        Ok(a) => a,
-        Err(e) => return failed(e),
-    };
-    let mut binds = Vec::new();
-    for (host, inside) in [
-        (shared.config.logs_dir.join(&uuid), d.spec.logs_mount()),
-        (
-            shared.config.results_dir.join(&uuid),
-            d.spec.results_mount(),
-        ),
-    ] {
-        if let Err(e) = tokio::fs::create_dir_all(&host).await {
-            return failed(format!("create {}: {e}", host.display()));
-        }
-        if let Some(inside) = inside {
-            binds.push((host, inside.to_owned()));
-        }
-    }
-    let file = match ensure_image(cli, &shared.config.singularity, image).await {
+    let file = match ensure_image(cli, &task.shared.config.singularity, container.image).await {
         Ok(f) => f,
-        Err(reason) => return failed(reason),
+        Err(reason) => return Outcome::failed(reason),
     };
     // --cleanenv keeps the host's environment out; `<PREFIX>ENV_X` reaches the task as X.
-    let mut process_env: Vec<(String, String)> = env
-        .into_iter()
+    let mut process_env: Vec<(String, String)> = (container.env.into_iter())
         .map(|(k, v)| (format!("{}ENV_{k}", cli.env_prefix), v))
         .collect();
     if let Ok(path) = std::env::var("PATH") {
@@ -287,8 +243,8 @@ pub(crate) async fn run(shared: &Arc<Shared>, d: &Dispatch, cancel: &Cancellatio
     if let Ok(home) = std::env::var("HOME") {
         process_env.push(("HOME".into(), home));
     }
-    let argv = exec_argv(&cli.bin, &binds, &file, argv);
-    spawn_and_wait(shared, d, &uuid, argv, process_env, None, cancel).await
+    let argv = exec_argv(&cli.bin, &container.mounts, &file, container.argv);
+    process::run(task, argv, process_env, None).await
 }
 
 #[cfg(test)]
