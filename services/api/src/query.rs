@@ -33,40 +33,7 @@ impl Query {
     }
 }
 
-/// What a filter parameter filters on.
-#[derive(Clone, Copy)]
-pub enum Kind {
-    /// Case-sensitive string lookups: exact, contains, in, startswith, endswith, regex.
-    Text,
-    /// Exact string match against fixed choices; a bad value is a 400.
-    Choice(&'static [&'static str]),
-    Bool,
-    /// Related ids: exact and in.
-    Fk,
-    /// exact, year, range, lt, lte, gt, gte.
-    Time,
-}
-
-impl Kind {
-    /// The lookups a field of this kind takes (`exact` is the bare name).
-    pub fn lookups(self) -> &'static [&'static str] {
-        match self {
-            Kind::Text => &["exact", "contains", "in", "startswith", "endswith", "regex"],
-            Kind::Choice(_) => &["exact", "in"],
-            Kind::Bool => &["exact"],
-            Kind::Fk => &["exact", "in"],
-            Kind::Time => &["exact", "year", "range", "lt", "lte", "gt", "gte"],
-        }
-    }
-}
-
-/// One filterable field: its parameter name and the SQL column it maps to.
-#[derive(Clone, Copy)]
-pub struct FilterField {
-    pub name: &'static str,
-    pub column: &'static str,
-    pub kind: Kind,
-}
+pub use saltant_store::filter::{FilterField, Kind};
 
 const FK_INVALID: &str = "Select a valid choice. That choice is not one of the available choices.";
 

@@ -31,6 +31,7 @@ fn opt_datetime<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok,
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "User")]
 pub struct UserRepr {
     pub username: String,
     pub email: String,
@@ -46,6 +47,7 @@ impl From<User> for UserRepr {
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ContainerTaskType")]
 pub struct ContainerTypeRepr {
     id: i64,
     user: Option<String>,
@@ -70,6 +72,7 @@ pub struct ContainerTypeRepr {
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ExecutableTaskType")]
 pub struct ExecutableTypeRepr {
     id: i64,
     user: Option<String>,
@@ -90,51 +93,45 @@ pub struct ExecutableTypeRepr {
     json_file_option: Option<String>,
 }
 
-/// A task type of either class, serialized with its class's keys.
-#[derive(Serialize)]
-#[serde(untagged)]
-pub enum TypeRepr {
-    Container(ContainerTypeRepr),
-    Executable(ExecutableTypeRepr),
+impl From<TaskTypeRow> for ContainerTypeRepr {
+    fn from(r: TaskTypeRow) -> Self {
+        ContainerTypeRepr {
+            id: r.id,
+            user: r.username,
+            name: r.name,
+            description: r.description,
+            datetime_created: r.datetime_created,
+            command_to_run: r.command_to_run,
+            environment_variables: r.environment_variables.0,
+            required_arguments: r.required_arguments.0,
+            required_arguments_default_values: r.required_arguments_default_values.0,
+            logs_path: r.logs_path,
+            results_path: r.results_path,
+            container_image: r.container_image,
+            container_type: r.container_type,
+        }
+    }
 }
 
-impl TypeRepr {
-    pub fn new(class: saltant_store::types::TypeClass, r: TaskTypeRow) -> TypeRepr {
-        match class {
-            saltant_store::types::TypeClass::Container => TypeRepr::Container(ContainerTypeRepr {
-                id: r.id,
-                user: r.username,
-                name: r.name,
-                description: r.description,
-                datetime_created: r.datetime_created,
-                command_to_run: r.command_to_run,
-                environment_variables: r.environment_variables.0,
-                required_arguments: r.required_arguments.0,
-                required_arguments_default_values: r.required_arguments_default_values.0,
-                logs_path: r.logs_path,
-                results_path: r.results_path,
-                container_image: r.container_image,
-                container_type: r.container_type,
-            }),
-            saltant_store::types::TypeClass::Executable => {
-                TypeRepr::Executable(ExecutableTypeRepr {
-                    id: r.id,
-                    user: r.username,
-                    name: r.name,
-                    description: r.description,
-                    datetime_created: r.datetime_created,
-                    command_to_run: r.command_to_run,
-                    environment_variables: r.environment_variables.0,
-                    required_arguments: r.required_arguments.0,
-                    required_arguments_default_values: r.required_arguments_default_values.0,
-                    json_file_option: r.json_file_option,
-                })
-            }
+impl From<TaskTypeRow> for ExecutableTypeRepr {
+    fn from(r: TaskTypeRow) -> Self {
+        ExecutableTypeRepr {
+            id: r.id,
+            user: r.username,
+            name: r.name,
+            description: r.description,
+            datetime_created: r.datetime_created,
+            command_to_run: r.command_to_run,
+            environment_variables: r.environment_variables.0,
+            required_arguments: r.required_arguments.0,
+            required_arguments_default_values: r.required_arguments_default_values.0,
+            json_file_option: r.json_file_option,
         }
     }
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "TaskQueue")]
 pub struct QueueRepr {
     id: i64,
     user: Option<String>,
@@ -166,6 +163,7 @@ impl From<QueueRow> for QueueRepr {
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "TaskWhitelist")]
 pub struct WhitelistRepr {
     id: i64,
     user: Option<String>,
@@ -189,6 +187,7 @@ impl From<WhitelistRow> for WhitelistRepr {
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "TaskInstance")]
 pub struct InstanceRepr {
     uuid: Uuid,
     user: Option<String>,

@@ -31,6 +31,44 @@ pub enum Filter {
     Raw(&'static str),
 }
 
+/// What a filter parameter filters on.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// Case-sensitive string lookups: exact, contains, in, startswith, endswith, regex.
+    Text,
+    /// Exact string match against fixed choices; a bad value is a 400.
+    Choice(&'static [&'static str]),
+    Bool,
+    /// Related ids: exact and in.
+    Fk,
+    /// exact, year, range, lt, lte, gt, gte.
+    Time,
+}
+
+impl Kind {
+    /// The lookups a field of this kind takes (`exact` is the bare name).
+    pub fn lookups(self) -> &'static [&'static str] {
+        match self {
+            Kind::Text => &["exact", "contains", "in", "startswith", "endswith", "regex"],
+            Kind::Choice(_) => &["exact", "in"],
+            Kind::Bool => &["exact"],
+            Kind::Fk => &["exact", "in"],
+            Kind::Time => &["exact", "year", "range", "lt", "lte", "gt", "gte"],
+        }
+    }
+}
+
+/// One filterable field: its query parameter and the SQL column (of a [`Table`]'s
+/// SELECT) it filters.
+///
+/// [`Table`]: crate::owned::Table
+#[derive(Debug, Clone, Copy)]
+pub struct FilterField {
+    pub name: &'static str,
+    pub column: &'static str,
+    pub kind: Kind,
+}
+
 fn like_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

@@ -5,6 +5,7 @@ mod error;
 pub mod filter;
 pub mod instances;
 pub mod logs;
+pub mod owned;
 pub mod queues;
 pub mod sessions;
 pub mod types;

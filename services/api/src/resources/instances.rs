@@ -3,20 +3,19 @@
 //! publishes one submission; if NATS is down the row is still committed and the scheduler's
 //! sweep submits it later.
 
-use super::both;
+use super::inputs::TaskInstanceInput;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::body::Payload;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{Fields, Text, invalid_pk};
-use crate::query::{FilterField, Kind, Query, filters, paginate, stream_page};
+use crate::io::{Accepted, Created, Input, Listed, Listing, Page, PathUuid, Status};
+use crate::query::{FilterField, Kind};
 use crate::repr::InstanceRepr;
+use crate::routes::{Methods, Routes};
 use async_nats::jetstream;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use axum::extract::State;
 use futures::StreamExt;
 use opentelemetry::trace::TraceContextExt;
 use saltant_bus::{Submission, Termination, WIRE_VERSION, trace};
@@ -253,24 +252,35 @@ async fn submit(
     }
 }
 
-async fn list(class: TypeClass, s: AppState, uri: Uri, headers: HeaderMap) -> ApiResult<Response> {
-    let q = Query::from_uri(&uri);
-    let f = filters(&q, FILTERS)?;
+pub(crate) struct Instances;
+
+impl Listed for Instances {
+    const FILTERS: &'static [FilterField] = FILTERS;
+    const PAGE_SIZE: i64 = 10;
+}
+
+async fn list(
+    class: TypeClass,
+    s: AppState,
+    l: Listing<Instances>,
+) -> ApiResult<Page<InstanceRepr>> {
+    let f = l.filters()?;
     let count = s.store.count_instances(class, &f).await?;
-    let p = paginate(&q, &uri, &headers, 10, count)?;
-    let page = p.page;
-    Ok(stream_page(
-        count,
-        p,
+    l.page(count, |page| {
         s.store
             .list_instances(class, &f, page)
             .map(|r| r.map(InstanceRepr::from))
-            .boxed(),
-    ))
+            .boxed()
+    })
 }
 
 #[tracing::instrument(skip_all, fields(instance = tracing::field::Empty, class = class.kind()))]
-async fn create(class: TypeClass, s: AppState, user: Auth, p: Payload) -> ApiResult<Response> {
+async fn create(
+    class: TypeClass,
+    s: AppState,
+    user: Auth,
+    p: Payload,
+) -> ApiResult<Created<InstanceRepr>> {
     let mut f = Fields::new(&p, false);
     let name = f.string("name", Text::optional(200)).unwrap_or_default();
     let type_id = f.pk("task_type", true);
@@ -299,7 +309,7 @@ async fn create(class: TypeClass, s: AppState, user: Auth, p: Payload) -> ApiRes
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(InstanceRepr::from(row))).into_response())
+    Ok(Status(row.into()))
 }
 
 pub(crate) async fn find(s: &AppState, class: TypeClass, id: &str) -> ApiResult<InstanceRow> {
@@ -316,7 +326,12 @@ async fn detail(class: TypeClass, s: AppState, id: String) -> ApiResult<Json<Ins
 }
 
 #[tracing::instrument(skip_all, fields(instance = tracing::field::Empty, class = class.kind()))]
-async fn clone(class: TypeClass, s: AppState, user: Auth, id: String) -> ApiResult<Response> {
+async fn clone(
+    class: TypeClass,
+    s: AppState,
+    user: Auth,
+    id: String,
+) -> ApiResult<Created<InstanceRepr>> {
     let original = find(&s, class, &id).await?;
     let original_policy = s
         .store
@@ -337,30 +352,23 @@ async fn clone(class: TypeClass, s: AppState, user: Auth, id: String) -> ApiResu
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(InstanceRepr::from(row))).into_response())
-}
-
-/// Only the owner or a superuser may end or re-state an instance (the original let any
-/// user; §9 of the reference allows tightening it and no client depends on it).
-pub(crate) fn may_change(user: &Auth, row: &InstanceRow) -> ApiResult<()> {
-    if user.0.is_superuser || row.user_id == Some(user.0.id) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(ApiError::detail(
-            "You do not have permission to perform this action.",
-        )))
-    }
+    Ok(Status(row.into()))
 }
 
 /// `POST …/{uuid}/terminate/`: 202 with the instance as it is now. The request is recorded
 /// in PostgreSQL and put in the terminations bucket: the executor running the instance
 /// kills it, and the scheduler ends it if it has not started. Finished instances: no-op.
 #[tracing::instrument(skip_all, fields(instance = %id, class = class.kind()))]
-async fn terminate(class: TypeClass, s: AppState, user: Auth, id: String) -> ApiResult<Response> {
+async fn terminate(
+    class: TypeClass,
+    s: AppState,
+    user: Auth,
+    id: String,
+) -> ApiResult<Accepted<InstanceRepr>> {
     let row = find(&s, class, &id).await?;
-    may_change(&user, &row)?;
+    user.may_change(row.user_id)?;
     if row.state.parse::<RunState>().is_ok_and(RunState::is_final) {
-        return Ok((StatusCode::ACCEPTED, Json(InstanceRepr::from(row))).into_response());
+        return Ok(Status(row.into()));
     }
     let row = s
         .store
@@ -393,48 +401,50 @@ async fn terminate(class: TypeClass, s: AppState, user: Auth, id: String) -> Api
         // Recorded in PostgreSQL: the scheduler's sweep repeats the request on the bus.
         tracing::warn!(error = %format!("{e:#}"), "put termination request; the sweep will repeat it");
     }
-    Ok((StatusCode::ACCEPTED, Json(InstanceRepr::from(row))).into_response())
+    Ok(Status(row.into()))
 }
 
 macro_rules! class_routes {
     ($r:expr, $class:expr, $path:literal) => {{
-        let r = both(
-            $r,
-            $path,
-            get(
-                |State(s): State<AppState>, _: Auth, uri: Uri, h: HeaderMap| {
-                    list($class, s, uri, h)
-                },
+        $r.both($path, || {
+            Methods::new()
+                .get(
+                    |State(s): State<AppState>, _: Auth, l: Listing<Instances>| list($class, s, l),
+                    |o| o.summary("List instances, newest first"),
+                )
+                .post(
+                    |State(s): State<AppState>, u: Auth, Input(p, _): Input<TaskInstanceInput>| {
+                        create($class, s, u, p)
+                    },
+                    |o| o.summary("Create (and run) an instance"),
+                )
+        })
+        .both(concat!($path, "/{uuid}"), || {
+            Methods::new().get(
+                |State(s): State<AppState>, _: Auth, PathUuid(id): PathUuid| detail($class, s, id),
+                |o| o.summary("Read an instance"),
             )
-            .post(|State(s): State<AppState>, u: Auth, p: Payload| create($class, s, u, p)),
-        );
-        let r = both(
-            r,
-            concat!($path, "/{id}"),
-            get(|State(s): State<AppState>, _: Auth, Path(id): Path<String>| detail($class, s, id)),
-        );
-        let r = both(
-            r,
-            concat!($path, "/{id}/clone"),
-            post(
-                |State(s): State<AppState>, u: Auth, Path(id): Path<String>| {
+        })
+        .both(concat!($path, "/{uuid}/clone"), || {
+            Methods::new().post(
+                |State(s): State<AppState>, u: Auth, PathUuid(id): PathUuid| {
                     clone($class, s, u, id)
                 },
-            ),
-        );
-        both(
-            r,
-            concat!($path, "/{id}/terminate"),
-            post(
-                |State(s): State<AppState>, u: Auth, Path(id): Path<String>| {
+                |o| o.summary("Run a copy as the requester"),
+            )
+        })
+        .both(concat!($path, "/{uuid}/terminate"), || {
+            Methods::new().post(
+                |State(s): State<AppState>, u: Auth, PathUuid(id): PathUuid| {
                     terminate($class, s, u, id)
                 },
-            ),
-        )
+                |o| o.summary("Terminate (owner or superuser); the instance as it is now"),
+            )
+        })
     }};
 }
 
-pub fn routes(r: Router<AppState>) -> Router<AppState> {
+pub(crate) fn routes(r: Routes) -> Routes {
     let r = class_routes!(r, TypeClass::Container, "/api/containertaskinstances");
     class_routes!(r, TypeClass::Executable, "/api/executabletaskinstances")
 }

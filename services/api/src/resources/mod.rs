@@ -1,37 +1,24 @@
 //! Routes of the REST API. Router paths work with and without the trailing slash; methods
 //! not listed get DRF's 405 body.
 
+pub(crate) mod inputs;
 pub(crate) mod instances;
 mod login;
+mod owned;
 pub(crate) mod queues;
 mod results;
 mod status;
 pub(crate) mod types;
 pub(crate) mod users;
 
-use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::query::absolute_url;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use crate::routes::{Methods, Routes};
+use axum::Json;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, any, get, patch, post};
-use axum::{Json, Router};
 use serde_json::{Value, json};
-
-async fn method_not_allowed(method: Method) -> ApiError {
-    ApiError::MethodNotAllowed(method.to_string())
-}
-
-fn with_405(r: MethodRouter<AppState>) -> MethodRouter<AppState> {
-    r.fallback(method_not_allowed)
-}
-
-/// Registers `path` and `path/` with the same handlers.
-fn both(router: Router<AppState>, path: &str, r: MethodRouter<AppState>) -> Router<AppState> {
-    let r = with_405(r);
-    router.route(path, r.clone()).route(&format!("{path}/"), r)
-}
 
 async fn api_root(_: Auth, uri: Uri, headers: HeaderMap) -> Json<Value> {
     let base = absolute_url(&uri, &headers, &[]);
@@ -51,13 +38,13 @@ async fn api_root(_: Auth, uri: Uri, headers: HeaderMap) -> Json<Value> {
     Json(Value::Object(m))
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound
 }
 
 /// Django's `APPEND_SLASH`: a path outside the router without its trailing slash answers
 /// 301 to the same path with it.
-async fn append_slash(uri: Uri) -> Response {
+pub(crate) async fn append_slash(uri: Uri) -> Response {
     let mut to = format!("{}/", uri.path());
     if let Some(q) = uri.query() {
         to.push('?');
@@ -75,72 +62,144 @@ async fn append_slash(uri: Uri) -> Response {
     r
 }
 
-/// DRF's OPTIONS answer on the views that allow it: the methods and what they accept.
-fn options_for(name: &'static str, allow: &'static str) -> MethodRouter<AppState> {
-    axum::routing::options(move || async move {
-        let mut r = Json(serde_json::json!({
-            "name": name,
-            "description": "",
-            "renders": ["application/json"],
-            "parses": [
-                "application/json",
-                "application/x-www-form-urlencoded",
-                "multipart/form-data"
-            ]
-        }))
-        .into_response();
+/// What DRF's OPTIONS answers on the views that allow it.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct Metadata {
+    name: &'static str,
+    description: &'static str,
+    renders: [&'static str; 1],
+    parses: [&'static str; 3],
+}
+
+/// DRF's OPTIONS answer: the view's metadata, with `Allow`.
+pub(crate) struct Options(&'static str, Metadata);
+
+impl IntoResponse for Options {
+    fn into_response(self) -> Response {
+        let mut r = Json(self.1).into_response();
         r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allow));
+            .insert(header::ALLOW, HeaderValue::from_static(self.0));
         r
-    })
+    }
 }
 
-/// Registers a path outside the router: with the slash it is served, without it 301s.
-fn slashed(router: Router<AppState>, path: &str, r: MethodRouter<AppState>) -> Router<AppState> {
-    router
-        .route(&format!("{path}/"), with_405(r))
-        .route(path, any(append_slash))
+impl aide::OperationOutput for Options {
+    type Inner = Metadata;
+
+    fn operation_response(
+        ctx: &mut aide::generate::GenContext,
+        op: &mut aide::openapi::Operation,
+    ) -> Option<aide::openapi::Response> {
+        Json::<Metadata>::operation_response(ctx, op)
+    }
+
+    fn inferred_responses(
+        ctx: &mut aide::generate::GenContext,
+        op: &mut aide::openapi::Operation,
+    ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
+        Json::<Metadata>::inferred_responses(ctx, op)
+    }
 }
 
-pub fn routes() -> Router<AppState> {
-    let mut r = Router::new().route("/api/", with_405(get(api_root)));
+/// The OPTIONS handler of the view called `name`, which serves `allow`.
+fn metadata(
+    name: &'static str,
+    allow: &'static str,
+) -> impl Fn() -> std::future::Ready<Options> + Clone {
+    move || {
+        std::future::ready(Options(
+            allow,
+            Metadata {
+                name,
+                description: "",
+                renders: ["application/json"],
+                parses: [
+                    "application/json",
+                    "application/x-www-form-urlencoded",
+                    "multipart/form-data",
+                ],
+            },
+        ))
+    }
+}
+
+pub(crate) fn routes() -> Routes {
+    use crate::openapi;
+    let mut r = Routes::new().exact(
+        "/api/",
+        Methods::new().get(api_root, |o| {
+            o.summary("API root: every resource list's URL")
+        }),
+    );
     r = users::routes(r);
     r = types::routes(r);
     r = queues::routes(r);
     r = instances::routes(r);
-    r = slashed(
-        r,
-        "/api/updatetaskinstancestatus/{id}",
-        patch(status::update).merge(options_for("Update Task Instance Status", "PATCH, OPTIONS")),
-    );
-    r = slashed(
-        r,
+    r.slashed(
+        "/api/updatetaskinstancestatus/{uuid}",
+        Methods::new()
+            .patch(status::update, |o| {
+                o.summary("Report a state (owner or superuser; forward only)")
+            })
+            .options(
+                metadata("Update Task Instance Status", "PATCH, OPTIONS"),
+                |o| o.summary("DRF's description of the view"),
+            ),
+    )
+    .slashed(
         "/api/token",
-        post(login::obtain).merge(options_for("Token Obtain Pair", "POST, OPTIONS")),
-    );
-    r = slashed(
-        r,
+        Methods::new()
+            .post(login::obtain, |o| {
+                openapi::public(o.summary("Obtain a JWT pair"))
+            })
+            .options(metadata("Token Obtain Pair", "POST, OPTIONS"), |o| {
+                o.summary("DRF's description of the view")
+            }),
+    )
+    .slashed(
         "/api/token/refresh",
-        post(login::refresh).merge(options_for("Token Refresh", "POST, OPTIONS")),
-    );
+        Methods::new()
+            .post(login::refresh, |o| {
+                openapi::public(o.summary("Refresh a JWT access token"))
+            })
+            .options(metadata("Token Refresh", "POST, OPTIONS"), |o| {
+                o.summary("DRF's description of the view")
+            }),
+    )
+    .slashed(
+        "/api/auth/login",
+        Methods::new().post(login::login, |o| {
+            openapi::public(o.summary("Start a browser session (cookies `sessionid`, `csrftoken`)"))
+        }),
+    )
+    .slashed(
+        "/api/auth/logout",
+        Methods::new().post(login::logout, |o| {
+            openapi::public(o.summary("End the browser session"))
+        }),
+    )
     // Native: the files instances left in their logs and results folders.
-    r = both(r, "/api/taskinstances/{id}/results", get(results::list));
-    r = r.route(
-        "/api/taskinstances/{id}/results/{*name}",
-        with_405(get(results::download)),
-    );
+    .both("/api/taskinstances/{uuid}/results", || {
+        Methods::new().get(results::list, |o| {
+            o.summary("List the files the instance's last attempt kept")
+        })
+    })
+    .exact(
+        "/api/taskinstances/{uuid}/results/{*name}",
+        Methods::new().get(results::download, |o| o.summary("Download one kept file")),
+    )
     // API documentation: public, like the original's.
-    r = r.route(
+    .hidden(
         "/api/openapi.json",
-        with_405(get(crate::openapi::openapi_json)),
-    );
-    r = slashed(r, "/api/swagger", get(crate::openapi::swagger));
-    r = r.route(
+        Methods::new().get(openapi::openapi_json, |o| o),
+    )
+    .hidden(
         "/api/swagger/.json",
-        with_405(get(crate::openapi::openapi_json)),
-    );
-    r = slashed(r, "/api/redoc", get(crate::openapi::reference_page));
-    r = slashed(r, "/api/auth/login", post(login::login));
-    r = slashed(r, "/api/auth/logout", post(login::logout));
-    r.fallback(not_found)
+        Methods::new().get(openapi::openapi_json, |o| o),
+    )
+    .slashed_hidden("/api/swagger", Methods::new().get(openapi::swagger, |o| o))
+    .slashed_hidden(
+        "/api/redoc",
+        Methods::new().get(openapi::reference_page, |o| o),
+    )
 }

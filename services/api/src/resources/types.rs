@@ -1,74 +1,20 @@
 //! `/api/containertasktypes/` and `/api/executabletasktypes/`: GET, POST, PUT (no PATCH, no
 //! DELETE). Only the owner or a superuser may PUT; the owner stays the owner.
 
-use super::both;
+use super::inputs::{ContainerTaskTypeInput, ExecutableTaskTypeInput};
+use super::owned::{self, Owned};
 use crate::AppState;
-use crate::auth::Auth;
 use crate::body::Payload;
-use crate::error::{ApiError, ApiResult, name_taken};
+use crate::error::{ApiError, ApiResult};
 use crate::fields::{Fields, Text};
-use crate::query::{FilterField, Kind, Query, filters, paginate, stream_page};
-use crate::repr::TypeRepr;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use futures::StreamExt;
+use crate::io::Listed;
+use crate::query::FilterField;
+use crate::repr::{ContainerTypeRepr, ExecutableTypeRepr};
+use crate::routes::Routes;
+use saltant_store::owned::Table;
 use saltant_store::types::{TaskTypeFields, TaskTypeRow, TypeClass};
+use saltant_store::{Error as StoreError, Store};
 use serde_json::{Map, Value};
-
-const COMMON_FILTERS: [FilterField; 5] = [
-    FilterField {
-        name: "name",
-        column: "t.name",
-        kind: Kind::Text,
-    },
-    FilterField {
-        name: "description",
-        column: "t.description",
-        kind: Kind::Text,
-    },
-    FilterField {
-        name: "user__username",
-        column: "u.username",
-        kind: Kind::Text,
-    },
-    FilterField {
-        name: "command_to_run",
-        column: "t.command_to_run",
-        kind: Kind::Text,
-    },
-    FilterField {
-        name: "datetime_created",
-        column: "t.datetime_created",
-        kind: Kind::Time,
-    },
-];
-const CONTAINER_FILTERS: [FilterField; 7] = [
-    COMMON_FILTERS[0],
-    COMMON_FILTERS[1],
-    COMMON_FILTERS[2],
-    COMMON_FILTERS[3],
-    COMMON_FILTERS[4],
-    FilterField {
-        name: "container_image",
-        column: "t.container_image",
-        kind: Kind::Text,
-    },
-    FilterField {
-        name: "container_type",
-        column: "t.container_type",
-        kind: Kind::Text,
-    },
-];
-
-pub(crate) fn filter_fields(class: TypeClass) -> &'static [FilterField] {
-    match class {
-        TypeClass::Container => &CONTAINER_FILTERS,
-        TypeClass::Executable => &COMMON_FILTERS,
-    }
-}
 
 fn verbose(class: TypeClass) -> &'static str {
     match class {
@@ -137,7 +83,7 @@ async fn read_fields(
     if let Some(n) = &name
         && !f.has_error("name")
         && s.store
-            .task_type_name_taken(class, n, existing.map(|e| e.id))
+            .name_taken(class.listing(), n, existing.map(|e| e.id))
             .await?
     {
         f.error(
@@ -231,98 +177,82 @@ async fn read_fields(
     })
 }
 
-async fn list(class: TypeClass, s: AppState, uri: Uri, headers: HeaderMap) -> ApiResult<Response> {
-    let q = Query::from_uri(&uri);
-    let f = filters(&q, filter_fields(class))?;
-    let count = s.store.count_task_types(class, &f).await?;
-    let p = paginate(&q, &uri, &headers, 100, count)?;
-    let rows = s
-        .store
-        .list_task_types(class, &f, p.page)
-        .map(move |r| r.map(|r| TypeRepr::new(class, r)))
-        .boxed();
-    Ok(stream_page(count, p, rows))
+/// One class of task types.
+pub(crate) trait Class: Send + Sync + 'static {
+    const CLASS: TypeClass;
 }
 
-async fn create(class: TypeClass, s: AppState, user: Auth, p: Payload) -> ApiResult<Response> {
-    let fields = read_fields(&s, class, &p, None).await?;
-    let row = name_taken(
-        s.store.insert_task_type(class, user.0.id, &fields).await,
-        verbose(class),
-    )?;
-    Ok((StatusCode::CREATED, Json(TypeRepr::new(class, row))).into_response())
+pub(crate) struct Container;
+pub(crate) struct Executable;
+
+impl Class for Container {
+    const CLASS: TypeClass = TypeClass::Container;
 }
 
-fn parse_id(id: &str) -> ApiResult<i64> {
-    id.parse::<i64>().map_err(|_| ApiError::NotFound)
+impl Class for Executable {
+    const CLASS: TypeClass = TypeClass::Executable;
 }
 
-async fn detail(class: TypeClass, s: AppState, id: String) -> ApiResult<Json<TypeRepr>> {
-    let row = s
-        .store
-        .task_type(class, parse_id(&id)?)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(Json(TypeRepr::new(class, row)))
+impl Listed for Container {
+    const FILTERS: &'static [FilterField] = TypeClass::Container.listing().filters;
+    const PAGE_SIZE: i64 = 100;
 }
 
-async fn put(
-    class: TypeClass,
-    s: AppState,
-    user: Auth,
-    id: String,
-    p: Payload,
-) -> ApiResult<Json<TypeRepr>> {
-    let id = parse_id(&id)?;
-    let existing = s
-        .store
-        .task_type(class, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if !(user.0.is_superuser || existing.user_id == Some(user.0.id)) {
-        return Err(ApiError::Forbidden(ApiError::detail(
-            "You do not have permission to perform this action.",
-        )));
-    }
-    let fields = read_fields(&s, class, &p, Some(&existing)).await?;
-    name_taken(
-        s.store.update_task_type(class, id, &fields).await,
-        verbose(class),
-    )?;
-    let row = s
-        .store
-        .task_type(class, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(Json(TypeRepr::new(class, row)))
+impl Listed for Executable {
+    const FILTERS: &'static [FilterField] = TypeClass::Executable.listing().filters;
+    const PAGE_SIZE: i64 = 100;
 }
 
-macro_rules! class_routes {
-    ($r:expr, $class:expr, $path:literal) => {{
-        let r = both(
-            $r,
-            $path,
-            get(
-                |State(s): State<AppState>, _: Auth, uri: Uri, h: HeaderMap| {
-                    list($class, s, uri, h)
-                },
-            )
-            .post(|State(s): State<AppState>, u: Auth, p: Payload| create($class, s, u, p)),
-        );
-        both(
-            r,
-            concat!($path, "/{id}"),
-            get(|State(s): State<AppState>, _: Auth, Path(id): Path<String>| detail($class, s, id))
-                .put(
-                    |State(s): State<AppState>, u: Auth, Path(id): Path<String>, p: Payload| {
-                        put($class, s, u, id, p)
-                    },
-                ),
-        )
-    }};
+macro_rules! owned_class {
+    ($class:ty, $path:literal, $verbose:literal, $repr:ty, $input:ty) => {
+        impl Owned for $class {
+            const TABLE: &'static Table = Self::CLASS.listing();
+            const PATH: &'static str = $path;
+            const VERBOSE: &'static str = $verbose;
+            const PATCH: bool = false;
+            type Row = TaskTypeRow;
+            type Fields = TaskTypeFields;
+            type Repr = $repr;
+            type Input = $input;
+
+            fn owner(row: &TaskTypeRow) -> Option<i64> {
+                row.user_id
+            }
+            async fn save(
+                s: &Store,
+                id: Option<i64>,
+                owner: i64,
+                f: &TaskTypeFields,
+            ) -> Result<i64, StoreError> {
+                s.save_task_type(Self::CLASS, id, owner, f).await
+            }
+            async fn read(
+                s: &AppState,
+                p: &Payload,
+                _partial: bool,
+                existing: Option<&TaskTypeRow>,
+            ) -> ApiResult<TaskTypeFields> {
+                read_fields(s, Self::CLASS, p, existing).await
+            }
+        }
+    };
 }
 
-pub fn routes(r: Router<AppState>) -> Router<AppState> {
-    let r = class_routes!(r, TypeClass::Container, "/api/containertasktypes");
-    class_routes!(r, TypeClass::Executable, "/api/executabletasktypes")
+owned_class!(
+    Container,
+    "/api/containertasktypes",
+    "container task type",
+    ContainerTypeRepr,
+    ContainerTaskTypeInput
+);
+owned_class!(
+    Executable,
+    "/api/executabletasktypes",
+    "executable task type",
+    ExecutableTypeRepr,
+    ExecutableTaskTypeInput
+);
+
+pub(crate) fn routes(r: Routes) -> Routes {
+    owned::routes::<Executable>(owned::routes::<Container>(r))
 }

@@ -1,0 +1,138 @@
+//! The owned resources (task types of both classes, queues, whitelists): one set of
+//! handlers for list, create, detail, update and partial update. Writes are the owner's or
+//! a superuser's; the owner stays the owner; a unique-name race maps to DRF's field error.
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::body::Payload;
+use crate::error::{ApiError, ApiResult, name_taken};
+use crate::io::{Created, Input, Listed, Listing, Page, PathId, Status};
+use crate::routes::{Methods, Routes};
+use axum::Json;
+use axum::extract::State;
+use futures::StreamExt;
+use saltant_store::owned::Table;
+use saltant_store::{Error as StoreError, Store};
+use schemars::JsonSchema;
+use serde::Serialize;
+use sqlx::FromRow;
+use sqlx::postgres::PgRow;
+use std::future::Future;
+
+/// One kind of owned resource: its store rows, validated fields and representation.
+pub(crate) trait Owned: Listed + Send + Sync + 'static {
+    /// The list path, without its trailing slash.
+    const PATH: &'static str;
+    /// Django's verbose name, in "<name> with this name already exists."
+    const VERBOSE: &'static str;
+    /// Whether PATCH (partial update) is served.
+    const PATCH: bool;
+    /// The table, as lists and reads see it.
+    const TABLE: &'static Table;
+    type Row: for<'r> FromRow<'r, PgRow> + Send + Sync + Unpin + 'static;
+    type Fields: Send + Sync;
+    type Repr: From<Self::Row> + Serialize + JsonSchema + Send + 'static;
+    /// The request body, as documented.
+    type Input: JsonSchema;
+
+    fn owner(row: &Self::Row) -> Option<i64>;
+    /// Inserts (`id` None, owned by `owner`) or replaces; the id saved.
+    fn save(
+        s: &Store,
+        id: Option<i64>,
+        owner: i64,
+        f: &Self::Fields,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    /// Validates a body; `existing` is the row an update changes (its values stand for
+    /// fields a partial update leaves out).
+    fn read(
+        s: &AppState,
+        p: &Payload,
+        partial: bool,
+        existing: Option<&Self::Row>,
+    ) -> impl Future<Output = ApiResult<Self::Fields>> + Send;
+}
+
+async fn found<R: Owned>(s: &AppState, id: i64) -> ApiResult<R::Row> {
+    s.store
+        .one::<R::Row>(R::TABLE, id)
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+async fn list<R: Owned>(
+    State(s): State<AppState>,
+    _: Auth,
+    l: Listing<R>,
+) -> ApiResult<Page<R::Repr>> {
+    let f = l.filters()?;
+    let count = s.store.count(R::TABLE, &f).await?;
+    l.page(count, |page| {
+        s.store
+            .page::<R::Row>(R::TABLE, &f, page)
+            .map(|r| r.map(R::Repr::from))
+            .boxed()
+    })
+}
+
+async fn create<R: Owned>(
+    State(s): State<AppState>,
+    user: Auth,
+    Input(p, _): Input<R::Input>,
+) -> ApiResult<Created<R::Repr>> {
+    let fields = R::read(&s, &p, false, None).await?;
+    let id = name_taken(
+        R::save(&s.store, None, user.0.id, &fields).await,
+        R::VERBOSE,
+    )?;
+    Ok(Status(found::<R>(&s, id).await?.into()))
+}
+
+async fn detail<R: Owned>(
+    State(s): State<AppState>,
+    _: Auth,
+    PathId(id): PathId,
+) -> ApiResult<Json<R::Repr>> {
+    Ok(Json(found::<R>(&s, id).await?.into()))
+}
+
+async fn update<R: Owned, const PARTIAL: bool>(
+    State(s): State<AppState>,
+    user: Auth,
+    PathId(id): PathId,
+    Input(p, _): Input<R::Input>,
+) -> ApiResult<Json<R::Repr>> {
+    let existing = found::<R>(&s, id).await?;
+    let owner = R::owner(&existing);
+    user.may_change(owner)?;
+    let fields = R::read(&s, &p, PARTIAL, Some(&existing)).await?;
+    let owner = owner.unwrap_or(user.0.id);
+    name_taken(
+        R::save(&s.store, Some(id), owner, &fields).await,
+        R::VERBOSE,
+    )?;
+    Ok(Json(found::<R>(&s, id).await?.into()))
+}
+
+/// The list and detail routes of `R`.
+pub(crate) fn routes<R: Owned>(r: Routes) -> Routes {
+    r.both(R::PATH, || {
+        Methods::new()
+            .get(list::<R>, |o| o.summary("List"))
+            .post(create::<R>, |o| o.summary("Create; the requester owns it"))
+    })
+    .both(&format!("{}/{{id}}", R::PATH), || {
+        let m = Methods::new()
+            .get(detail::<R>, |o| o.summary("Read"))
+            .put(update::<R, false>, |o| {
+                o.summary("Update (owner or superuser)")
+            });
+        if R::PATCH {
+            m.patch(update::<R, true>, |o| {
+                o.summary("Update the given fields (owner or superuser)")
+            })
+        } else {
+            m
+        }
+    })
+}
