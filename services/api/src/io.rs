@@ -15,13 +15,13 @@ use aide::openapi::{
 };
 use aide::operation::{OperationInput, OperationOutput, add_parameters};
 use axum::Json;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures::stream::BoxStream;
 use indexmap::IndexMap;
-use saltant_store::{Filter, Page as StorePage};
+use saltant_store::{Filter, Page as StorePage, Store};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -260,9 +260,10 @@ pub struct Listing<L> {
 }
 
 impl<L: Listed> Listing<L> {
-    /// The filters the query asks for (django-filter's 400s for bad values).
-    pub fn filters(&self) -> ApiResult<Vec<Filter>> {
-        filters(&self.query, L::FILTERS)
+    /// The filters the query asks for (django-filter's 400s for bad values and for ids
+    /// that name no row).
+    pub async fn filters(&self, store: &Store) -> ApiResult<Vec<Filter>> {
+        filters(&self.query, L::FILTERS).checked(store).await
     }
 
     /// The page asked for, out of `count` rows.
@@ -281,9 +282,14 @@ impl<S: Send + Sync, L> FromRequestParts<S> for Listing<L> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        // Page links name the path as requested (with a format suffix, if any).
+        let uri = match parts.extensions.get::<OriginalUri>() {
+            Some(OriginalUri(original)) => original.clone(),
+            None => parts.uri.clone(),
+        };
         Ok(Listing {
             query: Query::from_uri(&parts.uri),
-            uri: parts.uri.clone(),
+            uri,
             headers: parts.headers.clone(),
             _list: PhantomData,
         })

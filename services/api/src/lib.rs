@@ -14,6 +14,7 @@ mod query;
 mod repr;
 mod resources;
 mod routes;
+mod suffix;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -105,12 +106,16 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let (routes, api, _) = resources::routes().finish();
     let doc = openapi::Document(Arc::new(openapi::document(api)));
-    routes
+    let app = routes
         .layer(axum::Extension(doc))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .with_state(state);
+    // The format suffix is taken off before routing, so it wraps the routed app.
+    let app = tower::Layer::layer(&axum::middleware::map_request(suffix::strip), app);
+    Router::new()
+        .fallback_service(app)
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 /// Checked before any handler: a body announced larger than the limit is refused at once,

@@ -33,14 +33,44 @@ impl Query {
     }
 }
 
-pub use saltant_store::filter::{FilterField, Kind};
+use saltant_store::Store;
+pub use saltant_store::filter::{FilterField, IdTable, Kind};
 
 const FK_INVALID: &str = "Select a valid choice. That choice is not one of the available choices.";
 
+/// Filters read from a query, before the ids they name are checked.
+pub struct Parsed {
+    pub filters: Vec<Filter>,
+    /// Each id filter's parameter, table and ids.
+    refs: Vec<(String, IdTable, Vec<i64>)>,
+    /// django-filter's messages for the values that could not be read.
+    errors: Map<String, Value>,
+}
+
+impl Parsed {
+    /// django-filter's model choice fields: an id that names no row is a 400, as a
+    /// malformed one is.
+    pub async fn checked(self, store: &Store) -> ApiResult<Vec<Filter>> {
+        let mut errors = self.errors;
+        for (param, table, ids) in &self.refs {
+            if !store.missing_ids(*table, ids).await?.is_empty() {
+                errors.insert(param.clone(), json!([FK_INVALID]));
+            }
+        }
+        if errors.is_empty() {
+            Ok(self.filters)
+        } else {
+            Err(ApiError::Fields(errors))
+        }
+    }
+}
+
 /// Turns query parameters into filters. Unknown parameters and empty values are ignored,
-/// as django-filter does; invalid values give its 400 errors.
-pub fn filters(q: &Query, fields: &[FilterField]) -> ApiResult<Vec<Filter>> {
+/// as django-filter does; invalid values give its 400 errors (with those of ids that name
+/// no row, once checked).
+pub fn filters(q: &Query, fields: &[FilterField]) -> Parsed {
     let mut out = Vec::new();
+    let mut refs = Vec::new();
     let mut errors = Map::new();
     for (param, value) in &q.0 {
         if value.is_empty() {
@@ -85,16 +115,22 @@ pub fn filters(q: &Query, fields: &[FilterField]) -> ApiResult<Vec<Filter>> {
                     out.push(Filter::BoolEq(c, b));
                 }
             }
-            (Kind::Fk, "exact") => match value.trim().parse::<i64>() {
-                Ok(id) => out.push(Filter::IdEq(c, id)),
+            (Kind::Fk(table), "exact") => match value.trim().parse::<i64>() {
+                Ok(id) => {
+                    refs.push((param.clone(), table, vec![id]));
+                    out.push(Filter::IdEq(c, id));
+                }
                 Err(_) => err(FK_INVALID.into()),
             },
-            (Kind::Fk, "in") => match value
+            (Kind::Fk(table), "in") => match value
                 .split(',')
                 .map(|v| v.trim().parse::<i64>())
                 .collect::<Result<Vec<_>, _>>()
             {
-                Ok(ids) => out.push(Filter::IdIn(c, ids)),
+                Ok(ids) => {
+                    refs.push((param.clone(), table, ids.clone()));
+                    out.push(Filter::IdIn(c, ids));
+                }
                 Err(_) => err(FK_INVALID.into()),
             },
             (Kind::Time, "year") => match value.trim().parse::<i32>() {
@@ -126,10 +162,10 @@ pub fn filters(q: &Query, fields: &[FilterField]) -> ApiResult<Vec<Filter>> {
             _ => {}
         }
     }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(ApiError::Fields(errors))
+    Parsed {
+        filters: out,
+        refs,
+        errors,
     }
 }
 
@@ -354,7 +390,7 @@ mod tests {
             FilterField {
                 name: "task_type",
                 column: "t",
-                kind: Kind::Fk,
+                kind: Kind::Fk(IdTable::Queues),
             },
             FilterField {
                 name: "datetime_created",
@@ -370,24 +406,28 @@ mod tests {
         let got = filters(
             &q("name__startswith=sdk&state__in=created,failed&name__icontains=x&active=Yes&name="),
             F,
-        )
-        .expect("ok");
-        assert_eq!(got.len(), 2);
-        assert!(matches!(
-            filters(&q("task_type=abc"), F),
-            Err(ApiError::Fields(_))
-        ));
-        assert!(matches!(
-            filters(&q("state=bogus"), F),
-            Err(ApiError::Fields(_))
-        ));
-        assert!(matches!(
-            filters(&q("datetime_created__gt=2018-12-14"), F),
-            Err(ApiError::Fields(_))
-        ));
+        );
+        assert!(got.errors.is_empty());
+        assert_eq!(got.filters.len(), 2);
+        let ids = filters(&q("task_type__in=3,4&task_type=5"), F);
+        assert_eq!(
+            ids.refs,
+            [
+                ("task_type__in".to_owned(), IdTable::Queues, vec![3, 4]),
+                ("task_type".to_owned(), IdTable::Queues, vec![5])
+            ]
+        );
+        assert_eq!(filters(&q("task_type=abc"), F).errors.len(), 1);
+        assert_eq!(filters(&q("state=bogus"), F).errors.len(), 1);
+        assert_eq!(
+            filters(&q("datetime_created__gt=2018-12-14"), F)
+                .errors
+                .len(),
+            1
+        );
         assert_eq!(
             filters(&q("datetime_created__gt=2018-12-14T05:00:00Z"), F)
-                .expect("ok")
+                .filters
                 .len(),
             1
         );

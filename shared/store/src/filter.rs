@@ -39,8 +39,8 @@ pub enum Kind {
     /// Exact string match against fixed choices; a bad value is a 400.
     Choice(&'static [&'static str]),
     Bool,
-    /// Related ids: exact and in.
-    Fk,
+    /// Ids of rows of a table: exact and in; an id that is not there is a 400.
+    Fk(IdTable),
     /// exact, year, range, lt, lte, gt, gte.
     Time,
 }
@@ -52,7 +52,7 @@ impl Kind {
             Kind::Text => &["exact", "contains", "in", "startswith", "endswith", "regex"],
             Kind::Choice(_) => &["exact", "in"],
             Kind::Bool => &["exact"],
-            Kind::Fk => &["exact", "in"],
+            Kind::Fk(_) => &["exact", "in"],
             Kind::Time => &["exact", "year", "range", "lt", "lte", "gt", "gte"],
         }
     }
@@ -67,6 +67,26 @@ pub struct FilterField {
     pub name: &'static str,
     pub column: &'static str,
     pub kind: Kind,
+}
+
+/// Tables whose ids requests refer to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdTable {
+    ContainerTypes,
+    ExecutableTypes,
+    Whitelists,
+    Queues,
+}
+
+impl IdTable {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            IdTable::ContainerTypes => "container_task_types",
+            IdTable::ExecutableTypes => "executable_task_types",
+            IdTable::Whitelists => "task_whitelists",
+            IdTable::Queues => "task_queues",
+        }
+    }
 }
 
 fn like_escape(s: &str) -> String {

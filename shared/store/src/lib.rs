@@ -3,6 +3,7 @@
 
 mod error;
 pub mod filter;
+pub mod instance_filters;
 pub mod instances;
 pub mod logs;
 pub mod owned;

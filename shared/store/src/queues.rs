@@ -1,5 +1,6 @@
 //! Task queues and task whitelists, with their many-to-many lists.
 
+pub use crate::filter::IdTable;
 use crate::filter::{FilterField, Kind};
 use crate::owned::{Links, Row, Table};
 use crate::types::{TaskTypeRow, TypeClass};
@@ -247,25 +248,5 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?;
         Ok((ty.map(|t| t.0), queue.map(|q| q.0), whitelisted))
-    }
-}
-
-/// Tables whose ids requests refer to.
-#[derive(Debug, Clone, Copy)]
-pub enum IdTable {
-    ContainerTypes,
-    ExecutableTypes,
-    Whitelists,
-    Queues,
-}
-
-impl IdTable {
-    fn name(self) -> &'static str {
-        match self {
-            IdTable::ContainerTypes => "container_task_types",
-            IdTable::ExecutableTypes => "executable_task_types",
-            IdTable::Whitelists => "task_whitelists",
-            IdTable::Queues => "task_queues",
-        }
     }
 }

@@ -4,13 +4,14 @@
 //! sweep submits it later.
 
 use super::inputs::TaskInstanceInput;
+use super::types::{Class, Container, Executable};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::body::Payload;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{Fields, Text, invalid_pk};
 use crate::io::{Accepted, Created, Input, Listed, Listing, Page, PathUuid, Status};
-use crate::query::{FilterField, Kind};
+use crate::query::FilterField;
 use crate::repr::InstanceRepr;
 use crate::routes::{Methods, Routes};
 use async_nats::jetstream;
@@ -20,58 +21,13 @@ use futures::StreamExt;
 use opentelemetry::trace::TraceContextExt;
 use saltant_bus::{Submission, Termination, WIRE_VERSION, trace};
 use saltant_core::{Policy, QueueName, State as RunState, TaskKind, TaskSpec, fill_defaults};
+use saltant_store::instance_filters::instance_filters;
 use saltant_store::instances::{InstanceRow, NewInstance};
 use saltant_store::types::TypeClass;
 use serde_json::{Map, Value};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
-
-pub(crate) const STATES: &[&str] = &[
-    "created",
-    "published",
-    "running",
-    "successful",
-    "failed",
-    "terminated",
-];
-pub(crate) const FILTERS: &[FilterField] = &[
-    FilterField {
-        name: "name",
-        column: "i.name",
-        kind: Kind::Text,
-    },
-    FilterField {
-        name: "state",
-        column: "i.state",
-        kind: Kind::Choice(STATES),
-    },
-    FilterField {
-        name: "user__username",
-        column: "u.username",
-        kind: Kind::Text,
-    },
-    FilterField {
-        name: "task_type",
-        column: "COALESCE(i.container_task_type_id, i.executable_task_type_id)",
-        kind: Kind::Fk,
-    },
-    FilterField {
-        name: "task_queue",
-        column: "i.task_queue_id",
-        kind: Kind::Fk,
-    },
-    FilterField {
-        name: "datetime_created",
-        column: "i.datetime_created",
-        kind: Kind::Time,
-    },
-    FilterField {
-        name: "datetime_finished",
-        column: "i.datetime_finished",
-        kind: Kind::Time,
-    },
-];
 
 /// What a create or clone asks for, before the model checks.
 struct Request {
@@ -252,19 +208,21 @@ async fn submit(
     }
 }
 
-pub(crate) struct Instances;
+/// The instance list of a class.
+pub(crate) struct Instances<C>(std::marker::PhantomData<C>);
 
-impl Listed for Instances {
-    const FILTERS: &'static [FilterField] = FILTERS;
+impl<C: Class> Listed for Instances<C> {
+    const FILTERS: &'static [FilterField] = instance_filters(C::CLASS);
     const PAGE_SIZE: i64 = 10;
 }
 
-async fn list(
-    class: TypeClass,
-    s: AppState,
-    l: Listing<Instances>,
+async fn list<C: Class>(
+    State(s): State<AppState>,
+    _: Auth,
+    l: Listing<Instances<C>>,
 ) -> ApiResult<Page<InstanceRepr>> {
-    let f = l.filters()?;
+    let class = C::CLASS;
+    let f = l.filters(&s.store).await?;
     let count = s.store.count_instances(class, &f).await?;
     l.page(count, |page| {
         s.store
@@ -405,13 +363,12 @@ async fn terminate(
 }
 
 macro_rules! class_routes {
-    ($r:expr, $class:expr, $path:literal) => {{
+    ($r:expr, $class:expr, $classty:ty, $path:literal) => {{
         $r.both($path, || {
             Methods::new()
-                .get(
-                    |State(s): State<AppState>, _: Auth, l: Listing<Instances>| list($class, s, l),
-                    |o| o.summary("List instances, newest first"),
-                )
+                .get(list::<$classty>, |o| {
+                    o.summary("List instances, newest first")
+                })
                 .post(
                     |State(s): State<AppState>, u: Auth, Input(p, _): Input<TaskInstanceInput>| {
                         create($class, s, u, p)
@@ -445,6 +402,16 @@ macro_rules! class_routes {
 }
 
 pub(crate) fn routes(r: Routes) -> Routes {
-    let r = class_routes!(r, TypeClass::Container, "/api/containertaskinstances");
-    class_routes!(r, TypeClass::Executable, "/api/executabletaskinstances")
+    let r = class_routes!(
+        r,
+        TypeClass::Container,
+        Container,
+        "/api/containertaskinstances"
+    );
+    class_routes!(
+        r,
+        TypeClass::Executable,
+        Executable,
+        "/api/executabletaskinstances"
+    )
 }

@@ -15,25 +15,26 @@ use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::query::absolute_url;
 use crate::routes::{Methods, Routes};
+use crate::suffix::{JsonSuffix, ROUTER};
 use axum::Json;
+use axum::extract::Extension;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-async fn api_root(_: Auth, uri: Uri, headers: HeaderMap) -> Json<Value> {
+async fn api_root(
+    _: Auth,
+    uri: Uri,
+    headers: HeaderMap,
+    suffix: Option<Extension<JsonSuffix>>,
+) -> Json<Value> {
     let base = absolute_url(&uri, &headers, &[]);
     let base = base.trim_end_matches('/');
+    // DRF's root reverses its links with the request's format.
+    let format = if suffix.is_some() { ".json" } else { "" };
     let mut m = serde_json::Map::new();
-    for name in [
-        "users",
-        "containertaskinstances",
-        "containertasktypes",
-        "executabletaskinstances",
-        "executabletasktypes",
-        "taskqueues",
-        "taskwhitelists",
-    ] {
-        m.insert(name.into(), json!(format!("{base}/{name}")));
+    for name in ROUTER {
+        m.insert(name.into(), json!(format!("{base}/{name}{format}")));
     }
     Json(Value::Object(m))
 }

@@ -65,7 +65,7 @@ async fn list<R: Owned>(
     _: Auth,
     l: Listing<R>,
 ) -> ApiResult<Page<R::Repr>> {
-    let f = l.filters()?;
+    let f = l.filters(&s.store).await?;
     let count = s.store.count(R::TABLE, &f).await?;
     l.page(count, |page| {
         s.store

@@ -20,7 +20,7 @@ impl Listed for Users {
 }
 
 async fn list(State(s): State<AppState>, _: Auth, l: Listing<Users>) -> ApiResult<Page<UserRepr>> {
-    let f = l.filters()?;
+    let f = l.filters(&s.store).await?;
     let count = s.store.count(&USERS, &f).await?;
     l.page(count, |page| {
         s.store
