@@ -69,9 +69,11 @@ impl Parsed {
 /// as django-filter does; invalid values give its 400 errors (with those of ids that name
 /// no row, once checked).
 pub fn filters(q: &Query, fields: &[FilterField]) -> Parsed {
-    let mut out = Vec::new();
-    let mut refs = Vec::new();
-    let mut errors = Map::new();
+    let mut parsed = Parsed {
+        filters: Vec::new(),
+        refs: Vec::new(),
+        errors: Map::new(),
+    };
     for (param, value) in &q.0 {
         if value.is_empty() {
             continue;
@@ -83,90 +85,84 @@ pub fn filters(q: &Query, fields: &[FilterField]) -> Parsed {
         let Some(field) = fields.iter().find(|f| f.name == base) else {
             continue;
         };
-        let c = field.column;
-        let mut err = |m: String| {
-            errors.insert(param.clone(), json!([m]));
-        };
-        let list = || value.split(',').map(str::to_owned).collect::<Vec<_>>();
-        match (field.kind, lookup) {
-            (Kind::Text, "exact") => out.push(Filter::TextEq(c, value.clone())),
-            (Kind::Text | Kind::Choice(_), "in") => out.push(Filter::TextIn(c, list())),
-            (Kind::Text, "contains") => out.push(Filter::TextContains(c, value.clone())),
-            (Kind::Text, "startswith") => out.push(Filter::TextStartsWith(c, value.clone())),
-            (Kind::Text, "endswith") => out.push(Filter::TextEndsWith(c, value.clone())),
-            (Kind::Text, "regex") => out.push(Filter::TextRegex(c, value.clone())),
-            (Kind::Choice(choices), "exact") => {
-                if choices.contains(&value.as_str()) {
-                    out.push(Filter::TextEq(c, value.clone()));
-                } else {
-                    // The literal %(value)s is the original's (an upstream bug clients see).
-                    err(
-                        "Select a valid choice. %(value)s is not one of the available choices."
-                            .into(),
-                    );
+        match filter(field, lookup, value) {
+            Ok(None) => {}
+            Ok(Some(f)) => {
+                if let (Kind::Fk(table), Filter::IdEq(_, id)) = (field.kind, &f) {
+                    parsed.refs.push((param.clone(), table, vec![*id]));
                 }
+                if let (Kind::Fk(table), Filter::IdIn(_, ids)) = (field.kind, &f) {
+                    parsed.refs.push((param.clone(), table, ids.clone()));
+                }
+                parsed.filters.push(f);
             }
-            (Kind::Bool, "exact") => {
-                if let Some(b) = match value.as_str() {
-                    "true" | "True" | "1" => Some(true),
-                    "false" | "False" | "0" => Some(false),
-                    _ => None,
-                } {
-                    out.push(Filter::BoolEq(c, b));
-                }
+            Err(message) => {
+                parsed.errors.insert(param.clone(), json!([message]));
             }
-            (Kind::Fk(table), "exact") => match value.trim().parse::<i64>() {
-                Ok(id) => {
-                    refs.push((param.clone(), table, vec![id]));
-                    out.push(Filter::IdEq(c, id));
-                }
-                Err(_) => err(FK_INVALID.into()),
-            },
-            (Kind::Fk(table), "in") => match value
+        }
+    }
+    parsed
+}
+
+/// One parameter's filter; `None` for a lookup the field does not have (django-filter
+/// ignores the parameter) or a boolean it cannot read; `Err` with django-filter's message.
+fn filter(field: &FilterField, lookup: &str, value: &str) -> Result<Option<Filter>, &'static str> {
+    let c = field.column;
+    let text = || value.to_owned();
+    let list = || value.split(',').map(str::to_owned).collect::<Vec<_>>();
+    let time = |wrap: fn(&'static str, DateTime<Utc>) -> Filter| {
+        parse_time(value)
+            .map(|t| Some(wrap(c, t)))
+            .ok_or("Enter a valid date/time.")
+    };
+    Ok(Some(match (field.kind, lookup) {
+        (Kind::Text, "exact") => Filter::TextEq(c, text()),
+        (Kind::Text | Kind::Choice(_), "in") => Filter::TextIn(c, list()),
+        (Kind::Text, "contains") => Filter::TextContains(c, text()),
+        (Kind::Text, "startswith") => Filter::TextStartsWith(c, text()),
+        (Kind::Text, "endswith") => Filter::TextEndsWith(c, text()),
+        (Kind::Text, "regex") => Filter::TextRegex(c, text()),
+        (Kind::Choice(choices), "exact") if choices.contains(&value) => Filter::TextEq(c, text()),
+        // The literal %(value)s is the original's (an upstream bug clients see).
+        (Kind::Choice(_), "exact") => {
+            return Err("Select a valid choice. %(value)s is not one of the available choices.");
+        }
+        (Kind::Bool, "exact") => match value {
+            "true" | "True" | "1" => Filter::BoolEq(c, true),
+            "false" | "False" | "0" => Filter::BoolEq(c, false),
+            _ => return Ok(None),
+        },
+        (Kind::Fk(_), "exact") => Filter::IdEq(c, value.trim().parse().map_err(|_| FK_INVALID)?),
+        (Kind::Fk(_), "in") => Filter::IdIn(
+            c,
+            value
                 .split(',')
                 .map(|v| v.trim().parse::<i64>())
                 .collect::<Result<Vec<_>, _>>()
-            {
-                Ok(ids) => {
-                    refs.push((param.clone(), table, ids.clone()));
-                    out.push(Filter::IdIn(c, ids));
-                }
-                Err(_) => err(FK_INVALID.into()),
-            },
-            (Kind::Time, "year") => match value.trim().parse::<i32>() {
-                Ok(y) => out.push(Filter::TimeYear(c, y)),
-                Err(_) => err("Enter a number.".into()),
-            },
-            (Kind::Time, "range") => {
-                let parts: Vec<_> = value.split(',').collect();
-                match (
-                    parts.len(),
-                    parts.first().and_then(|a| parse_time(a)),
-                    parts.get(1).and_then(|b| parse_time(b)),
-                ) {
-                    (2, Some(a), Some(b)) => out.push(Filter::TimeRange(c, a, b)),
-                    _ => err("Enter a valid date/time.".into()),
-                }
-            }
-            (Kind::Time, op @ ("exact" | "lt" | "lte" | "gt" | "gte")) => match parse_time(value) {
-                Some(t) => out.push(match op {
-                    "exact" => Filter::TimeEq(c, t),
-                    "lt" => Filter::TimeLt(c, t),
-                    "lte" => Filter::TimeLte(c, t),
-                    "gt" => Filter::TimeGt(c, t),
-                    _ => Filter::TimeGte(c, t),
-                }),
-                None => err("Enter a valid date/time.".into()),
-            },
-            // A lookup this field does not have: django-filter ignores the parameter.
-            _ => {}
+                .map_err(|_| FK_INVALID)?,
+        ),
+        (Kind::Time, "year") => {
+            Filter::TimeYear(c, value.trim().parse().map_err(|_| "Enter a number.")?)
         }
-    }
-    Parsed {
-        filters: out,
-        refs,
-        errors,
-    }
+        (Kind::Time, "range") => {
+            let parts: Vec<_> = value.split(',').collect();
+            match (
+                parts.len(),
+                parts.first().and_then(|a| parse_time(a)),
+                parts.get(1).and_then(|b| parse_time(b)),
+            ) {
+                (2, Some(a), Some(b)) => Filter::TimeRange(c, a, b),
+                _ => return Err("Enter a valid date/time."),
+            }
+        }
+        (Kind::Time, "exact") => return time(Filter::TimeEq),
+        (Kind::Time, "lt") => return time(Filter::TimeLt),
+        (Kind::Time, "lte") => return time(Filter::TimeLte),
+        (Kind::Time, "gt") => return time(Filter::TimeGt),
+        (Kind::Time, "gte") => return time(Filter::TimeGte),
+        // A lookup this field does not have: django-filter ignores the parameter.
+        _ => return Ok(None),
+    }))
 }
 
 /// A full ISO 8601 date-time; naive ones are UTC (the server's time zone).

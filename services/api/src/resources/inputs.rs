@@ -8,9 +8,9 @@
 use schemars::JsonSchema;
 use serde_json::{Map, Value};
 
-/// An executable task type's fields.
+/// The fields of both classes of task types.
 #[derive(JsonSchema)]
-pub(crate) struct ExecutableTaskTypeInput {
+pub(crate) struct TaskTypeInput {
     /// Unique, at most 50 characters.
     name: String,
     #[serde(default)]
@@ -24,6 +24,13 @@ pub(crate) struct ExecutableTaskTypeInput {
     required_arguments: Option<Vec<String>>,
     #[serde(default)]
     required_arguments_default_values: Option<Map<String, Value>>,
+}
+
+/// An executable task type's fields.
+#[derive(JsonSchema)]
+pub(crate) struct ExecutableTaskTypeInput {
+    #[serde(flatten)]
+    common: TaskTypeInput,
     /// If set, arguments go to a JSON file passed after this option instead.
     #[serde(default)]
     json_file_option: Option<String>,
@@ -39,16 +46,8 @@ enum ContainerType {
 /// A container task type's fields.
 #[derive(JsonSchema)]
 pub(crate) struct ContainerTaskTypeInput {
-    name: String,
-    #[serde(default)]
-    description: Option<String>,
-    command_to_run: String,
-    #[serde(default)]
-    environment_variables: Option<Vec<String>>,
-    #[serde(default)]
-    required_arguments: Option<Vec<String>>,
-    #[serde(default)]
-    required_arguments_default_values: Option<Map<String, Value>>,
+    #[serde(flatten)]
+    common: TaskTypeInput,
     /// Where the container's logs folder is mounted; `""` for none.
     #[serde(default)]
     logs_path: Option<String>,

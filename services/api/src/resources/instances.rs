@@ -23,6 +23,8 @@ use saltant_bus::{Submission, Termination, WIRE_VERSION, trace};
 use saltant_core::{Policy, QueueName, State as RunState, TaskKind, TaskSpec, fill_defaults};
 use saltant_store::instance_filters::instance_filters;
 use saltant_store::instances::{InstanceRow, NewInstance};
+use saltant_store::queues::QueueRow;
+use saltant_store::types::TaskTypeRow;
 use saltant_store::types::TypeClass;
 use serde_json::{Map, Value};
 use tracing::Instrument;
@@ -38,11 +40,25 @@ struct Request {
     policy: Policy,
 }
 
-/// The original's model `clean` and save: queue rules, whitelist, flags, arguments filled
-/// from defaults; then the insert and the submission.
-async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiResult<InstanceRow> {
-    let (ty, queue, whitelisted) = s.store.admission(class, r.type_id, r.queue_id).await?;
-    // The serializer only offers active queues that are public or the requester's.
+/// The strings of a JSON array (none if it is not one).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The serializer's related fields: the type must exist, the queue must be active and
+/// public or the requester's.
+fn offered(
+    r: &Request,
+    user: &Auth,
+    ty: Option<TaskTypeRow>,
+    queue: Option<QueueRow>,
+) -> ApiResult<(TaskTypeRow, QueueRow)> {
     let queue = queue.filter(|q| q.active && (!q.private || q.user_id == user.0.id));
     let mut missing = Map::new();
     if ty.is_none() {
@@ -54,11 +70,15 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
             Value::from(vec![invalid_pk(r.queue_id)]),
         );
     }
-    let (Some(ty), Some(queue)) = (ty, queue) else {
-        return Err(ApiError::Fields(missing));
-    };
+    match (ty, queue) {
+        (Some(ty), Some(queue)) => Ok((ty, queue)),
+        _ => Err(ApiError::Fields(missing)),
+    }
+}
 
-    let arguments = match r.arguments {
+/// The model's JSON field `arguments`: a dictionary (JSON text in forms).
+fn arguments_of(arguments: Option<Value>) -> ApiResult<Map<String, Value>> {
+    let arguments = match arguments {
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
             Ok(Value::Null) => Value::Object(Map::new()),
@@ -67,12 +87,21 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
         },
         Some(v) => v,
     };
-    let Value::Object(arguments) = arguments else {
-        return Err(ApiError::model(&[format!(
-            "'{}' is not a valid JSON dictionary!",
-            arguments
-        )]));
-    };
+    match arguments {
+        Value::Object(arguments) => Ok(arguments),
+        other => Err(ApiError::model(&[format!(
+            "'{other}' is not a valid JSON dictionary!"
+        )])),
+    }
+}
+
+/// The model's queue rules: the queue whitelists the type and runs its kind of task.
+fn accepted_kind(
+    class: TypeClass,
+    ty: &TaskTypeRow,
+    queue: &QueueRow,
+    whitelisted: bool,
+) -> ApiResult<TaskKind> {
     let kind = match (class, ty.container_type.as_deref()) {
         (TypeClass::Executable, _) => TaskKind::Executable,
         (TypeClass::Container, Some("singularity")) => TaskKind::Singularity,
@@ -98,6 +127,16 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
             queue.name
         )]));
     }
+    Ok(kind)
+}
+
+/// The original's model `clean` and save: queue rules, whitelist, flags, arguments filled
+/// from defaults; then the insert and the submission.
+async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiResult<InstanceRow> {
+    let (ty, queue, whitelisted) = s.store.admission(class, r.type_id, r.queue_id).await?;
+    let (ty, queue) = offered(&r, user, ty, queue)?;
+    let arguments = arguments_of(r.arguments)?;
+    let kind = accepted_kind(class, &ty, &queue, whitelisted)?;
     let required = ty
         .required_arguments
         .0
@@ -122,16 +161,7 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
     let spec = TaskSpec {
         kind,
         command_to_run: ty.command_to_run.clone(),
-        environment_variables: ty
-            .environment_variables
-            .0
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        environment_variables: strings(&ty.environment_variables.0),
         arguments: arguments.clone(),
         json_file_option: ty.json_file_option.clone(),
         container_image: ty.container_image.clone(),

@@ -7,6 +7,7 @@ use crate::auth::Auth;
 use crate::body::Payload;
 use crate::error::{ApiError, ApiResult, name_taken};
 use crate::io::{Created, Input, Listed, Listing, Page, PathId, Status};
+use crate::query::FilterField;
 use crate::routes::{Methods, Routes};
 use axum::Json;
 use axum::extract::State;
@@ -20,7 +21,8 @@ use sqlx::postgres::PgRow;
 use std::future::Future;
 
 /// One kind of owned resource: its store rows, validated fields and representation.
-pub(crate) trait Owned: Listed + Send + Sync + 'static {
+/// Implemented with [`owned_resource!`].
+pub(crate) trait Owned: Send + Sync + 'static {
     /// The list path, without its trailing slash.
     const PATH: &'static str;
     /// Django's verbose name, in "<name> with this name already exists."
@@ -52,6 +54,64 @@ pub(crate) trait Owned: Listed + Send + Sync + 'static {
         existing: Option<&Self::Row>,
     ) -> impl Future<Output = ApiResult<Self::Fields>> + Send;
 }
+
+impl<R: Owned> Listed for R {
+    const FILTERS: &'static [FilterField] = R::TABLE.filters;
+    const PAGE_SIZE: i64 = 100;
+}
+
+/// Implements [`Owned`] for `$res` from its parts: the store's table, the list path,
+/// Django's verbose name, whether PATCH is served, the row, fields, representation and
+/// documented body types, the owner of a row, the store's save (`fn(&Store, Option<i64>,
+/// i64, &Fields)`) and the body's validation (`fn(&AppState, &Payload, partial,
+/// Option<&Row>)`).
+macro_rules! owned_resource {
+    ($res:ty {
+        table: $table:expr,
+        path: $path:literal,
+        verbose: $verbose:literal,
+        patch: $patch:literal,
+        row: $row:ty,
+        fields: $fields:ty,
+        repr: $repr:ty,
+        input: $input:ty,
+        owner: $owner:expr,
+        save: $save:expr,
+        read: $read:expr $(,)?
+    }) => {
+        impl $crate::resources::owned::Owned for $res {
+            const TABLE: &'static saltant_store::owned::Table = $table;
+            const PATH: &'static str = $path;
+            const VERBOSE: &'static str = $verbose;
+            const PATCH: bool = $patch;
+            type Row = $row;
+            type Fields = $fields;
+            type Repr = $repr;
+            type Input = $input;
+
+            fn owner(row: &$row) -> Option<i64> {
+                $owner(row)
+            }
+            async fn save(
+                s: &saltant_store::Store,
+                id: Option<i64>,
+                owner: i64,
+                f: &$fields,
+            ) -> Result<i64, saltant_store::Error> {
+                $save(s, id, owner, f).await
+            }
+            async fn read(
+                s: &$crate::AppState,
+                p: &$crate::body::Payload,
+                partial: bool,
+                existing: Option<&$row>,
+            ) -> $crate::error::ApiResult<$fields> {
+                $read(s, p, partial, existing).await
+            }
+        }
+    };
+}
+pub(crate) use owned_resource;
 
 async fn found<R: Owned>(s: &AppState, id: i64) -> ApiResult<R::Row> {
     s.store

@@ -2,21 +2,18 @@
 //! the owner or a superuser may change one; the owner stays the owner.
 
 use super::inputs::{TaskQueueInput, TaskWhitelistInput};
-use super::owned::{self, Owned};
+use super::owned::{self, owned_resource};
 use crate::AppState;
 use crate::body::Payload;
 use crate::error::ApiResult;
 use crate::fields::{Fields, Text, invalid_pk};
-use crate::io::Listed;
-use crate::query::FilterField;
 use crate::repr::{QueueRepr, WhitelistRepr};
 use crate::routes::Routes;
 use saltant_core::QueueName;
-use saltant_store::owned::Table;
+use saltant_store::Store;
 use saltant_store::queues::{
     IdTable, QUEUES, QueueFields, QueueRow, WHITELISTS, WhitelistFields, WhitelistRow,
 };
-use saltant_store::{Error as StoreError, Store};
 
 /// Checks a list of related ids exists; records "Invalid pk" for the first missing one.
 async fn check_ids(
@@ -149,77 +146,33 @@ async fn read_whitelist(
 pub(crate) struct Queues;
 pub(crate) struct Whitelists;
 
-impl Listed for Queues {
-    const FILTERS: &'static [FilterField] = QUEUES.filters;
-    const PAGE_SIZE: i64 = 100;
-}
+owned_resource!(Queues {
+    table: &QUEUES,
+    path: "/api/taskqueues",
+    verbose: "task queue",
+    patch: true,
+    row: QueueRow,
+    fields: QueueFields,
+    repr: QueueRepr,
+    input: TaskQueueInput,
+    owner: |r: &QueueRow| Some(r.user_id),
+    save: Store::save_queue,
+    read: read_queue,
+});
 
-impl Listed for Whitelists {
-    const FILTERS: &'static [FilterField] = WHITELISTS.filters;
-    const PAGE_SIZE: i64 = 100;
-}
-
-impl Owned for Queues {
-    const TABLE: &'static Table = &QUEUES;
-    const PATH: &'static str = "/api/taskqueues";
-    const VERBOSE: &'static str = "task queue";
-    const PATCH: bool = true;
-    type Row = QueueRow;
-    type Fields = QueueFields;
-    type Repr = QueueRepr;
-    type Input = TaskQueueInput;
-
-    fn owner(row: &QueueRow) -> Option<i64> {
-        Some(row.user_id)
-    }
-    async fn save(
-        s: &Store,
-        id: Option<i64>,
-        owner: i64,
-        f: &QueueFields,
-    ) -> Result<i64, StoreError> {
-        s.save_queue(id, owner, f).await
-    }
-    async fn read(
-        s: &AppState,
-        p: &Payload,
-        partial: bool,
-        existing: Option<&QueueRow>,
-    ) -> ApiResult<QueueFields> {
-        read_queue(s, p, partial, existing).await
-    }
-}
-
-impl Owned for Whitelists {
-    const TABLE: &'static Table = &WHITELISTS;
-    const PATH: &'static str = "/api/taskwhitelists";
-    const VERBOSE: &'static str = "task whitelist";
-    const PATCH: bool = true;
-    type Row = WhitelistRow;
-    type Fields = WhitelistFields;
-    type Repr = WhitelistRepr;
-    type Input = TaskWhitelistInput;
-
-    fn owner(row: &WhitelistRow) -> Option<i64> {
-        Some(row.user_id)
-    }
-    async fn save(
-        s: &Store,
-        id: Option<i64>,
-        owner: i64,
-        f: &WhitelistFields,
-    ) -> Result<i64, StoreError> {
-        s.save_whitelist(id, owner, f).await
-    }
-    async fn read(
-        s: &AppState,
-        p: &Payload,
-        partial: bool,
-        existing: Option<&WhitelistRow>,
-    ) -> ApiResult<WhitelistFields> {
-        read_whitelist(s, p, partial, existing).await
-    }
-}
+owned_resource!(Whitelists {
+    table: &WHITELISTS,
+    path: "/api/taskwhitelists",
+    verbose: "task whitelist",
+    patch: true,
+    row: WhitelistRow,
+    fields: WhitelistFields,
+    repr: WhitelistRepr,
+    input: TaskWhitelistInput,
+    owner: |r: &WhitelistRow| Some(r.user_id),
+    save: Store::save_whitelist,
+    read: read_whitelist,
+});
 
 pub(crate) fn routes(r: Routes) -> Routes {
     owned::routes::<Whitelists>(owned::routes::<Queues>(r))

@@ -2,16 +2,13 @@
 //! DELETE). Only the owner or a superuser may PUT; the owner stays the owner.
 
 use super::inputs::{ContainerTaskTypeInput, ExecutableTaskTypeInput};
-use super::owned::{self, Owned};
+use super::owned::{self, owned_resource};
 use crate::AppState;
 use crate::body::Payload;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{Fields, Text};
-use crate::io::Listed;
-use crate::query::FilterField;
 use crate::repr::{ContainerTypeRepr, ExecutableTypeRepr};
 use crate::routes::Routes;
-use saltant_store::owned::Table;
 use saltant_store::types::{TaskTypeFields, TaskTypeRow, TypeClass};
 use saltant_store::{Error as StoreError, Store};
 use serde_json::{Map, Value};
@@ -48,39 +45,58 @@ fn py(v: &Value) -> String {
     }
 }
 
-/// Reads and validates a task type. `existing` is the row a PUT replaces (its values stand
-/// for optional fields the request leaves out).
-async fn read_fields(
+/// The serializer's fields as the body gives them (`None`: not given).
+struct Given {
+    name: Option<String>,
+    description: Option<String>,
+    command: Option<String>,
+    env: Option<Value>,
+    req: Option<Value>,
+    defaults: Option<Value>,
+    logs: Option<Option<String>>,
+    results: Option<Option<String>>,
+    image: Option<String>,
+    ctype: Option<String>,
+    json_opt: Option<Option<String>>,
+}
+
+/// The serializer's validation: field types and lengths, choices, the unique name.
+async fn read_given(
     s: &AppState,
     class: TypeClass,
     p: &Payload,
     existing: Option<&TaskTypeRow>,
-) -> ApiResult<TaskTypeFields> {
+) -> ApiResult<Given> {
     let mut f = Fields::new(p, false);
-    let name = f.string("name", Text::required(200));
-    let description = f.string("description", Text::optional(usize::MAX));
-    let command = f.string("command_to_run", Text::required(400));
-    let env = f.json("environment_variables");
-    let req = f.json("required_arguments");
-    let defaults = f.json("required_arguments_default_values");
-    let (mut logs, mut results, mut image, mut ctype, mut json_opt) =
-        (None, None, None, None, None);
+    let mut g = Given {
+        name: f.string("name", Text::required(200)),
+        description: f.string("description", Text::optional(usize::MAX)),
+        command: f.string("command_to_run", Text::required(400)),
+        env: f.json("environment_variables"),
+        req: f.json("required_arguments"),
+        defaults: f.json("required_arguments_default_values"),
+        logs: None,
+        results: None,
+        image: None,
+        ctype: None,
+        json_opt: None,
+    };
     match class {
         TypeClass::Container => {
-            logs = f.text("logs_path", Text::nullable(400));
-            results = f.text("results_path", Text::nullable(400));
-            image = f.string("container_image", Text::required(200));
-            ctype = f.string("container_type", Text::required(11));
-            if let Some(t) = &ctype
+            g.logs = f.text("logs_path", Text::nullable(400));
+            g.results = f.text("results_path", Text::nullable(400));
+            g.image = f.string("container_image", Text::required(200));
+            g.ctype = f.string("container_type", Text::required(11));
+            if let Some(t) = &g.ctype
                 && t != "docker"
                 && t != "singularity"
             {
                 f.error("container_type", format!("\"{t}\" is not a valid choice."));
             }
         }
-        TypeClass::Executable => json_opt = f.text("json_file_option", Text::nullable(50)),
+        TypeClass::Executable => g.json_opt = f.text("json_file_option", Text::nullable(50)),
     }
-    if let Some(n) = &name
+    if let Some(n) = &g.name
         && !f.has_error("name")
         && s.store
             .name_taken(class.listing(), n, existing.map(|e| e.id))
@@ -92,14 +108,18 @@ async fn read_fields(
         );
     }
     f.finish()?;
+    Ok(g)
+}
 
-    // Model clean: JSON fields, then the defaults ⊆ required rule.
-    let mut errors = Vec::new();
-    let pick = |given: Option<Value>,
-                old: Option<&Json>,
-                empty: Value,
-                errors: &mut Vec<String>|
-     -> Value {
+/// The model's JSON fields after `clean`: given (a string holding JSON is parsed; null is
+/// empty), or the existing row's, or empty.
+fn json_fields(
+    g: &mut Given,
+    existing: Option<&TaskTypeRow>,
+    errors: &mut Vec<String>,
+) -> (Value, Value, Value) {
+    type Json = sqlx::types::Json<Value>;
+    let mut pick = |given: Option<Value>, old: Option<&Json>, empty: Value| -> Value {
         match given {
             Some(v) => match clean_json(v, errors) {
                 Some(Value::Null) | None => empty,
@@ -108,25 +128,37 @@ async fn read_fields(
             None => old.map(|o| o.0.clone()).unwrap_or(empty),
         }
     };
-    type Json = sqlx::types::Json<Value>;
     let env = pick(
-        env,
+        g.env.take(),
         existing.map(|e| &e.environment_variables),
         Value::Array(vec![]),
-        &mut errors,
     );
     let req = pick(
-        req,
+        g.req.take(),
         existing.map(|e| &e.required_arguments),
         Value::Array(vec![]),
-        &mut errors,
     );
     let defaults = pick(
-        defaults,
+        g.defaults.take(),
         existing.map(|e| &e.required_arguments_default_values),
         Value::Object(Map::new()),
-        &mut errors,
     );
+    (env, req, defaults)
+}
+
+/// Reads and validates a task type. `existing` is the row a PUT replaces (its values stand
+/// for optional fields the request leaves out).
+async fn read_fields(
+    s: &AppState,
+    class: TypeClass,
+    p: &Payload,
+    existing: Option<&TaskTypeRow>,
+) -> ApiResult<TaskTypeFields> {
+    let mut g = read_given(s, class, p, existing).await?;
+
+    // Model clean: JSON fields, then the defaults ⊆ required rule.
+    let mut errors = Vec::new();
+    let (env, req, defaults) = json_fields(&mut g, existing, &mut errors);
     if errors.is_empty() {
         if !env.is_array() {
             errors.push(format!("'{}' is not a valid JSON array!", py(&env)));
@@ -161,19 +193,20 @@ async fn read_fields(
         None => old.cloned().flatten(),
     };
     Ok(TaskTypeFields {
-        name: name.expect("validated"),
-        description: description
+        name: g.name.expect("validated"),
+        description: g
+            .description
             .or_else(|| existing.map(|e| e.description.clone()))
             .unwrap_or_default(),
-        command_to_run: command.expect("validated"),
+        command_to_run: g.command.expect("validated"),
         environment_variables: env,
         required_arguments: req,
         required_arguments_default_values: defaults,
-        logs_path: keep(logs, existing.map(|e| &e.logs_path)),
-        results_path: keep(results, existing.map(|e| &e.results_path)),
-        container_image: image,
-        container_type: ctype,
-        json_file_option: keep(json_opt, existing.map(|e| &e.json_file_option)),
+        logs_path: keep(g.logs, existing.map(|e| &e.logs_path)),
+        results_path: keep(g.results, existing.map(|e| &e.results_path)),
+        container_image: g.image,
+        container_type: g.ctype,
+        json_file_option: keep(g.json_opt, existing.map(|e| &e.json_file_option)),
     })
 }
 
@@ -193,66 +226,108 @@ impl Class for Executable {
     const CLASS: TypeClass = TypeClass::Executable;
 }
 
-impl Listed for Container {
-    const FILTERS: &'static [FilterField] = TypeClass::Container.listing().filters;
-    const PAGE_SIZE: i64 = 100;
+/// Saves a task type of class `C`.
+async fn save<C: Class>(
+    s: &Store,
+    id: Option<i64>,
+    owner: i64,
+    f: &TaskTypeFields,
+) -> Result<i64, StoreError> {
+    s.save_task_type(C::CLASS, id, owner, f).await
 }
 
-impl Listed for Executable {
-    const FILTERS: &'static [FilterField] = TypeClass::Executable.listing().filters;
-    const PAGE_SIZE: i64 = 100;
+/// Reads a task type of class `C` (a PUT replaces every field: never partial).
+async fn read<C: Class>(
+    s: &AppState,
+    p: &Payload,
+    _partial: bool,
+    existing: Option<&TaskTypeRow>,
+) -> ApiResult<TaskTypeFields> {
+    read_fields(s, C::CLASS, p, existing).await
 }
 
-macro_rules! owned_class {
-    ($class:ty, $path:literal, $verbose:literal, $repr:ty, $input:ty) => {
-        impl Owned for $class {
-            const TABLE: &'static Table = Self::CLASS.listing();
-            const PATH: &'static str = $path;
-            const VERBOSE: &'static str = $verbose;
-            const PATCH: bool = false;
-            type Row = TaskTypeRow;
-            type Fields = TaskTypeFields;
-            type Repr = $repr;
-            type Input = $input;
+owned_resource!(Container {
+    table: TypeClass::Container.listing(),
+    path: "/api/containertasktypes",
+    verbose: "container task type",
+    patch: false,
+    row: TaskTypeRow,
+    fields: TaskTypeFields,
+    repr: ContainerTypeRepr,
+    input: ContainerTaskTypeInput,
+    owner: |r: &TaskTypeRow| r.user_id,
+    save: save::<Container>,
+    read: read::<Container>,
+});
 
-            fn owner(row: &TaskTypeRow) -> Option<i64> {
-                row.user_id
-            }
-            async fn save(
-                s: &Store,
-                id: Option<i64>,
-                owner: i64,
-                f: &TaskTypeFields,
-            ) -> Result<i64, StoreError> {
-                s.save_task_type(Self::CLASS, id, owner, f).await
-            }
-            async fn read(
-                s: &AppState,
-                p: &Payload,
-                _partial: bool,
-                existing: Option<&TaskTypeRow>,
-            ) -> ApiResult<TaskTypeFields> {
-                read_fields(s, Self::CLASS, p, existing).await
-            }
-        }
-    };
-}
-
-owned_class!(
-    Container,
-    "/api/containertasktypes",
-    "container task type",
-    ContainerTypeRepr,
-    ContainerTaskTypeInput
-);
-owned_class!(
-    Executable,
-    "/api/executabletasktypes",
-    "executable task type",
-    ExecutableTypeRepr,
-    ExecutableTaskTypeInput
-);
+owned_resource!(Executable {
+    table: TypeClass::Executable.listing(),
+    path: "/api/executabletasktypes",
+    verbose: "executable task type",
+    patch: false,
+    row: TaskTypeRow,
+    fields: TaskTypeFields,
+    repr: ExecutableTypeRepr,
+    input: ExecutableTaskTypeInput,
+    owner: |r: &TaskTypeRow| r.user_id,
+    save: save::<Executable>,
+    read: read::<Executable>,
+});
 
 pub(crate) fn routes(r: Routes) -> Routes {
     owned::routes::<Executable>(owned::routes::<Container>(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::types::Json;
+
+    /// The original's keys, in its order (spec §2.2), for both classes.
+    #[test]
+    fn task_types_have_the_original_keys_in_order() {
+        let row = TaskTypeRow {
+            id: 1,
+            username: Some("u".into()),
+            user_id: Some(1),
+            name: "n".into(),
+            description: String::new(),
+            datetime_created: chrono::Utc::now(),
+            command_to_run: "true".into(),
+            environment_variables: Json(Value::Array(vec![])),
+            required_arguments: Json(Value::Array(vec![])),
+            required_arguments_default_values: Json(Value::Object(Map::new())),
+            logs_path: None,
+            results_path: None,
+            container_image: Some("busybox".into()),
+            container_type: Some("docker".into()),
+            json_file_option: None,
+        };
+        let keys =
+            |v: Value| -> Vec<String> { v.as_object().expect("object").keys().cloned().collect() };
+        let common = [
+            "id",
+            "user",
+            "name",
+            "description",
+            "datetime_created",
+            "command_to_run",
+            "environment_variables",
+            "required_arguments",
+            "required_arguments_default_values",
+        ];
+        let container = serde_json::to_value(ContainerTypeRepr::from(row.clone())).expect("json");
+        let mut expected: Vec<&str> = common.to_vec();
+        expected.extend([
+            "logs_path",
+            "results_path",
+            "container_image",
+            "container_type",
+        ]);
+        assert_eq!(keys(container), expected);
+        let executable = serde_json::to_value(ExecutableTypeRepr::from(row)).expect("json");
+        let mut expected: Vec<&str> = common.to_vec();
+        expected.push("json_file_option");
+        assert_eq!(keys(executable), expected);
+    }
 }
