@@ -84,12 +84,12 @@ impl Store {
 pub(crate) type Values<'qb> = Separated<'qb, Postgres, &'static str>;
 
 /// The writable columns of an owned table (its owner is `user_id`, its key `id`).
-pub(crate) struct Row {
+pub(crate) struct Row<'a> {
     pub table: &'static str,
-    pub columns: &'static [&'static str],
+    pub columns: &'a [&'static str],
 }
 
-impl Row {
+impl Row<'_> {
     /// Inserts (id `None`, owned by `owner`) or replaces the columns (the owner stays);
     /// `bind` binds one value per column. Returns the id.
     pub async fn save(

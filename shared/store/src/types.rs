@@ -146,30 +146,25 @@ pub struct TaskTypeFields {
 
 impl TypeClass {
     /// The writable columns of the class, in the order [`bind_fields`] binds them.
-    fn columns(self) -> &'static [&'static str] {
+    fn columns(self) -> Vec<&'static str> {
+        let mut columns = vec![
+            "name",
+            "description",
+            "command_to_run",
+            "environment_variables",
+            "required_arguments",
+            "required_arguments_default_values",
+        ];
         match self {
-            TypeClass::Container => &[
-                "name",
-                "description",
-                "command_to_run",
-                "environment_variables",
-                "required_arguments",
-                "required_arguments_default_values",
+            TypeClass::Container => columns.extend([
                 "logs_path",
                 "results_path",
                 "container_image",
                 "container_type",
-            ],
-            TypeClass::Executable => &[
-                "name",
-                "description",
-                "command_to_run",
-                "environment_variables",
-                "required_arguments",
-                "required_arguments_default_values",
-                "json_file_option",
-            ],
+            ]),
+            TypeClass::Executable => columns.push("json_file_option"),
         }
+        columns
     }
 }
 
@@ -206,9 +201,10 @@ impl Store {
         f: &TaskTypeFields,
     ) -> Result<i64, Error> {
         let mut tx = self.pool.begin().await?;
+        let columns = class.columns();
         let row = crate::owned::Row {
             table: class.table(),
-            columns: class.columns(),
+            columns: &columns,
         };
         let id = row
             .save(&mut tx, id, owner, |v| bind_fields(class, f, v))

@@ -103,15 +103,21 @@ pub(crate) struct TaskInstanceInput {
     arguments: Option<Map<String, Value>>,
 }
 
-#[derive(JsonSchema)]
-#[schemars(rename_all = "lowercase")]
-pub(crate) enum StateName {
-    Created,
-    Published,
-    Running,
-    Successful,
-    Failed,
-    Terminated,
+/// One of the six states (`saltant_core::State`).
+pub(crate) struct StateName;
+
+impl JsonSchema for StateName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StateName".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = saltant_core::State::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        schemars::json_schema!({"type": "string", "enum": names})
+    }
 }
 
 #[derive(JsonSchema)]

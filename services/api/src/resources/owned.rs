@@ -6,6 +6,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::body::Payload;
 use crate::error::{ApiError, ApiResult, name_taken};
+use crate::fields::Fields;
 use crate::io::{Created, Input, Listed, Listing, Page, PathId, Status};
 use crate::query::FilterField;
 use crate::routes::{Methods, Routes};
@@ -112,6 +113,29 @@ macro_rules! owned_resource {
     };
 }
 pub(crate) use owned_resource;
+
+/// Checks the `name` read (if it was read without error): it passes `check` and is not
+/// the name of another row of `table` (a race is decided by the database's unique index:
+/// see `name_taken`).
+pub(crate) async fn check_name(
+    s: &AppState,
+    f: &mut Fields<'_>,
+    name: &Option<String>,
+    (table, verbose): (&Table, &str),
+    except: Option<i64>,
+    check: impl FnOnce(&str) -> Result<(), String>,
+) -> ApiResult<()> {
+    if let Some(n) = name
+        && !f.has_error("name")
+    {
+        if let Err(e) = check(n) {
+            f.error("name", e);
+        } else if s.store.name_taken(table, n, except).await? {
+            f.error("name", format!("{verbose} with this name already exists."));
+        }
+    }
+    Ok(())
+}
 
 async fn found<R: Owned>(s: &AppState, id: i64) -> ApiResult<R::Row> {
     s.store

@@ -2,7 +2,7 @@
 //! the owner or a superuser may change one; the owner stays the owner.
 
 use super::inputs::{TaskQueueInput, TaskWhitelistInput};
-use super::owned::{self, owned_resource};
+use super::owned::{self, Owned, check_name, owned_resource};
 use crate::AppState;
 use crate::body::Payload;
 use crate::error::ApiResult;
@@ -41,19 +41,15 @@ async fn read_queue(
 ) -> ApiResult<QueueFields> {
     let mut f = Fields::new(p, partial);
     let name = f.string("name", Text::required(50));
-    if let Some(n) = &name
-        && !f.has_error("name")
-    {
-        if let Err(e) = QueueName::parse(n) {
-            f.error("name", e.to_string());
-        } else if s
-            .store
-            .name_taken(&QUEUES, n, existing.map(|e| e.id))
-            .await?
-        {
-            f.error("name", "task queue with this name already exists.");
-        }
-    }
+    check_name(
+        s,
+        &mut f,
+        &name,
+        (&QUEUES, Queues::VERBOSE),
+        existing.map(|e| e.id),
+        |n| QueueName::parse(n).map(|_| ()).map_err(|e| e.to_string()),
+    )
+    .await?;
     let description = f.string("description", Text::optional(usize::MAX));
     let private = f.boolean("private");
     let runs_exec = f.boolean("runs_executable_tasks");
@@ -98,14 +94,15 @@ async fn read_whitelist(
 ) -> ApiResult<WhitelistFields> {
     let mut f = Fields::new(p, partial);
     let name = f.string("name", Text::required(50));
-    if let Some(n) = &name
-        && !f.has_error("name")
-        && s.store
-            .name_taken(&WHITELISTS, n, existing.map(|e| e.id))
-            .await?
-    {
-        f.error("name", "task whitelist with this name already exists.");
-    }
+    check_name(
+        s,
+        &mut f,
+        &name,
+        (&WHITELISTS, Whitelists::VERBOSE),
+        existing.map(|e| e.id),
+        |_| Ok(()),
+    )
+    .await?;
     let description = f.string("description", Text::optional(usize::MAX));
     let ct = f.pk_list("whitelisted_container_task_types");
     let et = f.pk_list("whitelisted_executable_task_types");

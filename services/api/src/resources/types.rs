@@ -2,7 +2,7 @@
 //! DELETE). Only the owner or a superuser may PUT; the owner stays the owner.
 
 use super::inputs::{ContainerTaskTypeInput, ExecutableTaskTypeInput};
-use super::owned::{self, owned_resource};
+use super::owned::{self, check_name, owned_resource};
 use crate::AppState;
 use crate::body::Payload;
 use crate::error::{ApiError, ApiResult};
@@ -96,17 +96,15 @@ async fn read_given(
         }
         TypeClass::Executable => g.json_opt = f.text("json_file_option", Text::nullable(50)),
     }
-    if let Some(n) = &g.name
-        && !f.has_error("name")
-        && s.store
-            .name_taken(class.listing(), n, existing.map(|e| e.id))
-            .await?
-    {
-        f.error(
-            "name",
-            format!("{} with this name already exists.", verbose(class)),
-        );
-    }
+    check_name(
+        s,
+        &mut f,
+        &g.name,
+        (class.listing(), verbose(class)),
+        existing.map(|e| e.id),
+        |_| Ok(()),
+    )
+    .await?;
     f.finish()?;
     Ok(g)
 }
@@ -246,33 +244,31 @@ async fn read<C: Class>(
     read_fields(s, C::CLASS, p, existing).await
 }
 
-owned_resource!(Container {
-    table: TypeClass::Container.listing(),
-    path: "/api/containertasktypes",
-    verbose: "container task type",
-    patch: false,
-    row: TaskTypeRow,
-    fields: TaskTypeFields,
-    repr: ContainerTypeRepr,
-    input: ContainerTaskTypeInput,
-    owner: |r: &TaskTypeRow| r.user_id,
-    save: save::<Container>,
-    read: read::<Container>,
-});
+/// Both classes, as owned resources.
+macro_rules! task_types {
+    ($($class:ident: $path:literal, $verbose:literal, $repr:ty, $input:ty;)*) => {$(
+        owned_resource!($class {
+            table: TypeClass::$class.listing(),
+            path: $path,
+            verbose: $verbose,
+            patch: false,
+            row: TaskTypeRow,
+            fields: TaskTypeFields,
+            repr: $repr,
+            input: $input,
+            owner: |r: &TaskTypeRow| r.user_id,
+            save: save::<$class>,
+            read: read::<$class>,
+        });
+    )*};
+}
 
-owned_resource!(Executable {
-    table: TypeClass::Executable.listing(),
-    path: "/api/executabletasktypes",
-    verbose: "executable task type",
-    patch: false,
-    row: TaskTypeRow,
-    fields: TaskTypeFields,
-    repr: ExecutableTypeRepr,
-    input: ExecutableTaskTypeInput,
-    owner: |r: &TaskTypeRow| r.user_id,
-    save: save::<Executable>,
-    read: read::<Executable>,
-});
+task_types! {
+    Container: "/api/containertasktypes", "container task type", ContainerTypeRepr,
+        ContainerTaskTypeInput;
+    Executable: "/api/executabletasktypes", "executable task type", ExecutableTypeRepr,
+        ExecutableTaskTypeInput;
+}
 
 pub(crate) fn routes(r: Routes) -> Routes {
     owned::routes::<Executable>(owned::routes::<Container>(r))
