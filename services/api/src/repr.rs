@@ -83,6 +83,7 @@ impl From<TaskTypeRow> for TaskTypeCommon {
     }
 }
 
+/// A container task type.
 #[derive(Serialize, schemars::JsonSchema)]
 #[schemars(rename = "ContainerTaskType")]
 pub struct ContainerTypeRepr {
@@ -94,6 +95,7 @@ pub struct ContainerTypeRepr {
     container_type: Option<String>,
 }
 
+/// An executable task type.
 #[derive(Serialize, schemars::JsonSchema)]
 #[schemars(rename = "ExecutableTaskType")]
 pub struct ExecutableTypeRepr {
