@@ -8,14 +8,16 @@ use crate::AppState;
 use crate::error::ApiError;
 use aide::axum::ApiRouter;
 use aide::axum::routing::ApiMethodRouter;
+use aide::generate::GenContext;
 use aide::openapi::OpenApi;
+use aide::openapi::{Operation, Response as DocResponse, StatusCode as DocStatus};
 use aide::operation::{OperationHandler, OperationInput, OperationOutput};
 use aide::transform::TransformOperation;
-use axum::Router;
 use axum::handler::{Handler, HandlerWithoutStateExt};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodFilter;
+use axum::{Json, Router};
 
 /// The transform that documents one operation (summary, extra responses).
 pub(crate) type Doc = fn(TransformOperation<'_>) -> TransformOperation<'_>;
@@ -55,18 +57,23 @@ impl Methods {
     method!(patch, patch_with, "PATCH");
     method!(options, options_with, "OPTIONS");
 
-    /// The `Allow` header of a 405: the methods served, sorted as the original's
-    /// `http_method_names` (`GET, PATCH, POST, PUT`); OPTIONS, where served, last.
-    fn allow(&self) -> String {
-        let mut names: Vec<&str> = self.names.clone();
-        names.sort_by_key(|m| (*m == "OPTIONS", *m));
-        names.join(", ")
+    /// DRF's OPTIONS answer, on the views outside the router that have it: the view's
+    /// metadata, with `Allow` (add it after the view's other methods).
+    pub(crate) fn drf_options(self, view: &'static str) -> Self {
+        let mut names = self.names.clone();
+        names.push("OPTIONS");
+        let allow = header_value(&allow(&names));
+        let handler = move || {
+            let allow = allow.clone();
+            async move { Options(allow, Metadata::of(view)) }
+        };
+        self.options(handler, |o| o.summary("DRF's description of the view"))
     }
 
     /// The router with DRF's 405 (and `Allow`) for every other method, HEAD included
     /// (axum would answer HEAD with the GET handler).
     fn finish(self) -> (ApiMethodRouter<AppState>, Vec<&'static str>) {
-        let allow = HeaderValue::from_str(&self.allow()).unwrap_or(HeaderValue::from_static(""));
+        let allow = header_value(&allow(&self.names));
         let refuse = move |method: Method| {
             let allow = allow.clone();
             async move { not_allowed(method, allow) }
@@ -76,6 +83,68 @@ impl Methods {
             .on_service(MethodFilter::HEAD, refuse.clone().into_service())
             .fallback_service(refuse.into_service());
         (router, self.names)
+    }
+}
+
+/// The `Allow` header of a view: the methods served, sorted as the original's
+/// `http_method_names` (`GET, PATCH, POST, PUT`); OPTIONS, where served, last.
+fn allow(names: &[&str]) -> String {
+    let mut names = names.to_vec();
+    names.sort_by_key(|m| (*m == "OPTIONS", *m));
+    names.join(", ")
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// What DRF's OPTIONS answers.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct Metadata {
+    name: &'static str,
+    description: &'static str,
+    renders: [&'static str; 1],
+    parses: [&'static str; 3],
+}
+
+impl Metadata {
+    fn of(name: &'static str) -> Metadata {
+        Metadata {
+            name,
+            description: "",
+            renders: ["application/json"],
+            parses: [
+                "application/json",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+            ],
+        }
+    }
+}
+
+/// A view's metadata with its `Allow`.
+pub(crate) struct Options(HeaderValue, Metadata);
+
+impl IntoResponse for Options {
+    fn into_response(self) -> Response {
+        let mut r = Json(self.1).into_response();
+        r.headers_mut().insert(header::ALLOW, self.0);
+        r
+    }
+}
+
+impl OperationOutput for Options {
+    type Inner = Metadata;
+
+    fn operation_response(ctx: &mut GenContext, op: &mut Operation) -> Option<DocResponse> {
+        Json::<Metadata>::operation_response(ctx, op)
+    }
+
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        op: &mut Operation,
+    ) -> Vec<(Option<DocStatus>, DocResponse)> {
+        Json::<Metadata>::inferred_responses(ctx, op)
     }
 }
 

@@ -63,67 +63,6 @@ pub(crate) async fn append_slash(uri: Uri) -> Response {
     r
 }
 
-/// What DRF's OPTIONS answers on the views that allow it.
-#[derive(serde::Serialize, schemars::JsonSchema)]
-pub(crate) struct Metadata {
-    name: &'static str,
-    description: &'static str,
-    renders: [&'static str; 1],
-    parses: [&'static str; 3],
-}
-
-/// DRF's OPTIONS answer: the view's metadata, with `Allow`.
-pub(crate) struct Options(&'static str, Metadata);
-
-impl IntoResponse for Options {
-    fn into_response(self) -> Response {
-        let mut r = Json(self.1).into_response();
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(self.0));
-        r
-    }
-}
-
-impl aide::OperationOutput for Options {
-    type Inner = Metadata;
-
-    fn operation_response(
-        ctx: &mut aide::generate::GenContext,
-        op: &mut aide::openapi::Operation,
-    ) -> Option<aide::openapi::Response> {
-        Json::<Metadata>::operation_response(ctx, op)
-    }
-
-    fn inferred_responses(
-        ctx: &mut aide::generate::GenContext,
-        op: &mut aide::openapi::Operation,
-    ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
-        Json::<Metadata>::inferred_responses(ctx, op)
-    }
-}
-
-/// The OPTIONS handler of the view called `name`, which serves `allow`.
-fn metadata(
-    name: &'static str,
-    allow: &'static str,
-) -> impl Fn() -> std::future::Ready<Options> + Clone {
-    move || {
-        std::future::ready(Options(
-            allow,
-            Metadata {
-                name,
-                description: "",
-                renders: ["application/json"],
-                parses: [
-                    "application/json",
-                    "application/x-www-form-urlencoded",
-                    "multipart/form-data",
-                ],
-            },
-        ))
-    }
-}
-
 pub(crate) fn routes() -> Routes {
     use crate::openapi;
     let mut r = Routes::new().exact(
@@ -142,10 +81,7 @@ pub(crate) fn routes() -> Routes {
             .patch(status::update, |o| {
                 o.summary("Report a state (owner or superuser; forward only)")
             })
-            .options(
-                metadata("Update Task Instance Status", "PATCH, OPTIONS"),
-                |o| o.summary("DRF's description of the view"),
-            ),
+            .drf_options("Update Task Instance Status"),
     )
     .slashed(
         "/api/token",
@@ -153,9 +89,7 @@ pub(crate) fn routes() -> Routes {
             .post(login::obtain, |o| {
                 openapi::public(o.summary("Obtain a JWT pair"))
             })
-            .options(metadata("Token Obtain Pair", "POST, OPTIONS"), |o| {
-                o.summary("DRF's description of the view")
-            }),
+            .drf_options("Token Obtain Pair"),
     )
     .slashed(
         "/api/token/refresh",
@@ -163,9 +97,7 @@ pub(crate) fn routes() -> Routes {
             .post(login::refresh, |o| {
                 openapi::public(o.summary("Refresh a JWT access token"))
             })
-            .options(metadata("Token Refresh", "POST, OPTIONS"), |o| {
-                o.summary("DRF's description of the view")
-            }),
+            .drf_options("Token Refresh"),
     )
     .slashed(
         "/api/auth/login",
