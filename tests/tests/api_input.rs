@@ -570,6 +570,14 @@ async fn filters_naming_missing_rows_are_400() {
     let (ty, queue) = stack
         .executable_on_queue("fk-type", "true", "fk-queue")
         .await;
+    // Ids are per class: a second executable type has an id no container type has.
+    let (s, other) = stack
+        .post_json(
+            "executabletasktypes/",
+            &json!({"name": "fk-type-2", "command_to_run": "true"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{other}");
     let (s, ct) = stack
         .post_json(
             "containertasktypes/",
@@ -578,17 +586,17 @@ async fn filters_naming_missing_rows_are_400() {
         )
         .await;
     assert_eq!(s, 201, "{ct}");
+    assert_ne!(
+        ct["id"], other["id"],
+        "the container type took the second id"
+    );
     let invalid =
         json!(["Select a valid choice. That choice is not one of the available choices."]);
     for (path, param) in [
         ("executabletaskinstances/?task_type=987654321", "task_type"),
         ("containertaskinstances/?task_type=987654321", "task_type"),
         (
-            &*format!("containertaskinstances/?task_type={ty}"),
-            "task_type",
-        ),
-        (
-            &*format!("executabletaskinstances/?task_type={}", ct["id"]),
+            &*format!("containertaskinstances/?task_type={}", other["id"]),
             "task_type",
         ),
         (

@@ -83,12 +83,39 @@ pub(crate) fn document(mut api: OpenApi) -> Value {
                 for (method, op) in ops.iter_mut() {
                     let id = format!("{method}{}", path.replace(['/', '{', '}'], "_"));
                     op["operationId"] = Value::String(id);
+                    name_path_parameters(&path, op);
                 }
             }
             paths.insert(path, item);
         }
     }
     doc
+}
+
+/// Every `{name}` of the path as a parameter of the operation (a handler that does not
+/// read it, such as an OPTIONS answer, does not declare it).
+fn name_path_parameters(path: &str, op: &mut Value) {
+    let names: Vec<&str> = path
+        .split('{')
+        .skip(1)
+        .filter_map(|p| p.split('}').next())
+        .collect();
+    let declared = |op: &Value, name: &str| {
+        op["parameters"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["in"] == "path" && p["name"].as_str() == Some(name))
+        })
+    };
+    for name in names {
+        if !declared(op, name) {
+            let param = json!({"in": "path", "name": name, "required": true,
+                               "schema": {"type": "string"}});
+            match op["parameters"].as_array_mut() {
+                Some(ps) => ps.push(param),
+                None => op["parameters"] = json!([param]),
+            }
+        }
+    }
 }
 
 /// The table of served routes in the document's spelling, for the route test.

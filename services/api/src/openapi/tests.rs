@@ -91,5 +91,8 @@ fn the_document_names_every_schema_it_references_and_describes_lists() {
     assert!(create["responses"]["201"].is_object(), "{create}");
     assert!(create["requestBody"]["content"]["application/x-www-form-urlencoded"].is_object());
     assert_eq!(doc["paths"]["/api/token/"]["post"]["security"], json!([{}]));
+    // Every path parameter is declared, also where the handler does not read it.
+    let options = &doc["paths"]["/api/updatetaskinstancestatus/{uuid}/"]["options"];
+    assert_eq!(options["parameters"][0]["name"], "uuid", "{options}");
     assert!(doc["components"]["securitySchemes"]["token"].is_object());
 }
