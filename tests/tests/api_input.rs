@@ -606,3 +606,134 @@ async fn wrong_json_fields_are_quoted_as_python_prints_them() {
     let (_, list) = stack.get("executabletasktypes/").await;
     assert_eq!(list["count"], 1, "only the valid type was stored: {list}");
 }
+
+/// Filters naming a row that does not exist are django-filter's 400, as malformed ids
+/// are (the original's `ModelChoiceFilter`); ids of the other class's types do not exist
+/// for this class's list.
+#[tokio::test]
+async fn filters_naming_missing_rows_are_400() {
+    let stack = Stack::start().await;
+    stack.wait_ready().await;
+    let (ty, queue) = stack
+        .executable_on_queue("fk-type", "true", "fk-queue")
+        .await;
+    // Ids are per class: a second executable type has an id no container type has.
+    let (s, other) = stack
+        .post_json(
+            "executabletasktypes/",
+            &json!({"name": "fk-type-2", "command_to_run": "true"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{other}");
+    let (s, ct) = stack
+        .post_json(
+            "containertasktypes/",
+            &json!({"name": "fk-ctr", "command_to_run": "true",
+                    "container_image": "busybox", "container_type": "docker"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{ct}");
+    assert_ne!(
+        ct["id"], other["id"],
+        "the container type took the second id"
+    );
+    let invalid =
+        json!(["Select a valid choice. That choice is not one of the available choices."]);
+    for (path, param) in [
+        ("executabletaskinstances/?task_type=987654321", "task_type"),
+        ("containertaskinstances/?task_type=987654321", "task_type"),
+        (
+            &*format!("containertaskinstances/?task_type={}", other["id"]),
+            "task_type",
+        ),
+        (
+            &*format!("executabletaskinstances/?task_type__in={ty},987654321"),
+            "task_type__in",
+        ),
+        (
+            "executabletaskinstances/?task_queue=987654321",
+            "task_queue",
+        ),
+        (
+            "containertaskinstances/?task_queue__in=987654321",
+            "task_queue__in",
+        ),
+    ] {
+        let (s, b) = stack.get(path).await;
+        assert_eq!((s, &b), (400, &json!({ param: invalid })), "{path}");
+    }
+    for path in [
+        format!("executabletaskinstances/?task_type={ty}&task_queue={queue}"),
+        format!("executabletaskinstances/?task_type__in={ty}"),
+        format!("containertaskinstances/?task_type={}", ct["id"]),
+    ] {
+        let (s, b) = stack.get(&path).await;
+        assert_eq!((s, &b["count"]), (200, &json!(0)), "{path}: {b}");
+    }
+}
+
+/// DRF's format suffix on the router's paths (spec §2.1): the same answer as without it;
+/// paths outside the router do not take it.
+#[tokio::test]
+async fn the_json_format_suffix_serves_router_paths() {
+    let stack = Stack::start().await;
+    stack.wait_ready().await;
+    let (ty, _) = stack
+        .executable_on_queue("suffix-type", "true", "suffix-queue")
+        .await;
+    for (suffixed, plain) in [
+        ("users.json", "users/"),
+        ("users.json/", "users/"),
+        ("users/admin.json", "users/admin/"),
+        ("executabletasktypes.json", "executabletasktypes/"),
+        (
+            &*format!("executabletasktypes/{ty}.json"),
+            &*format!("executabletasktypes/{ty}/"),
+        ),
+        (
+            "taskqueues.json?name=suffix-queue",
+            "taskqueues/?name=suffix-queue",
+        ),
+    ] {
+        let (s, b) = stack.get(suffixed).await;
+        let (_, expected) = stack.get(plain).await;
+        assert_eq!((s, &b), (200, &expected), "{suffixed}");
+    }
+    let (s, list) = stack.get("users.json").await;
+    assert_eq!(s, 200);
+    assert!(list["count"].as_i64().is_some_and(|n| n >= 1), "{list}");
+    // The root links with the request's format, as DRF's root view reverses them.
+    let (s, root) = stack.get(".json").await;
+    assert_eq!(s, 200);
+    assert!(
+        root["users"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/api/users.json")),
+        "{root}"
+    );
+    // Page links keep the suffix.
+    let (_, page) = stack.get("executabletasktypes.json?page_size=1").await;
+    let (_, more) = stack
+        .post_json(
+            "executabletasktypes/",
+            &json!({"name": "suffix-type-2", "command_to_run": "true"}),
+        )
+        .await;
+    assert!(more["id"].is_i64(), "{more}");
+    let (_, page2) = stack.get("executabletasktypes.json?page_size=1").await;
+    assert!(
+        page2["next"]
+            .as_str()
+            .is_some_and(|n| n.contains("/api/executabletasktypes.json?page=2")),
+        "{page} {page2}"
+    );
+    for path in [
+        "token.json",
+        "users.xml",
+        "users/.json",
+        "taskinstances/x/results.json",
+    ] {
+        let (s, b) = stack.get(path).await;
+        assert_eq!(s, 404, "{path}: {b}");
+    }
+}

@@ -131,6 +131,15 @@ fn paths(f: &Fixture) -> Vec<(String, Vec<&'static str>)> {
     ]
 }
 
+/// The `Allow` header of a 405, as the original's views send it: the methods the view
+/// serves, in the order of their `http_method_names` (alphabetical), OPTIONS last; never
+/// HEAD.
+fn allow_header(allowed: &[&str]) -> String {
+    let mut methods = allowed.to_vec();
+    methods.sort_by_key(|m| (*m == "OPTIONS", *m));
+    methods.join(", ")
+}
+
 /// An auth scheme to try: its name, its headers, the status it must get (None: any
 /// answer that is not a refusal).
 type Scheme<'a> = (&'a str, Vec<(&'a str, &'a str)>, Option<u16>);
@@ -197,7 +206,7 @@ async fn every_path_method_and_auth_scheme() {
     let mut failures = Vec::new();
     for (path, allowed) in paths(&f) {
         for method in METHODS {
-            let (status, _, body) = stack
+            let (status, headers, body) = stack
                 .request(method, &path, &[("Authorization", &token)], None)
                 .await;
             if status >= 500 {
@@ -205,12 +214,15 @@ async fn every_path_method_and_auth_scheme() {
             }
             let allowed_here = allowed.contains(&method);
             if !allowed_here {
+                let allow = headers.get("allow").and_then(|v| v.to_str().ok());
                 if status != 405 {
                     failures.push(format!("{method} {path}: {status}, expected 405"));
                 } else if method != "HEAD"
                     && body != json!({"detail": format!("Method \"{method}\" not allowed.")})
                 {
                     failures.push(format!("{method} {path}: 405 body {body}"));
+                } else if allow != Some(allow_header(&allowed).as_str()) {
+                    failures.push(format!("{method} {path}: 405 with Allow {allow:?}"));
                 }
                 continue;
             }

@@ -23,6 +23,17 @@ pub const CSRF_HEADER: &str = "x-csrftoken";
 /// The authenticated user of a request.
 pub struct Auth(pub User);
 
+impl Auth {
+    /// Writes to an owned object: its owner or a superuser only (DRF's 403 otherwise).
+    pub fn may_change(&self, owner: impl Into<Option<i64>>) -> Result<(), ApiError> {
+        if self.0.is_superuser || owner.into() == Some(self.0.id) {
+            Ok(())
+        } else {
+            Err(ApiError::PermissionDenied)
+        }
+    }
+}
+
 fn forbidden(detail: &str) -> ApiError {
     ApiError::Forbidden(ApiError::detail(detail))
 }

@@ -2,6 +2,7 @@
 //! forms), JSON-typed fields as JSON text in forms, Python/DRF boolean spellings, repeated
 //! keys for lists, and DRF's rules for keys missing from a form.
 
+use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -17,10 +18,10 @@ pub enum Payload {
     Form(Vec<(String, String)>),
 }
 
-impl<S: Send + Sync> FromRequest<S> for Payload {
+impl FromRequest<AppState> for Payload {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let content_type = req
             .headers()
             .get(CONTENT_TYPE)
@@ -29,7 +30,7 @@ impl<S: Send + Sync> FromRequest<S> for Payload {
             .to_owned();
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(crate::max_body_bytes())
+                ApiError::PayloadTooLarge(state.config.max_body_bytes)
             } else {
                 ApiError::BadRequest(ApiError::detail(&format!("Cannot read request body: {e}")))
             }

@@ -13,6 +13,9 @@ pub enum ApiError {
     BadRequest(Value),
     /// 403 `{"detail": …}`.
     Forbidden(Value),
+    /// 403 `{"detail":"You do not have permission to perform this action."}`: a write to
+    /// an object the user neither owns nor may administer.
+    PermissionDenied,
     /// 401 with `WWW-Authenticate: Bearer realm="api"` (JWT endpoints).
     Unauthorized(Value),
     NotFound,
@@ -83,6 +86,10 @@ impl IntoResponse for ApiError {
             ApiError::Fields(m) => (StatusCode::BAD_REQUEST, Value::Object(m)),
             ApiError::BadRequest(v) => (StatusCode::BAD_REQUEST, v),
             ApiError::Forbidden(v) => (StatusCode::FORBIDDEN, v),
+            ApiError::PermissionDenied => (
+                StatusCode::FORBIDDEN,
+                ApiError::detail("You do not have permission to perform this action."),
+            ),
             ApiError::Unauthorized(v) => {
                 let mut r = (StatusCode::UNAUTHORIZED, axum::Json(v)).into_response();
                 r.headers_mut().insert(

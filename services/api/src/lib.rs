@@ -7,11 +7,14 @@ mod auth;
 mod body;
 mod error;
 mod fields;
+mod io;
 mod jwt;
 mod openapi;
 mod query;
 mod repr;
 mod resources;
+mod routes;
+mod suffix;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -20,7 +23,6 @@ use saltant_store::{Store, StoreConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
@@ -63,12 +65,6 @@ impl Default for Config {
     }
 }
 
-static MAX_BODY: AtomicUsize = AtomicUsize::new(2 * 1024 * 1024);
-
-pub(crate) fn max_body_bytes() -> usize {
-    MAX_BODY.load(Ordering::Relaxed)
-}
-
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -108,32 +104,36 @@ impl AppState {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    MAX_BODY.store(state.config.max_body_bytes, Ordering::Relaxed);
-    resources::routes()
-        .layer(axum::middleware::from_fn(guard))
+    let (routes, api, _) = resources::routes().finish();
+    let doc = openapi::Document(Arc::new(openapi::document(api)));
+    let app = routes
+        .layer(axum::Extension(doc))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .with_state(state);
+    // The format suffix is taken off before routing, so it wraps the routed app.
+    let app = tower::Layer::layer(&axum::middleware::map_request(suffix::strip), app);
+    Router::new()
+        .fallback_service(app)
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
 }
 
-/// Checks made before any handler: the original's API views refuse HEAD (axum would
-/// answer it for every GET route), and a body announced larger than the limit is refused
-/// at once, before the client sends it.
+/// Checked before any handler: a body announced larger than the limit is refused at once,
+/// before the client sends it.
 async fn guard(
+    axum::extract::State(state): axum::extract::State<AppState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    if req.method() == axum::http::Method::HEAD && req.uri().path().starts_with("/api/") {
-        return ApiError::MethodNotAllowed("HEAD".into()).into_response();
-    }
+    let limit = state.config.max_body_bytes;
     let announced = req
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > max_body_bytes() as u64) {
-        let mut r = ApiError::PayloadTooLarge(max_body_bytes()).into_response();
+    if announced.is_some_and(|n| n > limit as u64) {
+        let mut r = ApiError::PayloadTooLarge(limit).into_response();
         // The unread body cannot be skipped on this connection.
         r.headers_mut().insert(
             axum::http::header::CONNECTION,
@@ -151,6 +151,11 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // The binary checks every setting first; a library caller gets the same refusal
+    // before anything is touched.
+    if config.jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
+        anyhow::bail!("api.jwt_secret must be at least 32 bytes");
+    }
     let store = Store::connect_lazy(&store_config)?;
     if config.migrate {
         store.migrate().await?;
@@ -170,9 +175,6 @@ pub async fn run(
             }
         })
     };
-    if config.jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
-        anyhow::bail!("api.jwt_secret must be at least 32 bytes");
-    }
     let app = router(AppState::new(store.clone(), bus.clone(), config));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

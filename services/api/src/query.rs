@@ -33,48 +33,47 @@ impl Query {
     }
 }
 
-/// What a filter parameter filters on.
-#[derive(Clone, Copy)]
-pub enum Kind {
-    /// Case-sensitive string lookups: exact, contains, in, startswith, endswith, regex.
-    Text,
-    /// Exact string match against fixed choices; a bad value is a 400.
-    Choice(&'static [&'static str]),
-    Bool,
-    /// Related ids: exact and in.
-    Fk,
-    /// exact, year, range, lt, lte, gt, gte.
-    Time,
+use saltant_store::Store;
+pub use saltant_store::filter::{FilterField, IdTable, Kind};
+
+const FK_INVALID: &str = "Select a valid choice. That choice is not one of the available choices.";
+
+/// Filters read from a query, before the ids they name are checked.
+pub struct Parsed {
+    pub filters: Vec<Filter>,
+    /// Each id filter's parameter, table and ids.
+    refs: Vec<(String, IdTable, Vec<i64>)>,
+    /// django-filter's messages for the values that could not be read.
+    errors: Map<String, Value>,
 }
 
-impl Kind {
-    /// The lookups a field of this kind takes (`exact` is the bare name).
-    pub fn lookups(self) -> &'static [&'static str] {
-        match self {
-            Kind::Text => &["exact", "contains", "in", "startswith", "endswith", "regex"],
-            Kind::Choice(_) => &["exact", "in"],
-            Kind::Bool => &["exact"],
-            Kind::Fk => &["exact", "in"],
-            Kind::Time => &["exact", "year", "range", "lt", "lte", "gt", "gte"],
+impl Parsed {
+    /// django-filter's model choice fields: an id that names no row is a 400, as a
+    /// malformed one is.
+    pub async fn checked(self, store: &Store) -> ApiResult<Vec<Filter>> {
+        let mut errors = self.errors;
+        for (param, table, ids) in &self.refs {
+            if !store.missing_ids(*table, ids).await?.is_empty() {
+                errors.insert(param.clone(), json!([FK_INVALID]));
+            }
+        }
+        if errors.is_empty() {
+            Ok(self.filters)
+        } else {
+            Err(ApiError::Fields(errors))
         }
     }
 }
 
-/// One filterable field: its parameter name and the SQL column it maps to.
-#[derive(Clone, Copy)]
-pub struct FilterField {
-    pub name: &'static str,
-    pub column: &'static str,
-    pub kind: Kind,
-}
-
-const FK_INVALID: &str = "Select a valid choice. That choice is not one of the available choices.";
-
 /// Turns query parameters into filters. Unknown parameters and empty values are ignored,
-/// as django-filter does; invalid values give its 400 errors.
-pub fn filters(q: &Query, fields: &[FilterField]) -> ApiResult<Vec<Filter>> {
-    let mut out = Vec::new();
-    let mut errors = Map::new();
+/// as django-filter does; invalid values give its 400 errors (with those of ids that name
+/// no row, once checked).
+pub fn filters(q: &Query, fields: &[FilterField]) -> Parsed {
+    let mut parsed = Parsed {
+        filters: Vec::new(),
+        refs: Vec::new(),
+        errors: Map::new(),
+    };
     for (param, value) in &q.0 {
         if value.is_empty() {
             continue;
@@ -86,84 +85,84 @@ pub fn filters(q: &Query, fields: &[FilterField]) -> ApiResult<Vec<Filter>> {
         let Some(field) = fields.iter().find(|f| f.name == base) else {
             continue;
         };
-        let c = field.column;
-        let mut err = |m: String| {
-            errors.insert(param.clone(), json!([m]));
-        };
-        let list = || value.split(',').map(str::to_owned).collect::<Vec<_>>();
-        match (field.kind, lookup) {
-            (Kind::Text, "exact") => out.push(Filter::TextEq(c, value.clone())),
-            (Kind::Text | Kind::Choice(_), "in") => out.push(Filter::TextIn(c, list())),
-            (Kind::Text, "contains") => out.push(Filter::TextContains(c, value.clone())),
-            (Kind::Text, "startswith") => out.push(Filter::TextStartsWith(c, value.clone())),
-            (Kind::Text, "endswith") => out.push(Filter::TextEndsWith(c, value.clone())),
-            (Kind::Text, "regex") => out.push(Filter::TextRegex(c, value.clone())),
-            (Kind::Choice(choices), "exact") => {
-                if choices.contains(&value.as_str()) {
-                    out.push(Filter::TextEq(c, value.clone()));
-                } else {
-                    // The literal %(value)s is the original's (an upstream bug clients see).
-                    err(
-                        "Select a valid choice. %(value)s is not one of the available choices."
-                            .into(),
-                    );
+        match filter(field, lookup, value) {
+            Ok(None) => {}
+            Ok(Some(f)) => {
+                if let (Kind::Fk(table), Filter::IdEq(_, id)) = (field.kind, &f) {
+                    parsed.refs.push((param.clone(), table, vec![*id]));
                 }
-            }
-            (Kind::Bool, "exact") => {
-                if let Some(b) = match value.as_str() {
-                    "true" | "True" | "1" => Some(true),
-                    "false" | "False" | "0" => Some(false),
-                    _ => None,
-                } {
-                    out.push(Filter::BoolEq(c, b));
+                if let (Kind::Fk(table), Filter::IdIn(_, ids)) = (field.kind, &f) {
+                    parsed.refs.push((param.clone(), table, ids.clone()));
                 }
+                parsed.filters.push(f);
             }
-            (Kind::Fk, "exact") => match value.trim().parse::<i64>() {
-                Ok(id) => out.push(Filter::IdEq(c, id)),
-                Err(_) => err(FK_INVALID.into()),
-            },
-            (Kind::Fk, "in") => match value
+            Err(message) => {
+                parsed.errors.insert(param.clone(), json!([message]));
+            }
+        }
+    }
+    parsed
+}
+
+/// One parameter's filter; `None` for a lookup the field does not have (django-filter
+/// ignores the parameter) or a boolean it cannot read; `Err` with django-filter's message.
+fn filter(field: &FilterField, lookup: &str, value: &str) -> Result<Option<Filter>, &'static str> {
+    let c = field.column;
+    let text = || value.to_owned();
+    let list = || value.split(',').map(str::to_owned).collect::<Vec<_>>();
+    let time = |wrap: fn(&'static str, DateTime<Utc>) -> Filter| {
+        parse_time(value)
+            .map(|t| Some(wrap(c, t)))
+            .ok_or("Enter a valid date/time.")
+    };
+    Ok(Some(match (field.kind, lookup) {
+        (Kind::Text, "exact") => Filter::TextEq(c, text()),
+        (Kind::Text | Kind::Choice(_), "in") => Filter::TextIn(c, list()),
+        (Kind::Text, "contains") => Filter::TextContains(c, text()),
+        (Kind::Text, "startswith") => Filter::TextStartsWith(c, text()),
+        (Kind::Text, "endswith") => Filter::TextEndsWith(c, text()),
+        (Kind::Text, "regex") => Filter::TextRegex(c, text()),
+        (Kind::Choice(choices), "exact") if choices.contains(&value) => Filter::TextEq(c, text()),
+        // The literal %(value)s is the original's (an upstream bug clients see).
+        (Kind::Choice(_), "exact") => {
+            return Err("Select a valid choice. %(value)s is not one of the available choices.");
+        }
+        (Kind::Bool, "exact") => match value {
+            "true" | "True" | "1" => Filter::BoolEq(c, true),
+            "false" | "False" | "0" => Filter::BoolEq(c, false),
+            _ => return Ok(None),
+        },
+        (Kind::Fk(_), "exact") => Filter::IdEq(c, value.trim().parse().map_err(|_| FK_INVALID)?),
+        (Kind::Fk(_), "in") => Filter::IdIn(
+            c,
+            value
                 .split(',')
                 .map(|v| v.trim().parse::<i64>())
                 .collect::<Result<Vec<_>, _>>()
-            {
-                Ok(ids) => out.push(Filter::IdIn(c, ids)),
-                Err(_) => err(FK_INVALID.into()),
-            },
-            (Kind::Time, "year") => match value.trim().parse::<i32>() {
-                Ok(y) => out.push(Filter::TimeYear(c, y)),
-                Err(_) => err("Enter a number.".into()),
-            },
-            (Kind::Time, "range") => {
-                let parts: Vec<_> = value.split(',').collect();
-                match (
-                    parts.len(),
-                    parts.first().and_then(|a| parse_time(a)),
-                    parts.get(1).and_then(|b| parse_time(b)),
-                ) {
-                    (2, Some(a), Some(b)) => out.push(Filter::TimeRange(c, a, b)),
-                    _ => err("Enter a valid date/time.".into()),
-                }
-            }
-            (Kind::Time, op @ ("exact" | "lt" | "lte" | "gt" | "gte")) => match parse_time(value) {
-                Some(t) => out.push(match op {
-                    "exact" => Filter::TimeEq(c, t),
-                    "lt" => Filter::TimeLt(c, t),
-                    "lte" => Filter::TimeLte(c, t),
-                    "gt" => Filter::TimeGt(c, t),
-                    _ => Filter::TimeGte(c, t),
-                }),
-                None => err("Enter a valid date/time.".into()),
-            },
-            // A lookup this field does not have: django-filter ignores the parameter.
-            _ => {}
+                .map_err(|_| FK_INVALID)?,
+        ),
+        (Kind::Time, "year") => {
+            Filter::TimeYear(c, value.trim().parse().map_err(|_| "Enter a number.")?)
         }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(ApiError::Fields(errors))
-    }
+        (Kind::Time, "range") => {
+            let parts: Vec<_> = value.split(',').collect();
+            match (
+                parts.len(),
+                parts.first().and_then(|a| parse_time(a)),
+                parts.get(1).and_then(|b| parse_time(b)),
+            ) {
+                (2, Some(a), Some(b)) => Filter::TimeRange(c, a, b),
+                _ => return Err("Enter a valid date/time."),
+            }
+        }
+        (Kind::Time, "exact") => return time(Filter::TimeEq),
+        (Kind::Time, "lt") => return time(Filter::TimeLt),
+        (Kind::Time, "lte") => return time(Filter::TimeLte),
+        (Kind::Time, "gt") => return time(Filter::TimeGt),
+        (Kind::Time, "gte") => return time(Filter::TimeGte),
+        // A lookup this field does not have: django-filter ignores the parameter.
+        _ => return Ok(None),
+    }))
 }
 
 /// A full ISO 8601 date-time; naive ones are UTC (the server's time zone).
@@ -387,7 +386,7 @@ mod tests {
             FilterField {
                 name: "task_type",
                 column: "t",
-                kind: Kind::Fk,
+                kind: Kind::Fk(IdTable::Queues),
             },
             FilterField {
                 name: "datetime_created",
@@ -403,24 +402,28 @@ mod tests {
         let got = filters(
             &q("name__startswith=sdk&state__in=created,failed&name__icontains=x&active=Yes&name="),
             F,
-        )
-        .expect("ok");
-        assert_eq!(got.len(), 2);
-        assert!(matches!(
-            filters(&q("task_type=abc"), F),
-            Err(ApiError::Fields(_))
-        ));
-        assert!(matches!(
-            filters(&q("state=bogus"), F),
-            Err(ApiError::Fields(_))
-        ));
-        assert!(matches!(
-            filters(&q("datetime_created__gt=2018-12-14"), F),
-            Err(ApiError::Fields(_))
-        ));
+        );
+        assert!(got.errors.is_empty());
+        assert_eq!(got.filters.len(), 2);
+        let ids = filters(&q("task_type__in=3,4&task_type=5"), F);
+        assert_eq!(
+            ids.refs,
+            [
+                ("task_type__in".to_owned(), IdTable::Queues, vec![3, 4]),
+                ("task_type".to_owned(), IdTable::Queues, vec![5])
+            ]
+        );
+        assert_eq!(filters(&q("task_type=abc"), F).errors.len(), 1);
+        assert_eq!(filters(&q("state=bogus"), F).errors.len(), 1);
+        assert_eq!(
+            filters(&q("datetime_created__gt=2018-12-14"), F)
+                .errors
+                .len(),
+            1
+        );
         assert_eq!(
             filters(&q("datetime_created__gt=2018-12-14T05:00:00Z"), F)
-                .expect("ok")
+                .filters
                 .len(),
             1
         );

@@ -31,6 +31,7 @@ fn opt_datetime<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok,
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "User")]
 pub struct UserRepr {
     pub username: String,
     pub email: String,
@@ -45,8 +46,9 @@ impl From<User> for UserRepr {
     }
 }
 
+/// The keys both classes of task types have, first.
 #[derive(Serialize, schemars::JsonSchema)]
-pub struct ContainerTypeRepr {
+pub struct TaskTypeCommon {
     id: i64,
     user: Option<String>,
     name: String,
@@ -63,78 +65,68 @@ pub struct ContainerTypeRepr {
     /// Defaults for required arguments.
     #[schemars(with = "serde_json::Map<String, Value>")]
     required_arguments_default_values: Value,
+}
+
+impl From<TaskTypeRow> for TaskTypeCommon {
+    fn from(r: TaskTypeRow) -> Self {
+        TaskTypeCommon {
+            id: r.id,
+            user: r.username,
+            name: r.name,
+            description: r.description,
+            datetime_created: r.datetime_created,
+            command_to_run: r.command_to_run,
+            environment_variables: r.environment_variables.0,
+            required_arguments: r.required_arguments.0,
+            required_arguments_default_values: r.required_arguments_default_values.0,
+        }
+    }
+}
+
+/// A container task type.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ContainerTaskType")]
+pub struct ContainerTypeRepr {
+    #[serde(flatten)]
+    common: TaskTypeCommon,
     logs_path: Option<String>,
     results_path: Option<String>,
     container_image: Option<String>,
     container_type: Option<String>,
 }
 
+/// An executable task type.
 #[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ExecutableTaskType")]
 pub struct ExecutableTypeRepr {
-    id: i64,
-    user: Option<String>,
-    name: String,
-    description: String,
-    #[serde(serialize_with = "datetime")]
-    datetime_created: DateTime<Utc>,
-    command_to_run: String,
-    /// Names of the executor's environment variables the task gets.
-    #[schemars(with = "Vec<String>")]
-    environment_variables: Value,
-    /// Argument names every instance must have (after defaults are filled in).
-    #[schemars(with = "Vec<String>")]
-    required_arguments: Value,
-    /// Defaults for required arguments.
-    #[schemars(with = "serde_json::Map<String, Value>")]
-    required_arguments_default_values: Value,
+    #[serde(flatten)]
+    common: TaskTypeCommon,
     json_file_option: Option<String>,
 }
 
-/// A task type of either class, serialized with its class's keys.
-#[derive(Serialize)]
-#[serde(untagged)]
-pub enum TypeRepr {
-    Container(ContainerTypeRepr),
-    Executable(ExecutableTypeRepr),
+impl From<TaskTypeRow> for ContainerTypeRepr {
+    fn from(mut r: TaskTypeRow) -> Self {
+        ContainerTypeRepr {
+            logs_path: r.logs_path.take(),
+            results_path: r.results_path.take(),
+            container_image: r.container_image.take(),
+            container_type: r.container_type.take(),
+            common: r.into(),
+        }
+    }
 }
 
-impl TypeRepr {
-    pub fn new(class: saltant_store::types::TypeClass, r: TaskTypeRow) -> TypeRepr {
-        match class {
-            saltant_store::types::TypeClass::Container => TypeRepr::Container(ContainerTypeRepr {
-                id: r.id,
-                user: r.username,
-                name: r.name,
-                description: r.description,
-                datetime_created: r.datetime_created,
-                command_to_run: r.command_to_run,
-                environment_variables: r.environment_variables.0,
-                required_arguments: r.required_arguments.0,
-                required_arguments_default_values: r.required_arguments_default_values.0,
-                logs_path: r.logs_path,
-                results_path: r.results_path,
-                container_image: r.container_image,
-                container_type: r.container_type,
-            }),
-            saltant_store::types::TypeClass::Executable => {
-                TypeRepr::Executable(ExecutableTypeRepr {
-                    id: r.id,
-                    user: r.username,
-                    name: r.name,
-                    description: r.description,
-                    datetime_created: r.datetime_created,
-                    command_to_run: r.command_to_run,
-                    environment_variables: r.environment_variables.0,
-                    required_arguments: r.required_arguments.0,
-                    required_arguments_default_values: r.required_arguments_default_values.0,
-                    json_file_option: r.json_file_option,
-                })
-            }
+impl From<TaskTypeRow> for ExecutableTypeRepr {
+    fn from(mut r: TaskTypeRow) -> Self {
+        ExecutableTypeRepr {
+            json_file_option: r.json_file_option.take(),
+            common: r.into(),
         }
     }
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "TaskQueue")]
 pub struct QueueRepr {
     id: i64,
     user: Option<String>,
@@ -166,6 +158,7 @@ impl From<QueueRow> for QueueRepr {
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "TaskWhitelist")]
 pub struct WhitelistRepr {
     id: i64,
     user: Option<String>,
@@ -189,6 +182,7 @@ impl From<WhitelistRow> for WhitelistRepr {
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "TaskInstance")]
 pub struct InstanceRepr {
     uuid: Uuid,
     user: Option<String>,

@@ -31,6 +31,64 @@ pub enum Filter {
     Raw(&'static str),
 }
 
+/// What a filter parameter filters on.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// Case-sensitive string lookups: exact, contains, in, startswith, endswith, regex.
+    Text,
+    /// Exact string match against fixed choices; a bad value is a 400.
+    Choice(&'static [&'static str]),
+    Bool,
+    /// Ids of rows of a table: exact and in; an id that is not there is a 400.
+    Fk(IdTable),
+    /// exact, year, range, lt, lte, gt, gte.
+    Time,
+}
+
+impl Kind {
+    /// The lookups a field of this kind takes (`exact` is the bare name).
+    pub fn lookups(self) -> &'static [&'static str] {
+        match self {
+            Kind::Text => &["exact", "contains", "in", "startswith", "endswith", "regex"],
+            Kind::Choice(_) => &["exact", "in"],
+            Kind::Bool => &["exact"],
+            Kind::Fk(_) => &["exact", "in"],
+            Kind::Time => &["exact", "year", "range", "lt", "lte", "gt", "gte"],
+        }
+    }
+}
+
+/// One filterable field: its query parameter and the SQL column (of a [`Table`]'s
+/// SELECT) it filters.
+///
+/// [`Table`]: crate::owned::Table
+#[derive(Debug, Clone, Copy)]
+pub struct FilterField {
+    pub name: &'static str,
+    pub column: &'static str,
+    pub kind: Kind,
+}
+
+/// Tables whose ids requests refer to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdTable {
+    ContainerTypes,
+    ExecutableTypes,
+    Whitelists,
+    Queues,
+}
+
+impl IdTable {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            IdTable::ContainerTypes => "container_task_types",
+            IdTable::ExecutableTypes => "executable_task_types",
+            IdTable::Whitelists => "task_whitelists",
+            IdTable::Queues => "task_queues",
+        }
+    }
+}
+
 fn like_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

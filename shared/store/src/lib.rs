@@ -3,8 +3,10 @@
 
 mod error;
 pub mod filter;
+pub mod instance_filters;
 pub mod instances;
 pub mod logs;
+pub mod owned;
 pub mod queues;
 pub mod sessions;
 pub mod types;

@@ -1,11 +1,11 @@
 //! Task queues and task whitelists, with their many-to-many lists.
 
-use crate::filter::{Filter, Page, push_filters, push_page};
+pub use crate::filter::IdTable;
+use crate::filter::{FilterField, Kind};
+use crate::owned::{Links, Row, Table};
 use crate::types::{TaskTypeRow, TypeClass};
 use crate::{Error, Store};
-use futures::stream::BoxStream;
 use sqlx::types::Json;
-use sqlx::{Postgres, QueryBuilder};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct QueueRow {
@@ -66,170 +66,148 @@ const WHITELIST_SELECT: &str = "SELECT l.id, u.username, l.user_id, l.name, l.de
      ORDER BY task_type_id) AS whitelisted_executable_task_types \
      FROM task_whitelists l LEFT JOIN users u ON u.id = l.user_id WHERE true";
 
+const fn text(name: &'static str, column: &'static str) -> FilterField {
+    FilterField {
+        name,
+        column,
+        kind: Kind::Text,
+    }
+}
+
+const fn boolean(name: &'static str, column: &'static str) -> FilterField {
+    FilterField {
+        name,
+        column,
+        kind: Kind::Bool,
+    }
+}
+
+/// Task queues, by id.
+pub const QUEUES: Table = Table {
+    table: "task_queues",
+    select: QUEUE_SELECT,
+    key: "q.id",
+    order: "q.id",
+    filters: &[
+        text("name", "q.name"),
+        text("description", "q.description"),
+        text("user__username", "u.username"),
+        boolean("private", "q.private"),
+        boolean("runs_executable_tasks", "q.runs_executable_tasks"),
+        boolean(
+            "runs_docker_container_tasks",
+            "q.runs_docker_container_tasks",
+        ),
+        boolean(
+            "runs_singularity_container_tasks",
+            "q.runs_singularity_container_tasks",
+        ),
+        boolean("active", "q.active"),
+    ],
+};
+
+/// Task whitelists, by id.
+pub const WHITELISTS: Table = Table {
+    table: "task_whitelists",
+    select: WHITELIST_SELECT,
+    key: "l.id",
+    order: "l.id",
+    filters: &[
+        text("name", "l.name"),
+        text("description", "l.description"),
+        text("user__username", "u.username"),
+    ],
+};
+
+const QUEUE_ROW: Row = Row {
+    table: "task_queues",
+    columns: &[
+        "name",
+        "description",
+        "private",
+        "runs_executable_tasks",
+        "runs_docker_container_tasks",
+        "runs_singularity_container_tasks",
+        "active",
+    ],
+};
+
+const QUEUE_WHITELISTS: Links = Links {
+    table: "task_queue_whitelists",
+    key: "queue_id",
+    value: "whitelist_id",
+};
+
+const WHITELIST_ROW: Row = Row {
+    table: "task_whitelists",
+    columns: &["name", "description"],
+};
+
+const WHITELIST_TYPES: [Links; 2] = [
+    Links {
+        table: "task_whitelist_container_types",
+        key: "whitelist_id",
+        value: "task_type_id",
+    },
+    Links {
+        table: "task_whitelist_executable_types",
+        key: "whitelist_id",
+        value: "task_type_id",
+    },
+];
+
 impl Store {
     pub async fn queue(&self, id: i64) -> Result<Option<QueueRow>, Error> {
-        let mut qb = QueryBuilder::<Postgres>::new(QUEUE_SELECT);
-        qb.push(" AND q.id = ").push_bind(id);
-        Ok(qb.build_query_as().fetch_optional(&self.pool).await?)
-    }
-
-    pub async fn count_queues(&self, filters: &[Filter]) -> Result<i64, Error> {
-        let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM (");
-        qb.push(QUEUE_SELECT);
-        push_filters(&mut qb, filters);
-        qb.push(") x");
-        Ok(qb.build_query_scalar().fetch_one(&self.pool).await?)
-    }
-
-    pub fn list_queues(
-        &self,
-        filters: &[Filter],
-        page: Page,
-    ) -> BoxStream<'static, Result<QueueRow, Error>> {
-        let mut qb = QueryBuilder::<Postgres>::new(QUEUE_SELECT);
-        push_filters(&mut qb, filters);
-        qb.push(" ORDER BY q.id");
-        push_page(&mut qb, page);
-        crate::stream_rows(self.pool.clone(), qb)
+        self.one(&QUEUES, id).await
     }
 
     /// Inserts (id `None`) or replaces a queue and its whitelists in one transaction.
     pub async fn save_queue(
         &self,
         id: Option<i64>,
-        user_id: i64,
+        owner: i64,
         f: &QueueFields,
     ) -> Result<i64, Error> {
         let mut tx = self.pool.begin().await?;
-        let id: i64 = match id {
-            None => {
-                sqlx::query_scalar(
-                    "INSERT INTO task_queues (name, description, user_id, private, runs_executable_tasks, \
-                     runs_docker_container_tasks, runs_singularity_container_tasks, active) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                )
-                .bind(&f.name)
-                .bind(&f.description)
-                .bind(user_id)
-                .bind(f.private)
-                .bind(f.runs_executable_tasks)
-                .bind(f.runs_docker_container_tasks)
-                .bind(f.runs_singularity_container_tasks)
-                .bind(f.active)
-                .fetch_one(&mut *tx)
-                .await?
-            }
-            Some(id) => {
-                sqlx::query(
-                    "UPDATE task_queues SET name = $2, description = $3, private = $4, \
-                     runs_executable_tasks = $5, runs_docker_container_tasks = $6, \
-                     runs_singularity_container_tasks = $7, active = $8 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(&f.name)
-                .bind(&f.description)
-                .bind(f.private)
-                .bind(f.runs_executable_tasks)
-                .bind(f.runs_docker_container_tasks)
-                .bind(f.runs_singularity_container_tasks)
-                .bind(f.active)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("DELETE FROM task_queue_whitelists WHERE queue_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                id
-            }
-        };
-        sqlx::query(
-            "INSERT INTO task_queue_whitelists (queue_id, whitelist_id) \
-             SELECT $1, unnest($2::bigint[]) ON CONFLICT DO NOTHING",
-        )
-        .bind(id)
-        .bind(&f.whitelists)
-        .execute(&mut *tx)
-        .await?;
+        let saved = QUEUE_ROW
+            .save(&mut tx, id, owner, |v| {
+                v.push_bind(f.name.clone())
+                    .push_bind(f.description.clone())
+                    .push_bind(f.private)
+                    .push_bind(f.runs_executable_tasks)
+                    .push_bind(f.runs_docker_container_tasks)
+                    .push_bind(f.runs_singularity_container_tasks)
+                    .push_bind(f.active);
+            })
+            .await?;
+        QUEUE_WHITELISTS
+            .set(&mut tx, saved, &f.whitelists, id.is_some())
+            .await?;
         tx.commit().await?;
-        Ok(id)
-    }
-
-    pub async fn whitelist(&self, id: i64) -> Result<Option<WhitelistRow>, Error> {
-        let mut qb = QueryBuilder::<Postgres>::new(WHITELIST_SELECT);
-        qb.push(" AND l.id = ").push_bind(id);
-        Ok(qb.build_query_as().fetch_optional(&self.pool).await?)
-    }
-
-    pub async fn count_whitelists(&self, filters: &[Filter]) -> Result<i64, Error> {
-        let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM (");
-        qb.push(WHITELIST_SELECT);
-        push_filters(&mut qb, filters);
-        qb.push(") x");
-        Ok(qb.build_query_scalar().fetch_one(&self.pool).await?)
-    }
-
-    pub fn list_whitelists(
-        &self,
-        filters: &[Filter],
-        page: Page,
-    ) -> BoxStream<'static, Result<WhitelistRow, Error>> {
-        let mut qb = QueryBuilder::<Postgres>::new(WHITELIST_SELECT);
-        push_filters(&mut qb, filters);
-        qb.push(" ORDER BY l.id");
-        push_page(&mut qb, page);
-        crate::stream_rows(self.pool.clone(), qb)
+        Ok(saved)
     }
 
     /// Inserts (id `None`) or replaces a whitelist and its type lists in one transaction.
     pub async fn save_whitelist(
         &self,
         id: Option<i64>,
-        user_id: i64,
+        owner: i64,
         f: &WhitelistFields,
     ) -> Result<i64, Error> {
         let mut tx = self.pool.begin().await?;
-        let id: i64 = match id {
-            None => {
-                sqlx::query_scalar(
-                    "INSERT INTO task_whitelists (name, description, user_id) VALUES ($1, $2, $3) RETURNING id",
-                )
-                .bind(&f.name)
-                .bind(&f.description)
-                .bind(user_id)
-                .fetch_one(&mut *tx)
-                .await?
-            }
-            Some(id) => {
-                sqlx::query("UPDATE task_whitelists SET name = $2, description = $3 WHERE id = $1")
-                    .bind(id)
-                    .bind(&f.name)
-                    .bind(&f.description)
-                    .execute(&mut *tx)
-                    .await?;
-                for table in ["task_whitelist_container_types", "task_whitelist_executable_types"] {
-                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE whitelist_id = $1")))
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                id
-            }
-        };
-        for (table, ids) in [
-            ("task_whitelist_container_types", &f.container_types),
-            ("task_whitelist_executable_types", &f.executable_types),
-        ] {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {table} (whitelist_id, task_type_id) SELECT $1, unnest($2::bigint[]) \
-                 ON CONFLICT DO NOTHING"
-            )))
-            .bind(id)
-            .bind(ids)
-            .execute(&mut *tx)
+        let saved = WHITELIST_ROW
+            .save(&mut tx, id, owner, |v| {
+                v.push_bind(f.name.clone()).push_bind(f.description.clone());
+            })
             .await?;
+        for (links, ids) in WHITELIST_TYPES
+            .iter()
+            .zip([&f.container_types, &f.executable_types])
+        {
+            links.set(&mut tx, saved, ids, id.is_some()).await?;
         }
         tx.commit().await?;
-        Ok(id)
+        Ok(saved)
     }
 
     /// Ids among `ids` that do not exist in `table` (for "Invalid pk" errors).
@@ -270,49 +248,5 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?;
         Ok((ty.map(|t| t.0), queue.map(|q| q.0), whitelisted))
-    }
-}
-
-/// Tables whose ids requests refer to.
-#[derive(Debug, Clone, Copy)]
-pub enum IdTable {
-    ContainerTypes,
-    ExecutableTypes,
-    Whitelists,
-    Queues,
-}
-
-impl IdTable {
-    fn name(self) -> &'static str {
-        match self {
-            IdTable::ContainerTypes => "container_task_types",
-            IdTable::ExecutableTypes => "executable_task_types",
-            IdTable::Whitelists => "task_whitelists",
-            IdTable::Queues => "task_queues",
-        }
-    }
-}
-
-impl Store {
-    pub async fn queue_name_taken(&self, name: &str, except: Option<i64>) -> Result<bool, Error> {
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM task_queues WHERE name = $1 AND id IS DISTINCT FROM $2)",
-        )
-        .bind(name)
-        .bind(except)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    pub async fn whitelist_name_taken(
-        &self,
-        name: &str,
-        except: Option<i64>,
-    ) -> Result<bool, Error> {
-        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM task_whitelists WHERE name = $1 AND id IS DISTINCT FROM $2)")
-            .bind(name)
-            .bind(except)
-            .fetch_one(&self.pool)
-            .await?)
     }
 }

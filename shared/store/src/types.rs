@@ -1,12 +1,11 @@
 //! Task types: container and executable, two tables with a common shape.
 
-use crate::filter::{Filter, Page, push_filters, push_page};
+use crate::filter::{FilterField, Kind};
+use crate::owned::Table;
 use crate::{Error, Store};
 use chrono::{DateTime, Utc};
-use futures::stream::BoxStream;
 use serde_json::Value;
 use sqlx::types::Json;
-use sqlx::{Postgres, QueryBuilder};
 
 /// Which task type table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +42,15 @@ impl TypeClass {
         }
     }
 
-    pub(crate) fn select(self) -> &'static str {
+    /// The class's table as lists read it.
+    pub const fn listing(self) -> &'static Table {
+        match self {
+            TypeClass::Container => &CONTAINER_TYPES,
+            TypeClass::Executable => &EXECUTABLE_TYPES,
+        }
+    }
+
+    pub(crate) const fn select(self) -> &'static str {
         match self {
             TypeClass::Container => {
                 "SELECT t.id, u.username, t.user_id, t.name, t.description, t.datetime_created, \
@@ -63,6 +70,44 @@ impl TypeClass {
         }
     }
 }
+
+const fn filter(name: &'static str, column: &'static str, kind: Kind) -> FilterField {
+    FilterField { name, column, kind }
+}
+
+const COMMON_FILTERS: [FilterField; 5] = [
+    filter("name", "t.name", Kind::Text),
+    filter("description", "t.description", Kind::Text),
+    filter("user__username", "u.username", Kind::Text),
+    filter("command_to_run", "t.command_to_run", Kind::Text),
+    filter("datetime_created", "t.datetime_created", Kind::Time),
+];
+
+const CONTAINER_FILTERS: [FilterField; 7] = [
+    COMMON_FILTERS[0],
+    COMMON_FILTERS[1],
+    COMMON_FILTERS[2],
+    COMMON_FILTERS[3],
+    COMMON_FILTERS[4],
+    filter("container_image", "t.container_image", Kind::Text),
+    filter("container_type", "t.container_type", Kind::Text),
+];
+
+const CONTAINER_TYPES: Table = Table {
+    table: "container_task_types",
+    select: TypeClass::Container.select(),
+    key: "t.id",
+    order: "t.id",
+    filters: &CONTAINER_FILTERS,
+};
+
+const EXECUTABLE_TYPES: Table = Table {
+    table: "executable_task_types",
+    select: TypeClass::Executable.select(),
+    key: "t.id",
+    order: "t.id",
+    filters: &COMMON_FILTERS,
+};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct TaskTypeRow {
@@ -99,155 +144,76 @@ pub struct TaskTypeFields {
     pub json_file_option: Option<String>,
 }
 
-impl Store {
-    pub async fn insert_task_type(
-        &self,
-        class: TypeClass,
-        user_id: i64,
-        f: &TaskTypeFields,
-    ) -> Result<TaskTypeRow, Error> {
-        let id: (i64,) = match class {
-            TypeClass::Container => {
-                sqlx::query_as(
-                    "INSERT INTO container_task_types (name, description, user_id, command_to_run, \
-                 environment_variables, required_arguments, required_arguments_default_values, \
-                 logs_path, results_path, container_image, container_type) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-                )
-                .bind(&f.name)
-                .bind(&f.description)
-                .bind(user_id)
-                .bind(&f.command_to_run)
-                .bind(Json(&f.environment_variables))
-                .bind(Json(&f.required_arguments))
-                .bind(Json(&f.required_arguments_default_values))
-                .bind(&f.logs_path)
-                .bind(&f.results_path)
-                .bind(&f.container_image)
-                .bind(&f.container_type)
-                .fetch_one(&self.pool)
-                .await?
-            }
-            TypeClass::Executable => sqlx::query_as(
-                "INSERT INTO executable_task_types (name, description, user_id, command_to_run, \
-                 environment_variables, required_arguments, required_arguments_default_values, \
-                 json_file_option) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            )
-            .bind(&f.name)
-            .bind(&f.description)
-            .bind(user_id)
-            .bind(&f.command_to_run)
-            .bind(Json(&f.environment_variables))
-            .bind(Json(&f.required_arguments))
-            .bind(Json(&f.required_arguments_default_values))
-            .bind(&f.json_file_option)
-            .fetch_one(&self.pool)
-            .await?,
-        };
-        self.task_type(class, id.0).await?.ok_or_else(|| {
-            Error::Internal(anyhow::anyhow!("task type {} vanished after insert", id.0))
-        })
+impl TypeClass {
+    /// The writable columns of the class, in the order [`bind_fields`] binds them.
+    fn columns(self) -> Vec<&'static str> {
+        let mut columns = vec![
+            "name",
+            "description",
+            "command_to_run",
+            "environment_variables",
+            "required_arguments",
+            "required_arguments_default_values",
+        ];
+        match self {
+            TypeClass::Container => columns.extend([
+                "logs_path",
+                "results_path",
+                "container_image",
+                "container_type",
+            ]),
+            TypeClass::Executable => columns.push("json_file_option"),
+        }
+        columns
     }
+}
 
-    /// Replaces every writable field (PUT); the owner stays as it was.
-    pub async fn update_task_type(
-        &self,
-        class: TypeClass,
-        id: i64,
-        f: &TaskTypeFields,
-    ) -> Result<(), Error> {
-        match class {
-            TypeClass::Container => {
-                sqlx::query(
-                    "UPDATE container_task_types SET name = $2, description = $3, command_to_run = $4, \
-                     environment_variables = $5, required_arguments = $6, \
-                     required_arguments_default_values = $7, logs_path = $8, results_path = $9, \
-                     container_image = $10, container_type = $11 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(&f.name)
-                .bind(&f.description)
-                .bind(&f.command_to_run)
-                .bind(Json(&f.environment_variables))
-                .bind(Json(&f.required_arguments))
-                .bind(Json(&f.required_arguments_default_values))
-                .bind(&f.logs_path)
-                .bind(&f.results_path)
-                .bind(&f.container_image)
-                .bind(&f.container_type)
-                .execute(&self.pool)
-                .await?
-            }
-            TypeClass::Executable => {
-                sqlx::query(
-                    "UPDATE executable_task_types SET name = $2, description = $3, command_to_run = $4, \
-                     environment_variables = $5, required_arguments = $6, \
-                     required_arguments_default_values = $7, json_file_option = $8 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(&f.name)
-                .bind(&f.description)
-                .bind(&f.command_to_run)
-                .bind(Json(&f.environment_variables))
-                .bind(Json(&f.required_arguments))
-                .bind(Json(&f.required_arguments_default_values))
-                .bind(&f.json_file_option)
-                .execute(&self.pool)
-                .await?
-            }
-        };
-        Ok(())
-    }
-
-    pub async fn task_type(&self, class: TypeClass, id: i64) -> Result<Option<TaskTypeRow>, Error> {
-        let mut qb = QueryBuilder::<Postgres>::new(class.select());
-        qb.push(" AND t.id = ").push_bind(id);
-        Ok(qb.build_query_as().fetch_optional(&self.pool).await?)
-    }
-
-    pub async fn count_task_types(
-        &self,
-        class: TypeClass,
-        filters: &[Filter],
-    ) -> Result<i64, Error> {
-        let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM (");
-        qb.push(class.select());
-        push_filters(&mut qb, filters);
-        qb.push(") x");
-        Ok(qb.build_query_scalar().fetch_one(&self.pool).await?)
-    }
-
-    /// Rows in id order, streamed from the database.
-    pub fn list_task_types(
-        &self,
-        class: TypeClass,
-        filters: &[Filter],
-        page: Page,
-    ) -> BoxStream<'static, Result<TaskTypeRow, Error>> {
-        let mut qb = QueryBuilder::<Postgres>::new(class.select());
-        push_filters(&mut qb, filters);
-        qb.push(" ORDER BY t.id");
-        push_page(&mut qb, page);
-        crate::stream_rows(self.pool.clone(), qb)
+fn bind_fields(class: TypeClass, f: &TaskTypeFields, values: &mut crate::owned::Values<'_>) {
+    values
+        .push_bind(f.name.clone())
+        .push_bind(f.description.clone())
+        .push_bind(f.command_to_run.clone())
+        .push_bind(Json(f.environment_variables.clone()))
+        .push_bind(Json(f.required_arguments.clone()))
+        .push_bind(Json(f.required_arguments_default_values.clone()));
+    match class {
+        TypeClass::Container => {
+            values
+                .push_bind(f.logs_path.clone())
+                .push_bind(f.results_path.clone())
+                .push_bind(f.container_image.clone())
+                .push_bind(f.container_type.clone());
+        }
+        TypeClass::Executable => {
+            values.push_bind(f.json_file_option.clone());
+        }
     }
 }
 
 impl Store {
-    /// Whether another task type of the class already has `name`.
-    pub async fn task_type_name_taken(
+    /// Inserts (id `None`, owned by `owner`) or replaces every writable field of a task
+    /// type (the owner stays as it was); returns its id.
+    pub async fn save_task_type(
         &self,
         class: TypeClass,
-        name: &str,
-        except: Option<i64>,
-    ) -> Result<bool, Error> {
-        let sql = format!(
-            "SELECT EXISTS (SELECT 1 FROM {} WHERE name = $1 AND id IS DISTINCT FROM $2)",
-            class.table()
-        );
-        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(name)
-            .bind(except)
-            .fetch_one(&self.pool)
-            .await?)
+        id: Option<i64>,
+        owner: i64,
+        f: &TaskTypeFields,
+    ) -> Result<i64, Error> {
+        let mut tx = self.pool.begin().await?;
+        let columns = class.columns();
+        let row = crate::owned::Row {
+            table: class.table(),
+            columns: &columns,
+        };
+        let id = row
+            .save(&mut tx, id, owner, |v| bind_fields(class, f, v))
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn task_type(&self, class: TypeClass, id: i64) -> Result<Option<TaskTypeRow>, Error> {
+        self.one(class.listing(), id).await
     }
 }

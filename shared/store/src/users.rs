@@ -1,5 +1,7 @@
 //! Users and their API tokens.
 
+use crate::filter::{FilterField, Kind};
+use crate::owned::Table;
 use crate::{Error, Store};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -19,6 +21,27 @@ pub struct User {
 }
 
 const USER_COLUMNS: &str = "id, username, email, is_superuser, is_active, time_zone, date_joined";
+
+/// Active users, by username.
+pub const USERS: Table = Table {
+    table: "users",
+    select: "SELECT id, username, email, is_superuser, is_active, time_zone, date_joined \
+             FROM users WHERE is_active",
+    key: "id",
+    order: "username",
+    filters: &[
+        FilterField {
+            name: "username",
+            column: "username",
+            kind: Kind::Text,
+        },
+        FilterField {
+            name: "email",
+            column: "email",
+            kind: Kind::Text,
+        },
+    ],
+};
 
 /// A new API token: 40 lower-case hex characters, as DRF's.
 pub fn new_token() -> String {
@@ -183,30 +206,6 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-}
-
-impl Store {
-    pub async fn count_users(&self, filters: &[crate::Filter]) -> Result<i64, Error> {
-        let mut qb =
-            sqlx::QueryBuilder::<sqlx::Postgres>::new("SELECT count(*) FROM users WHERE is_active");
-        crate::filter::push_filters(&mut qb, filters);
-        Ok(qb.build_query_scalar().fetch_one(&self.pool).await?)
-    }
-
-    /// Active users by username, streamed.
-    pub fn list_users(
-        &self,
-        filters: &[crate::Filter],
-        page: crate::Page,
-    ) -> futures::stream::BoxStream<'static, Result<User, Error>> {
-        let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE is_active"
-        ));
-        crate::filter::push_filters(&mut qb, filters);
-        qb.push(" ORDER BY username");
-        crate::filter::push_page(&mut qb, page);
-        crate::stream_rows(self.pool.clone(), qb)
     }
 }
 

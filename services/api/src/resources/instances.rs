@@ -3,76 +3,33 @@
 //! publishes one submission; if NATS is down the row is still committed and the scheduler's
 //! sweep submits it later.
 
-use super::both;
+use super::inputs::TaskInstanceInput;
+use super::types::{Class, Container, Executable};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::body::Payload;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{Fields, Text, invalid_pk};
-use crate::query::{FilterField, Kind, Query, filters, paginate, stream_page};
+use crate::io::{Accepted, Created, Input, Listed, Listing, Page, PathUuid, Status};
+use crate::query::FilterField;
 use crate::repr::InstanceRepr;
+use crate::routes::{Methods, Routes};
 use async_nats::jetstream;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use axum::extract::State;
 use futures::StreamExt;
 use opentelemetry::trace::TraceContextExt;
 use saltant_bus::{Submission, Termination, WIRE_VERSION, trace};
 use saltant_core::{Policy, QueueName, State as RunState, TaskKind, TaskSpec, fill_defaults};
+use saltant_store::instance_filters::instance_filters;
 use saltant_store::instances::{InstanceRow, NewInstance};
+use saltant_store::queues::QueueRow;
+use saltant_store::types::TaskTypeRow;
 use saltant_store::types::TypeClass;
 use serde_json::{Map, Value};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
-
-pub(crate) const STATES: &[&str] = &[
-    "created",
-    "published",
-    "running",
-    "successful",
-    "failed",
-    "terminated",
-];
-pub(crate) const FILTERS: &[FilterField] = &[
-    FilterField {
-        name: "name",
-        column: "i.name",
-        kind: Kind::Text,
-    },
-    FilterField {
-        name: "state",
-        column: "i.state",
-        kind: Kind::Choice(STATES),
-    },
-    FilterField {
-        name: "user__username",
-        column: "u.username",
-        kind: Kind::Text,
-    },
-    FilterField {
-        name: "task_type",
-        column: "COALESCE(i.container_task_type_id, i.executable_task_type_id)",
-        kind: Kind::Fk,
-    },
-    FilterField {
-        name: "task_queue",
-        column: "i.task_queue_id",
-        kind: Kind::Fk,
-    },
-    FilterField {
-        name: "datetime_created",
-        column: "i.datetime_created",
-        kind: Kind::Time,
-    },
-    FilterField {
-        name: "datetime_finished",
-        column: "i.datetime_finished",
-        kind: Kind::Time,
-    },
-];
 
 /// What a create or clone asks for, before the model checks.
 struct Request {
@@ -83,11 +40,25 @@ struct Request {
     policy: Policy,
 }
 
-/// The original's model `clean` and save: queue rules, whitelist, flags, arguments filled
-/// from defaults; then the insert and the submission.
-async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiResult<InstanceRow> {
-    let (ty, queue, whitelisted) = s.store.admission(class, r.type_id, r.queue_id).await?;
-    // The serializer only offers active queues that are public or the requester's.
+/// The strings of a JSON array (none if it is not one).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The serializer's related fields: the type must exist, the queue must be active and
+/// public or the requester's.
+fn offered(
+    r: &Request,
+    user: &Auth,
+    ty: Option<TaskTypeRow>,
+    queue: Option<QueueRow>,
+) -> ApiResult<(TaskTypeRow, QueueRow)> {
     let queue = queue.filter(|q| q.active && (!q.private || q.user_id == user.0.id));
     let mut missing = Map::new();
     if ty.is_none() {
@@ -99,11 +70,15 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
             Value::from(vec![invalid_pk(r.queue_id)]),
         );
     }
-    let (Some(ty), Some(queue)) = (ty, queue) else {
-        return Err(ApiError::Fields(missing));
-    };
+    match (ty, queue) {
+        (Some(ty), Some(queue)) => Ok((ty, queue)),
+        _ => Err(ApiError::Fields(missing)),
+    }
+}
 
-    let arguments = match r.arguments {
+/// The model's JSON field `arguments`: a dictionary (JSON text in forms).
+fn arguments_of(arguments: Option<Value>) -> ApiResult<Map<String, Value>> {
+    let arguments = match arguments {
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
             Ok(Value::Null) => Value::Object(Map::new()),
@@ -112,12 +87,22 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
         },
         Some(v) => v,
     };
-    let Value::Object(arguments) = arguments else {
-        return Err(ApiError::model(&[format!(
+    match arguments {
+        Value::Object(arguments) => Ok(arguments),
+        other => Err(ApiError::model(&[format!(
             "'{}' is not a valid JSON dictionary!",
-            saltant_core::pyrepr::str_of(&arguments)
-        )]));
-    };
+            saltant_core::pyrepr::str_of(&other)
+        )])),
+    }
+}
+
+/// The model's queue rules: the queue whitelists the type and runs its kind of task.
+fn accepted_kind(
+    class: TypeClass,
+    ty: &TaskTypeRow,
+    queue: &QueueRow,
+    whitelisted: bool,
+) -> ApiResult<TaskKind> {
     let kind = match (class, ty.container_type.as_deref()) {
         (TypeClass::Executable, _) => TaskKind::Executable,
         (TypeClass::Container, Some("singularity")) => TaskKind::Singularity,
@@ -143,6 +128,16 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
             queue.name
         )]));
     }
+    Ok(kind)
+}
+
+/// The original's model `clean` and save: queue rules, whitelist, flags, arguments filled
+/// from defaults; then the insert and the submission.
+async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiResult<InstanceRow> {
+    let (ty, queue, whitelisted) = s.store.admission(class, r.type_id, r.queue_id).await?;
+    let (ty, queue) = offered(&r, user, ty, queue)?;
+    let arguments = arguments_of(r.arguments)?;
+    let kind = accepted_kind(class, &ty, &queue, whitelisted)?;
     let required = ty
         .required_arguments
         .0
@@ -167,16 +162,7 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
     let spec = TaskSpec {
         kind,
         command_to_run: ty.command_to_run.clone(),
-        environment_variables: ty
-            .environment_variables
-            .0
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        environment_variables: strings(&ty.environment_variables.0),
         arguments: arguments.clone(),
         json_file_option: ty.json_file_option.clone(),
         container_image: ty.container_image.clone(),
@@ -253,24 +239,37 @@ async fn submit(
     }
 }
 
-async fn list(class: TypeClass, s: AppState, uri: Uri, headers: HeaderMap) -> ApiResult<Response> {
-    let q = Query::from_uri(&uri);
-    let f = filters(&q, FILTERS)?;
+/// The instance list of a class.
+pub(crate) struct Instances<C>(std::marker::PhantomData<C>);
+
+impl<C: Class> Listed for Instances<C> {
+    const FILTERS: &'static [FilterField] = instance_filters(C::CLASS);
+    const PAGE_SIZE: i64 = 10;
+}
+
+async fn list<C: Class>(
+    State(s): State<AppState>,
+    _: Auth,
+    l: Listing<Instances<C>>,
+) -> ApiResult<Page<InstanceRepr>> {
+    let class = C::CLASS;
+    let f = l.filters(&s.store).await?;
     let count = s.store.count_instances(class, &f).await?;
-    let p = paginate(&q, &uri, &headers, 10, count)?;
-    let page = p.page;
-    Ok(stream_page(
-        count,
-        p,
+    l.page(count, |page| {
         s.store
             .list_instances(class, &f, page)
             .map(|r| r.map(InstanceRepr::from))
-            .boxed(),
-    ))
+            .boxed()
+    })
 }
 
 #[tracing::instrument(skip_all, fields(instance = tracing::field::Empty, class = class.kind()))]
-async fn create(class: TypeClass, s: AppState, user: Auth, p: Payload) -> ApiResult<Response> {
+async fn create(
+    class: TypeClass,
+    s: AppState,
+    user: Auth,
+    p: Payload,
+) -> ApiResult<Created<InstanceRepr>> {
     let mut f = Fields::new(&p, false);
     let name = f.string("name", Text::optional(200)).unwrap_or_default();
     let type_id = f.pk("task_type", true);
@@ -299,7 +298,7 @@ async fn create(class: TypeClass, s: AppState, user: Auth, p: Payload) -> ApiRes
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(InstanceRepr::from(row))).into_response())
+    Ok(Status(row.into()))
 }
 
 pub(crate) async fn find(s: &AppState, class: TypeClass, id: &str) -> ApiResult<InstanceRow> {
@@ -316,7 +315,12 @@ async fn detail(class: TypeClass, s: AppState, id: String) -> ApiResult<Json<Ins
 }
 
 #[tracing::instrument(skip_all, fields(instance = tracing::field::Empty, class = class.kind()))]
-async fn clone(class: TypeClass, s: AppState, user: Auth, id: String) -> ApiResult<Response> {
+async fn clone(
+    class: TypeClass,
+    s: AppState,
+    user: Auth,
+    id: String,
+) -> ApiResult<Created<InstanceRepr>> {
     let original = find(&s, class, &id).await?;
     let original_policy = s
         .store
@@ -337,30 +341,23 @@ async fn clone(class: TypeClass, s: AppState, user: Auth, id: String) -> ApiResu
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(InstanceRepr::from(row))).into_response())
-}
-
-/// Only the owner or a superuser may end or re-state an instance (the original let any
-/// user; §9 of the reference allows tightening it and no client depends on it).
-pub(crate) fn may_change(user: &Auth, row: &InstanceRow) -> ApiResult<()> {
-    if user.0.is_superuser || row.user_id == Some(user.0.id) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(ApiError::detail(
-            "You do not have permission to perform this action.",
-        )))
-    }
+    Ok(Status(row.into()))
 }
 
 /// `POST …/{uuid}/terminate/`: 202 with the instance as it is now. The request is recorded
 /// in PostgreSQL and put in the terminations bucket: the executor running the instance
 /// kills it, and the scheduler ends it if it has not started. Finished instances: no-op.
 #[tracing::instrument(skip_all, fields(instance = %id, class = class.kind()))]
-async fn terminate(class: TypeClass, s: AppState, user: Auth, id: String) -> ApiResult<Response> {
+async fn terminate(
+    class: TypeClass,
+    s: AppState,
+    user: Auth,
+    id: String,
+) -> ApiResult<Accepted<InstanceRepr>> {
     let row = find(&s, class, &id).await?;
-    may_change(&user, &row)?;
+    user.may_change(row.user_id)?;
     if row.state.parse::<RunState>().is_ok_and(RunState::is_final) {
-        return Ok((StatusCode::ACCEPTED, Json(InstanceRepr::from(row))).into_response());
+        return Ok(Status(row.into()));
     }
     let row = s
         .store
@@ -393,48 +390,59 @@ async fn terminate(class: TypeClass, s: AppState, user: Auth, id: String) -> Api
         // Recorded in PostgreSQL: the scheduler's sweep repeats the request on the bus.
         tracing::warn!(error = %format!("{e:#}"), "put termination request; the sweep will repeat it");
     }
-    Ok((StatusCode::ACCEPTED, Json(InstanceRepr::from(row))).into_response())
+    Ok(Status(row.into()))
 }
 
 macro_rules! class_routes {
-    ($r:expr, $class:expr, $path:literal) => {{
-        let r = both(
-            $r,
-            $path,
-            get(
-                |State(s): State<AppState>, _: Auth, uri: Uri, h: HeaderMap| {
-                    list($class, s, uri, h)
-                },
+    ($r:expr, $class:expr, $classty:ty, $path:literal) => {{
+        $r.both($path, || {
+            Methods::new()
+                .get(list::<$classty>, |o| {
+                    o.summary("List instances, newest first")
+                })
+                .post(
+                    |State(s): State<AppState>, u: Auth, Input(p, _): Input<TaskInstanceInput>| {
+                        create($class, s, u, p)
+                    },
+                    |o| o.summary("Create (and run) an instance"),
+                )
+        })
+        .both(concat!($path, "/{uuid}"), || {
+            Methods::new().get(
+                |State(s): State<AppState>, _: Auth, PathUuid(id): PathUuid| detail($class, s, id),
+                |o| o.summary("Read an instance"),
             )
-            .post(|State(s): State<AppState>, u: Auth, p: Payload| create($class, s, u, p)),
-        );
-        let r = both(
-            r,
-            concat!($path, "/{id}"),
-            get(|State(s): State<AppState>, _: Auth, Path(id): Path<String>| detail($class, s, id)),
-        );
-        let r = both(
-            r,
-            concat!($path, "/{id}/clone"),
-            post(
-                |State(s): State<AppState>, u: Auth, Path(id): Path<String>| {
+        })
+        .both(concat!($path, "/{uuid}/clone"), || {
+            Methods::new().post(
+                |State(s): State<AppState>, u: Auth, PathUuid(id): PathUuid| {
                     clone($class, s, u, id)
                 },
-            ),
-        );
-        both(
-            r,
-            concat!($path, "/{id}/terminate"),
-            post(
-                |State(s): State<AppState>, u: Auth, Path(id): Path<String>| {
+                |o| o.summary("Run a copy as the requester"),
+            )
+        })
+        .both(concat!($path, "/{uuid}/terminate"), || {
+            Methods::new().post(
+                |State(s): State<AppState>, u: Auth, PathUuid(id): PathUuid| {
                     terminate($class, s, u, id)
                 },
-            ),
-        )
+                |o| o.summary("Terminate (owner or superuser); the instance as it is now"),
+            )
+        })
     }};
 }
 
-pub fn routes(r: Router<AppState>) -> Router<AppState> {
-    let r = class_routes!(r, TypeClass::Container, "/api/containertaskinstances");
-    class_routes!(r, TypeClass::Executable, "/api/executabletaskinstances")
+pub(crate) fn routes(r: Routes) -> Routes {
+    let r = class_routes!(
+        r,
+        TypeClass::Container,
+        Container,
+        "/api/containertaskinstances"
+    );
+    class_routes!(
+        r,
+        TypeClass::Executable,
+        Executable,
+        "/api/executabletaskinstances"
+    )
 }

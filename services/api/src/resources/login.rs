@@ -4,11 +4,13 @@
 //! These paths are outside the original's router: they require the trailing slash and
 //! answer 301 to it without.
 
+use super::inputs::{LoginInput, TokenObtainInput, TokenRefreshInput};
 use crate::AppState;
 use crate::auth::{CSRF_COOKIE, SESSION_COOKIE};
 use crate::body::Payload;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{Fields, Text};
+use crate::io::Input;
 use crate::jwt::{self, JwtError, TokenType};
 use axum::Json;
 use axum::extract::State;
@@ -16,6 +18,19 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde_json::json;
+
+/// A JWT pair (simplejwt's obtain answer).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct TokenPair {
+    refresh: String,
+    access: String,
+}
+
+/// A new access token (simplejwt's refresh answer).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct AccessToken {
+    access: String,
+}
 
 fn jwt_error(e: jsonwebtoken::errors::Error) -> ApiError {
     ApiError::Internal(anyhow::anyhow!("sign token: {e}"))
@@ -36,7 +51,10 @@ fn credentials(p: &Payload) -> ApiResult<(String, String)> {
 }
 
 /// `POST /api/token/` → 200 `{"refresh","access"}`; wrong credentials → 401.
-pub async fn obtain(State(s): State<AppState>, p: Payload) -> ApiResult<Json<serde_json::Value>> {
+pub async fn obtain(
+    State(s): State<AppState>,
+    Input(p, _): Input<TokenObtainInput>,
+) -> ApiResult<Json<TokenPair>> {
     let (username, password) = credentials(&p)?;
     let Some(user) = s.store.authenticate(&username, &password).await? else {
         return Err(ApiError::Unauthorized(ApiError::detail(
@@ -45,14 +63,29 @@ pub async fn obtain(State(s): State<AppState>, p: Payload) -> ApiResult<Json<ser
     };
     let secret = s.jwt_secret().await?;
     let c = &s.config;
-    Ok(Json(json!({
-        "refresh": jwt::issue(&secret, user.id, TokenType::Refresh, c.jwt_refresh_lifetime_secs).map_err(jwt_error)?,
-        "access": jwt::issue(&secret, user.id, TokenType::Access, c.jwt_access_lifetime_secs).map_err(jwt_error)?,
-    })))
+    Ok(Json(TokenPair {
+        refresh: jwt::issue(
+            &secret,
+            user.id,
+            TokenType::Refresh,
+            c.jwt_refresh_lifetime_secs,
+        )
+        .map_err(jwt_error)?,
+        access: jwt::issue(
+            &secret,
+            user.id,
+            TokenType::Access,
+            c.jwt_access_lifetime_secs,
+        )
+        .map_err(jwt_error)?,
+    }))
 }
 
 /// `POST /api/token/refresh/` → 200 `{"access"}` (no rotation).
-pub async fn refresh(State(s): State<AppState>, p: Payload) -> ApiResult<Json<serde_json::Value>> {
+pub async fn refresh(
+    State(s): State<AppState>,
+    Input(p, _): Input<TokenRefreshInput>,
+) -> ApiResult<Json<AccessToken>> {
     let mut f = Fields::new(&p, false);
     let token = f.raw_string("refresh", 8192);
     f.finish()?;
@@ -81,12 +114,16 @@ pub async fn refresh(State(s): State<AppState>, p: Payload) -> ApiResult<Json<se
         s.config.jwt_access_lifetime_secs,
     )
     .map_err(jwt_error)?;
-    Ok(Json(json!({ "access": access })))
+    Ok(Json(AccessToken { access }))
 }
 
 /// `POST /api/auth/login/`: starts a browser session (cookies `sessionid`, HttpOnly, and
 /// `csrftoken`, which unsafe requests echo in `X-CSRFToken`).
-pub async fn login(State(s): State<AppState>, jar: CookieJar, p: Payload) -> ApiResult<Response> {
+pub async fn login(
+    State(s): State<AppState>,
+    jar: CookieJar,
+    Input(p, _): Input<LoginInput>,
+) -> ApiResult<Response> {
     let (username, password) = credentials(&p)?;
     let Some(user) = s.store.authenticate(&username, &password).await? else {
         return Err(ApiError::field(

@@ -1,63 +1,51 @@
 //! Routes of the REST API. Router paths work with and without the trailing slash; methods
 //! not listed get DRF's 405 body.
 
+pub(crate) mod inputs;
 pub(crate) mod instances;
 mod login;
+mod owned;
 pub(crate) mod queues;
 mod results;
 mod status;
 pub(crate) mod types;
 pub(crate) mod users;
 
-use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::query::absolute_url;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use crate::routes::{Methods, Routes};
+use crate::suffix::{JsonSuffix, ROUTER};
+use axum::Json;
+use axum::extract::Extension;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, any, get, patch, post};
-use axum::{Json, Router};
 use serde_json::{Value, json};
 
-async fn method_not_allowed(method: Method) -> ApiError {
-    ApiError::MethodNotAllowed(method.to_string())
-}
-
-fn with_405(r: MethodRouter<AppState>) -> MethodRouter<AppState> {
-    r.fallback(method_not_allowed)
-}
-
-/// Registers `path` and `path/` with the same handlers.
-fn both(router: Router<AppState>, path: &str, r: MethodRouter<AppState>) -> Router<AppState> {
-    let r = with_405(r);
-    router.route(path, r.clone()).route(&format!("{path}/"), r)
-}
-
-async fn api_root(_: Auth, uri: Uri, headers: HeaderMap) -> Json<Value> {
+async fn api_root(
+    _: Auth,
+    uri: Uri,
+    headers: HeaderMap,
+    suffix: Option<Extension<JsonSuffix>>,
+) -> Json<Value> {
     let base = absolute_url(&uri, &headers, &[]);
     let base = base.trim_end_matches('/');
+    // DRF's root reverses its links with the request's format.
+    let format = if suffix.is_some() { ".json" } else { "" };
     let mut m = serde_json::Map::new();
-    for name in [
-        "users",
-        "containertaskinstances",
-        "containertasktypes",
-        "executabletaskinstances",
-        "executabletasktypes",
-        "taskqueues",
-        "taskwhitelists",
-    ] {
-        m.insert(name.into(), json!(format!("{base}/{name}")));
+    for name in ROUTER {
+        m.insert(name.into(), json!(format!("{base}/{name}{format}")));
     }
     Json(Value::Object(m))
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound
 }
 
 /// Django's `APPEND_SLASH`: a path outside the router without its trailing slash answers
 /// 301 to the same path with it.
-async fn append_slash(uri: Uri) -> Response {
+pub(crate) async fn append_slash(uri: Uri) -> Response {
     let mut to = format!("{}/", uri.path());
     if let Some(q) = uri.query() {
         to.push('?');
@@ -75,72 +63,76 @@ async fn append_slash(uri: Uri) -> Response {
     r
 }
 
-/// DRF's OPTIONS answer on the views that allow it: the methods and what they accept.
-fn options_for(name: &'static str, allow: &'static str) -> MethodRouter<AppState> {
-    axum::routing::options(move || async move {
-        let mut r = Json(serde_json::json!({
-            "name": name,
-            "description": "",
-            "renders": ["application/json"],
-            "parses": [
-                "application/json",
-                "application/x-www-form-urlencoded",
-                "multipart/form-data"
-            ]
-        }))
-        .into_response();
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allow));
-        r
-    })
-}
-
-/// Registers a path outside the router: with the slash it is served, without it 301s.
-fn slashed(router: Router<AppState>, path: &str, r: MethodRouter<AppState>) -> Router<AppState> {
-    router
-        .route(&format!("{path}/"), with_405(r))
-        .route(path, any(append_slash))
-}
-
-pub fn routes() -> Router<AppState> {
-    let mut r = Router::new().route("/api/", with_405(get(api_root)));
+pub(crate) fn routes() -> Routes {
+    use crate::openapi;
+    let mut r = Routes::new().exact(
+        "/api/",
+        Methods::new().get(api_root, |o| {
+            o.summary("API root: every resource list's URL")
+        }),
+    );
     r = users::routes(r);
     r = types::routes(r);
     r = queues::routes(r);
     r = instances::routes(r);
-    r = slashed(
-        r,
-        "/api/updatetaskinstancestatus/{id}",
-        patch(status::update).merge(options_for("Update Task Instance Status", "PATCH, OPTIONS")),
-    );
-    r = slashed(
-        r,
+    r.slashed(
+        "/api/updatetaskinstancestatus/{uuid}",
+        Methods::new()
+            .patch(status::update, |o| {
+                o.summary("Report a state (owner or superuser; forward only)")
+            })
+            .drf_options("Update Task Instance Status"),
+    )
+    .slashed(
         "/api/token",
-        post(login::obtain).merge(options_for("Token Obtain Pair", "POST, OPTIONS")),
-    );
-    r = slashed(
-        r,
+        Methods::new()
+            .post(login::obtain, |o| {
+                openapi::public(o.summary("Obtain a JWT pair"))
+            })
+            .drf_options("Token Obtain Pair"),
+    )
+    .slashed(
         "/api/token/refresh",
-        post(login::refresh).merge(options_for("Token Refresh", "POST, OPTIONS")),
-    );
+        Methods::new()
+            .post(login::refresh, |o| {
+                openapi::public(o.summary("Refresh a JWT access token"))
+            })
+            .drf_options("Token Refresh"),
+    )
+    .slashed(
+        "/api/auth/login",
+        Methods::new().post(login::login, |o| {
+            openapi::public(o.summary("Start a browser session (cookies `sessionid`, `csrftoken`)"))
+        }),
+    )
+    .slashed(
+        "/api/auth/logout",
+        Methods::new().post(login::logout, |o| {
+            openapi::public(o.summary("End the browser session"))
+        }),
+    )
     // Native: the files instances left in their logs and results folders.
-    r = both(r, "/api/taskinstances/{id}/results", get(results::list));
-    r = r.route(
-        "/api/taskinstances/{id}/results/{*name}",
-        with_405(get(results::download)),
-    );
+    .both("/api/taskinstances/{uuid}/results", || {
+        Methods::new().get(results::list, |o| {
+            o.summary("List the files the instance's last attempt kept")
+        })
+    })
+    .exact(
+        "/api/taskinstances/{uuid}/results/{*name}",
+        Methods::new().get(results::download, |o| o.summary("Download one kept file")),
+    )
     // API documentation: public, like the original's.
-    r = r.route(
+    .hidden(
         "/api/openapi.json",
-        with_405(get(crate::openapi::openapi_json)),
-    );
-    r = slashed(r, "/api/swagger", get(crate::openapi::swagger));
-    r = r.route(
+        Methods::new().get(openapi::openapi_json, |o| o),
+    )
+    .hidden(
         "/api/swagger/.json",
-        with_405(get(crate::openapi::openapi_json)),
-    );
-    r = slashed(r, "/api/redoc", get(crate::openapi::reference_page));
-    r = slashed(r, "/api/auth/login", post(login::login));
-    r = slashed(r, "/api/auth/logout", post(login::logout));
-    r.fallback(not_found)
+        Methods::new().get(openapi::openapi_json, |o| o),
+    )
+    .slashed_hidden("/api/swagger", Methods::new().get(openapi::swagger, |o| o))
+    .slashed_hidden(
+        "/api/redoc",
+        Methods::new().get(openapi::reference_page, |o| o),
+    )
 }

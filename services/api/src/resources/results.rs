@@ -5,6 +5,7 @@
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
+use crate::io::PathUuid;
 use crate::query::absolute_url;
 use axum::Json;
 use axum::body::Body;
@@ -46,7 +47,7 @@ async fn manifest(s: &AppState, id: &str) -> ApiResult<Option<ResultsManifest>> 
 pub async fn list(
     State(s): State<AppState>,
     _: Auth,
-    Path(id): Path<String>,
+    PathUuid(id): PathUuid,
     uri: Uri,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
@@ -73,8 +74,8 @@ pub async fn list(
 pub async fn download(
     State(s): State<AppState>,
     _: Auth,
-    Path((id, name)): Path<(String, String)>,
-) -> ApiResult<Response> {
+    Path(ResultFile { uuid: id, name }): Path<ResultFile>,
+) -> ApiResult<Download> {
     let m = manifest(&s, &id).await?.ok_or(ApiError::NotFound)?;
     let file = m
         .files
@@ -105,5 +106,33 @@ pub async fn download(
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{leaf}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(r)
+    Ok(Download(r))
+}
+
+/// `{uuid}` and `{name}` of a kept file.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+pub struct ResultFile {
+    uuid: String,
+    /// The file's path in the listing (`logs/…` or `results/…`).
+    name: String,
+}
+
+/// A file's bytes, streamed.
+pub struct Download(Response);
+
+impl IntoResponse for Download {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+impl aide::OperationOutput for Download {
+    type Inner = Vec<u8>;
+
+    fn inferred_responses(
+        ctx: &mut aide::generate::GenContext,
+        op: &mut aide::openapi::Operation,
+    ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
+        Vec::<u8>::inferred_responses(ctx, op)
+    }
 }

@@ -4,18 +4,18 @@
 //! to PostgreSQL with the same compare-and-set as the scheduler's, then published on the
 //! events stream for subscribers.
 
-use super::instances::may_change;
+use super::inputs::{StatusInput, StatusOutput};
 use crate::AppState;
 use crate::auth::Auth;
-use crate::body::Payload;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::Fields;
+use crate::io::{Input, PathUuid};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use saltant_bus::{Event, RECORDED_HEADER, trace};
 use saltant_core::{QueueName, State as RunState};
 use saltant_store::instances::{RetryPolicy, StateChange};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 fn unknown(id: &str) -> ApiError {
@@ -29,12 +29,12 @@ fn unknown(id: &str) -> ApiError {
 pub async fn update(
     State(s): State<AppState>,
     user: Auth,
-    Path(id): Path<String>,
-    p: Payload,
-) -> ApiResult<Json<Value>> {
+    PathUuid(id): PathUuid,
+    Input(p, _): Input<StatusInput>,
+) -> ApiResult<Json<StatusOutput>> {
     let uuid: Uuid = id.parse().map_err(|_| unknown(&id))?;
     let row = s.store.instance(uuid).await?.ok_or_else(|| unknown(&id))?;
-    may_change(&user, &row)?;
+    user.may_change(row.user_id)?;
     let choices: Vec<&str> = RunState::ALL.iter().map(|s| s.as_str()).collect();
     let mut f = Fields::new(&p, false);
     let wanted = f.choice("state", &choices);
@@ -46,7 +46,10 @@ pub async fn update(
         .state
         .parse()
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored state: {e}")))?;
-    let body = json!({ "uuid": row.uuid.to_string(), "state": wanted.as_str() });
+    let body = StatusOutput {
+        uuid: row.uuid.to_string(),
+        state: wanted.as_str(),
+    };
     if current == wanted {
         return Ok(Json(body));
     }

@@ -1,74 +1,17 @@
 //! `/api/containertasktypes/` and `/api/executabletasktypes/`: GET, POST, PUT (no PATCH, no
 //! DELETE). Only the owner or a superuser may PUT; the owner stays the owner.
 
-use super::both;
+use super::inputs::{ContainerTaskTypeInput, ExecutableTaskTypeInput};
+use super::owned::{self, check_name, owned_resource};
 use crate::AppState;
-use crate::auth::Auth;
 use crate::body::Payload;
-use crate::error::{ApiError, ApiResult, name_taken};
+use crate::error::{ApiError, ApiResult};
 use crate::fields::{Fields, Text};
-use crate::query::{FilterField, Kind, Query, filters, paginate, stream_page};
-use crate::repr::TypeRepr;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use futures::StreamExt;
+use crate::repr::{ContainerTypeRepr, ExecutableTypeRepr};
+use crate::routes::Routes;
 use saltant_store::types::{TaskTypeFields, TaskTypeRow, TypeClass};
+use saltant_store::{Error as StoreError, Store};
 use serde_json::{Map, Value};
-
-const COMMON_FILTERS: [FilterField; 5] = [
-    FilterField {
-        name: "name",
-        column: "t.name",
-        kind: Kind::Text,
-    },
-    FilterField {
-        name: "description",
-        column: "t.description",
-        kind: Kind::Text,
-    },
-    FilterField {
-        name: "user__username",
-        column: "u.username",
-        kind: Kind::Text,
-    },
-    FilterField {
-        name: "command_to_run",
-        column: "t.command_to_run",
-        kind: Kind::Text,
-    },
-    FilterField {
-        name: "datetime_created",
-        column: "t.datetime_created",
-        kind: Kind::Time,
-    },
-];
-const CONTAINER_FILTERS: [FilterField; 7] = [
-    COMMON_FILTERS[0],
-    COMMON_FILTERS[1],
-    COMMON_FILTERS[2],
-    COMMON_FILTERS[3],
-    COMMON_FILTERS[4],
-    FilterField {
-        name: "container_image",
-        column: "t.container_image",
-        kind: Kind::Text,
-    },
-    FilterField {
-        name: "container_type",
-        column: "t.container_type",
-        kind: Kind::Text,
-    },
-];
-
-pub(crate) fn filter_fields(class: TypeClass) -> &'static [FilterField] {
-    match class {
-        TypeClass::Container => &CONTAINER_FILTERS,
-        TypeClass::Executable => &COMMON_FILTERS,
-    }
-}
 
 fn verbose(class: TypeClass) -> &'static str {
     match class {
@@ -92,58 +35,79 @@ fn clean_json(v: Value, errors: &mut Vec<String>) -> Option<Value> {
     }
 }
 
-/// Reads and validates a task type. `existing` is the row a PUT replaces (its values stand
-/// for optional fields the request leaves out).
-async fn read_fields(
+/// The serializer's fields as the body gives them (`None`: not given).
+struct Given {
+    name: Option<String>,
+    description: Option<String>,
+    command: Option<String>,
+    env: Option<Value>,
+    req: Option<Value>,
+    defaults: Option<Value>,
+    logs: Option<Option<String>>,
+    results: Option<Option<String>>,
+    image: Option<String>,
+    ctype: Option<String>,
+    json_opt: Option<Option<String>>,
+}
+
+/// The serializer's validation: field types and lengths, choices, the unique name.
+async fn read_given(
     s: &AppState,
     class: TypeClass,
     p: &Payload,
     existing: Option<&TaskTypeRow>,
-) -> ApiResult<TaskTypeFields> {
+) -> ApiResult<Given> {
     let mut f = Fields::new(p, false);
-    let name = f.string("name", Text::required(200));
-    let description = f.string("description", Text::optional(usize::MAX));
-    let command = f.string("command_to_run", Text::required(400));
-    let env = f.json("environment_variables");
-    let req = f.json("required_arguments");
-    let defaults = f.json("required_arguments_default_values");
-    let (mut logs, mut results, mut image, mut ctype, mut json_opt) =
-        (None, None, None, None, None);
+    let mut g = Given {
+        name: f.string("name", Text::required(200)),
+        description: f.string("description", Text::optional(usize::MAX)),
+        command: f.string("command_to_run", Text::required(400)),
+        env: f.json("environment_variables"),
+        req: f.json("required_arguments"),
+        defaults: f.json("required_arguments_default_values"),
+        logs: None,
+        results: None,
+        image: None,
+        ctype: None,
+        json_opt: None,
+    };
     match class {
         TypeClass::Container => {
-            logs = f.text("logs_path", Text::nullable(400));
-            results = f.text("results_path", Text::nullable(400));
-            image = f.string("container_image", Text::required(200));
-            ctype = f.string("container_type", Text::required(11));
-            if let Some(t) = &ctype
+            g.logs = f.text("logs_path", Text::nullable(400));
+            g.results = f.text("results_path", Text::nullable(400));
+            g.image = f.string("container_image", Text::required(200));
+            g.ctype = f.string("container_type", Text::required(11));
+            if let Some(t) = &g.ctype
                 && t != "docker"
                 && t != "singularity"
             {
                 f.error("container_type", format!("\"{t}\" is not a valid choice."));
             }
         }
-        TypeClass::Executable => json_opt = f.text("json_file_option", Text::nullable(50)),
+        TypeClass::Executable => g.json_opt = f.text("json_file_option", Text::nullable(50)),
     }
-    if let Some(n) = &name
-        && !f.has_error("name")
-        && s.store
-            .task_type_name_taken(class, n, existing.map(|e| e.id))
-            .await?
-    {
-        f.error(
-            "name",
-            format!("{} with this name already exists.", verbose(class)),
-        );
-    }
+    check_name(
+        s,
+        &mut f,
+        &g.name,
+        (class.listing(), verbose(class)),
+        existing.map(|e| e.id),
+        |_| Ok(()),
+    )
+    .await?;
     f.finish()?;
+    Ok(g)
+}
 
-    // Model clean: JSON fields, then the defaults ⊆ required rule.
-    let mut errors = Vec::new();
-    let pick = |given: Option<Value>,
-                old: Option<&Json>,
-                empty: Value,
-                errors: &mut Vec<String>|
-     -> Value {
+/// The model's JSON fields after `clean`: given (a string holding JSON is parsed; null is
+/// empty), or the existing row's, or empty.
+fn json_fields(
+    g: &mut Given,
+    existing: Option<&TaskTypeRow>,
+    errors: &mut Vec<String>,
+) -> (Value, Value, Value) {
+    type Json = sqlx::types::Json<Value>;
+    let mut pick = |given: Option<Value>, old: Option<&Json>, empty: Value| -> Value {
         match given {
             Some(v) => match clean_json(v, errors) {
                 Some(Value::Null) | None => empty,
@@ -152,25 +116,37 @@ async fn read_fields(
             None => old.map(|o| o.0.clone()).unwrap_or(empty),
         }
     };
-    type Json = sqlx::types::Json<Value>;
     let env = pick(
-        env,
+        g.env.take(),
         existing.map(|e| &e.environment_variables),
         Value::Array(vec![]),
-        &mut errors,
     );
     let req = pick(
-        req,
+        g.req.take(),
         existing.map(|e| &e.required_arguments),
         Value::Array(vec![]),
-        &mut errors,
     );
     let defaults = pick(
-        defaults,
+        g.defaults.take(),
         existing.map(|e| &e.required_arguments_default_values),
         Value::Object(Map::new()),
-        &mut errors,
     );
+    (env, req, defaults)
+}
+
+/// Reads and validates a task type. `existing` is the row a PUT replaces (its values stand
+/// for optional fields the request leaves out).
+async fn read_fields(
+    s: &AppState,
+    class: TypeClass,
+    p: &Payload,
+    existing: Option<&TaskTypeRow>,
+) -> ApiResult<TaskTypeFields> {
+    let mut g = read_given(s, class, p, existing).await?;
+
+    // Model clean: JSON fields, then the defaults ⊆ required rule.
+    let mut errors = Vec::new();
+    let (env, req, defaults) = json_fields(&mut g, existing, &mut errors);
     if errors.is_empty() {
         if !env.is_array() {
             errors.push(format!(
@@ -211,114 +187,139 @@ async fn read_fields(
         None => old.cloned().flatten(),
     };
     Ok(TaskTypeFields {
-        name: name.expect("validated"),
-        description: description
+        name: g.name.expect("validated"),
+        description: g
+            .description
             .or_else(|| existing.map(|e| e.description.clone()))
             .unwrap_or_default(),
-        command_to_run: command.expect("validated"),
+        command_to_run: g.command.expect("validated"),
         environment_variables: env,
         required_arguments: req,
         required_arguments_default_values: defaults,
-        logs_path: keep(logs, existing.map(|e| &e.logs_path)),
-        results_path: keep(results, existing.map(|e| &e.results_path)),
-        container_image: image,
-        container_type: ctype,
-        json_file_option: keep(json_opt, existing.map(|e| &e.json_file_option)),
+        logs_path: keep(g.logs, existing.map(|e| &e.logs_path)),
+        results_path: keep(g.results, existing.map(|e| &e.results_path)),
+        container_image: g.image,
+        container_type: g.ctype,
+        json_file_option: keep(g.json_opt, existing.map(|e| &e.json_file_option)),
     })
 }
 
-async fn list(class: TypeClass, s: AppState, uri: Uri, headers: HeaderMap) -> ApiResult<Response> {
-    let q = Query::from_uri(&uri);
-    let f = filters(&q, filter_fields(class))?;
-    let count = s.store.count_task_types(class, &f).await?;
-    let p = paginate(&q, &uri, &headers, 100, count)?;
-    let rows = s
-        .store
-        .list_task_types(class, &f, p.page)
-        .map(move |r| r.map(|r| TypeRepr::new(class, r)))
-        .boxed();
-    Ok(stream_page(count, p, rows))
+/// One class of task types.
+pub(crate) trait Class: Send + Sync + 'static {
+    const CLASS: TypeClass;
 }
 
-async fn create(class: TypeClass, s: AppState, user: Auth, p: Payload) -> ApiResult<Response> {
-    let fields = read_fields(&s, class, &p, None).await?;
-    let row = name_taken(
-        s.store.insert_task_type(class, user.0.id, &fields).await,
-        verbose(class),
-    )?;
-    Ok((StatusCode::CREATED, Json(TypeRepr::new(class, row))).into_response())
+pub(crate) struct Container;
+pub(crate) struct Executable;
+
+impl Class for Container {
+    const CLASS: TypeClass = TypeClass::Container;
 }
 
-fn parse_id(id: &str) -> ApiResult<i64> {
-    id.parse::<i64>().map_err(|_| ApiError::NotFound)
+impl Class for Executable {
+    const CLASS: TypeClass = TypeClass::Executable;
 }
 
-async fn detail(class: TypeClass, s: AppState, id: String) -> ApiResult<Json<TypeRepr>> {
-    let row = s
-        .store
-        .task_type(class, parse_id(&id)?)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(Json(TypeRepr::new(class, row)))
+/// Saves a task type of class `C`.
+async fn save<C: Class>(
+    s: &Store,
+    id: Option<i64>,
+    owner: i64,
+    f: &TaskTypeFields,
+) -> Result<i64, StoreError> {
+    s.save_task_type(C::CLASS, id, owner, f).await
 }
 
-async fn put(
-    class: TypeClass,
-    s: AppState,
-    user: Auth,
-    id: String,
-    p: Payload,
-) -> ApiResult<Json<TypeRepr>> {
-    let id = parse_id(&id)?;
-    let existing = s
-        .store
-        .task_type(class, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    if !(user.0.is_superuser || existing.user_id == Some(user.0.id)) {
-        return Err(ApiError::Forbidden(ApiError::detail(
-            "You do not have permission to perform this action.",
-        )));
+/// Reads a task type of class `C` (a PUT replaces every field: never partial).
+async fn read<C: Class>(
+    s: &AppState,
+    p: &Payload,
+    _partial: bool,
+    existing: Option<&TaskTypeRow>,
+) -> ApiResult<TaskTypeFields> {
+    read_fields(s, C::CLASS, p, existing).await
+}
+
+/// Both classes, as owned resources.
+macro_rules! task_types {
+    ($($class:ident: $path:literal, $verbose:literal, $repr:ty, $input:ty;)*) => {$(
+        owned_resource!($class {
+            table: TypeClass::$class.listing(),
+            path: $path,
+            verbose: $verbose,
+            patch: false,
+            row: TaskTypeRow,
+            fields: TaskTypeFields,
+            repr: $repr,
+            input: $input,
+            owner: |r: &TaskTypeRow| r.user_id,
+            save: save::<$class>,
+            read: read::<$class>,
+        });
+    )*};
+}
+
+task_types! {
+    Container: "/api/containertasktypes", "container task type", ContainerTypeRepr,
+        ContainerTaskTypeInput;
+    Executable: "/api/executabletasktypes", "executable task type", ExecutableTypeRepr,
+        ExecutableTaskTypeInput;
+}
+
+pub(crate) fn routes(r: Routes) -> Routes {
+    owned::routes::<Executable>(owned::routes::<Container>(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::types::Json;
+
+    /// The original's keys, in its order (spec §2.2), for both classes.
+    #[test]
+    fn task_types_have_the_original_keys_in_order() {
+        let row = TaskTypeRow {
+            id: 1,
+            username: Some("u".into()),
+            user_id: Some(1),
+            name: "n".into(),
+            description: String::new(),
+            datetime_created: chrono::Utc::now(),
+            command_to_run: "true".into(),
+            environment_variables: Json(Value::Array(vec![])),
+            required_arguments: Json(Value::Array(vec![])),
+            required_arguments_default_values: Json(Value::Object(Map::new())),
+            logs_path: None,
+            results_path: None,
+            container_image: Some("busybox".into()),
+            container_type: Some("docker".into()),
+            json_file_option: None,
+        };
+        let keys =
+            |v: Value| -> Vec<String> { v.as_object().expect("object").keys().cloned().collect() };
+        let common = [
+            "id",
+            "user",
+            "name",
+            "description",
+            "datetime_created",
+            "command_to_run",
+            "environment_variables",
+            "required_arguments",
+            "required_arguments_default_values",
+        ];
+        let container = serde_json::to_value(ContainerTypeRepr::from(row.clone())).expect("json");
+        let mut expected: Vec<&str> = common.to_vec();
+        expected.extend([
+            "logs_path",
+            "results_path",
+            "container_image",
+            "container_type",
+        ]);
+        assert_eq!(keys(container), expected);
+        let executable = serde_json::to_value(ExecutableTypeRepr::from(row)).expect("json");
+        let mut expected: Vec<&str> = common.to_vec();
+        expected.push("json_file_option");
+        assert_eq!(keys(executable), expected);
     }
-    let fields = read_fields(&s, class, &p, Some(&existing)).await?;
-    name_taken(
-        s.store.update_task_type(class, id, &fields).await,
-        verbose(class),
-    )?;
-    let row = s
-        .store
-        .task_type(class, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(Json(TypeRepr::new(class, row)))
-}
-
-macro_rules! class_routes {
-    ($r:expr, $class:expr, $path:literal) => {{
-        let r = both(
-            $r,
-            $path,
-            get(
-                |State(s): State<AppState>, _: Auth, uri: Uri, h: HeaderMap| {
-                    list($class, s, uri, h)
-                },
-            )
-            .post(|State(s): State<AppState>, u: Auth, p: Payload| create($class, s, u, p)),
-        );
-        both(
-            r,
-            concat!($path, "/{id}"),
-            get(|State(s): State<AppState>, _: Auth, Path(id): Path<String>| detail($class, s, id))
-                .put(
-                    |State(s): State<AppState>, u: Auth, Path(id): Path<String>, p: Payload| {
-                        put($class, s, u, id, p)
-                    },
-                ),
-        )
-    }};
-}
-
-pub fn routes(r: Router<AppState>) -> Router<AppState> {
-    let r = class_routes!(r, TypeClass::Container, "/api/containertasktypes");
-    class_routes!(r, TypeClass::Executable, "/api/executabletasktypes")
 }

@@ -1,53 +1,39 @@
 //! `/api/users/`: read-only, looked up by username.
 
-use super::both;
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
-use crate::query::{FilterField, Kind, Query, filters, paginate, stream_page};
+use crate::io::{Listed, Listing, Page, PathUsername};
+use crate::query::FilterField;
 use crate::repr::UserRepr;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Uri};
-use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
+use crate::routes::{Methods, Routes};
+use axum::Json;
+use axum::extract::State;
 use futures::StreamExt;
+use saltant_store::users::{USERS, User};
 
-pub(crate) const FILTERS: &[FilterField] = &[
-    FilterField {
-        name: "username",
-        column: "username",
-        kind: Kind::Text,
-    },
-    FilterField {
-        name: "email",
-        column: "email",
-        kind: Kind::Text,
-    },
-];
+pub(crate) struct Users;
 
-async fn list(
-    State(s): State<AppState>,
-    _: Auth,
-    uri: Uri,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    let q = Query::from_uri(&uri);
-    let f = filters(&q, FILTERS)?;
-    let count = s.store.count_users(&f).await?;
-    let p = paginate(&q, &uri, &headers, 100, count)?;
-    let rows = s
-        .store
-        .list_users(&f, p.page)
-        .map(|r| r.map(UserRepr::from))
-        .boxed();
-    Ok(stream_page(count, p, rows))
+impl Listed for Users {
+    const FILTERS: &'static [FilterField] = USERS.filters;
+    const PAGE_SIZE: i64 = 100;
+}
+
+async fn list(State(s): State<AppState>, _: Auth, l: Listing<Users>) -> ApiResult<Page<UserRepr>> {
+    let f = l.filters(&s.store).await?;
+    let count = s.store.count(&USERS, &f).await?;
+    l.page(count, |page| {
+        s.store
+            .page::<User>(&USERS, &f, page)
+            .map(|r| r.map(UserRepr::from))
+            .boxed()
+    })
 }
 
 async fn detail(
     State(s): State<AppState>,
     _: Auth,
-    Path(username): Path<String>,
+    PathUsername(username): PathUsername,
 ) -> ApiResult<Json<UserRepr>> {
     let user = s
         .store
@@ -57,7 +43,11 @@ async fn detail(
     Ok(Json(user.into()))
 }
 
-pub fn routes(r: axum::Router<AppState>) -> Router<AppState> {
-    let r = both(r, "/api/users", get(list));
-    both(r, "/api/users/{username}", get(detail))
+pub(crate) fn routes(r: Routes) -> Routes {
+    r.both("/api/users", || {
+        Methods::new().get(list, |o| o.summary("List users"))
+    })
+    .both("/api/users/{username}", || {
+        Methods::new().get(detail, |o| o.summary("Read a user"))
+    })
 }
