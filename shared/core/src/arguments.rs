@@ -37,40 +37,16 @@ pub fn fill_defaults(
 /// non-ASCII characters escaped as `\uXXXX`, so tasks see the bytes the original sent.
 pub fn python_json(value: &Value) -> String {
     let mut out = String::new();
-    write_value(&mut out, value);
+    crate::pyrepr::print(&mut out, value, &JSON_DUMPS);
     out
 }
 
-fn write_value(out: &mut String, value: &Value) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => write_string(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_value(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (k, v)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_string(out, k);
-                out.push_str(": ");
-                write_value(out, v);
-            }
-            out.push('}');
-        }
-    }
-}
+const JSON_DUMPS: crate::pyrepr::Printer = crate::pyrepr::Printer {
+    null: "null",
+    bools: ("false", "true"),
+    number: serde_json::Number::to_string,
+    string: write_string,
+};
 
 fn write_string(out: &mut String, s: &str) {
     out.push('"');

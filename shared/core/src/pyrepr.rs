@@ -18,7 +18,7 @@ pub fn str_of(value: &Value) -> String {
 /// `repr()` of the value Python's `json.loads` would make.
 pub fn repr(value: &Value) -> String {
     let mut out = String::new();
-    write_repr(&mut out, value);
+    print(&mut out, value, &REPR);
     out
 }
 
@@ -35,22 +35,37 @@ pub fn repr_str_list<S: AsRef<str>>(items: &[S]) -> String {
     out
 }
 
-fn write_repr(out: &mut String, value: &Value) {
+/// How one of Python's printers writes what is not a list or a dict; lists and dicts are
+/// written alike by `repr()` and `json.dumps()` (`", "` and `": "` between items).
+pub(crate) struct Printer {
+    pub null: &'static str,
+    /// (false, true)
+    pub bools: (&'static str, &'static str),
+    pub number: fn(&serde_json::Number) -> String,
+    pub string: fn(&mut String, &str),
+}
+
+const REPR: Printer = Printer {
+    null: "None",
+    bools: ("False", "True"),
+    number: number_repr,
+    string: write_str,
+};
+
+/// Writes `value` with `p`.
+pub(crate) fn print(out: &mut String, value: &Value, p: &Printer) {
     match value {
-        Value::Null => out.push_str("None"),
-        Value::Bool(b) => out.push_str(if *b { "True" } else { "False" }),
-        Value::Number(n) => match (n.is_f64(), n.as_f64()) {
-            (true, Some(f)) => out.push_str(&float_repr(f)),
-            _ => out.push_str(&n.to_string()),
-        },
-        Value::String(s) => write_str(out, s),
+        Value::Null => out.push_str(p.null),
+        Value::Bool(b) => out.push_str(if *b { p.bools.1 } else { p.bools.0 }),
+        Value::Number(n) => out.push_str(&(p.number)(n)),
+        Value::String(s) => (p.string)(out, s),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                write_repr(out, item);
+                print(out, item, p);
             }
             out.push(']');
         }
@@ -60,12 +75,19 @@ fn write_repr(out: &mut String, value: &Value) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                write_str(out, k);
+                (p.string)(out, k);
                 out.push_str(": ");
-                write_repr(out, v);
+                print(out, v, p);
             }
             out.push('}');
         }
+    }
+}
+
+fn number_repr(n: &serde_json::Number) -> String {
+    match (n.is_f64(), n.as_f64()) {
+        (true, Some(f)) => float_repr(f),
+        _ => n.to_string(),
     }
 }
 
