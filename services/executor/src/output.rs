@@ -3,10 +3,8 @@
 //! stdout and stderr, so the order is kept).
 
 use crate::Shared;
-use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishAckFuture;
-use saltant_bus::LogStream;
-use saltant_bus::messages::log_headers;
+use saltant_bus::{LogChunk, LogStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -66,20 +64,17 @@ impl Sink {
 pub(crate) struct Output {
     shared: Arc<Shared>,
     uuid: Uuid,
-    subject: String,
     attempt: u32,
     seq: AtomicI64,
-    pending: Mutex<Vec<(PublishAckFuture, HeaderMap, bytes::Bytes)>>,
+    pending: Mutex<Vec<(PublishAckFuture, LogChunk)>>,
     failures: AtomicI64,
 }
 
 impl Output {
     pub fn new(shared: Arc<Shared>, uuid: Uuid, attempt: u32) -> Arc<Output> {
-        let subject = shared.bus.names.logs(uuid);
         Arc::new(Output {
             shared,
             uuid,
-            subject,
             attempt,
             seq: AtomicI64::new(0),
             pending: Mutex::new(Vec::new()),
@@ -109,28 +104,24 @@ impl Output {
     }
 
     async fn publish(&self, stream: LogStream, chunk: &[u8]) {
-        let seq = self.seq.fetch_add(1, Ordering::SeqCst);
-        let mut headers = HeaderMap::new();
-        headers.insert(log_headers::STREAM, stream.as_str());
-        headers.insert(log_headers::SEQ, seq.to_string().as_str());
-        headers.insert(log_headers::ATTEMPT, self.attempt.to_string().as_str());
-        let payload = bytes::Bytes::copy_from_slice(chunk);
+        let chunk = LogChunk {
+            uuid: self.uuid,
+            attempt: self.attempt,
+            seq: self.seq.fetch_add(1, Ordering::SeqCst),
+            stream,
+            data: bytes::Bytes::copy_from_slice(chunk),
+        };
         // A full logs stream (the log-collector lags) refuses new chunks: back off and try
         // again for a while before counting the chunk as lost.
         let mut delay = std::time::Duration::from_millis(50);
         for attempt in 0..=8 {
-            let sent = self
-                .shared
-                .bus
-                .js
-                .publish_with_headers(self.subject.clone(), headers.clone(), payload.clone())
-                .await;
+            let sent = self.shared.bus.publish_log_chunk(&chunk).await;
             let failure = match sent {
                 // First try: its ack is awaited later, in a window with the others.
                 Ok(ack) if attempt == 0 => {
                     let full = {
                         let mut p = self.pending.lock().await;
-                        p.push((ack, headers.clone(), payload.clone()));
+                        p.push((ack, chunk.clone()));
                         (p.len() >= ACK_WINDOW).then(|| std::mem::take(&mut *p))
                     };
                     if let Some(acks) = full {
@@ -164,30 +155,25 @@ impl Output {
 
     /// Waits for a window of acks; chunks the stream refused are published again (with
     /// back-off) before they count as lost.
-    async fn await_acks(&self, acks: Vec<(PublishAckFuture, HeaderMap, bytes::Bytes)>) {
+    async fn await_acks(&self, acks: Vec<(PublishAckFuture, LogChunk)>) {
         let mut refused = Vec::new();
         let results = futures::future::join_all(
             acks.into_iter()
-                .map(|(a, h, p)| async move { (a.into_future().await, h, p) }),
+                .map(|(a, c)| async move { (a.into_future().await, c) }),
         )
         .await;
-        for (r, h, p) in results {
+        for (r, c) in results {
             if r.is_err() {
-                refused.push((h, p));
+                refused.push(c);
             }
         }
-        for (h, p) in refused {
+        for chunk in refused {
             let mut delay = std::time::Duration::from_millis(50);
             let mut stored = false;
             for _ in 0..8 {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(std::time::Duration::from_secs(1));
-                let sent = self
-                    .shared
-                    .bus
-                    .js
-                    .publish_with_headers(self.subject.clone(), h.clone(), p.clone())
-                    .await;
+                let sent = self.shared.bus.publish_log_chunk(&chunk).await;
                 if let Ok(ack) = sent
                     && ack.await.is_ok()
                 {

@@ -321,10 +321,6 @@ async fn attempt(
 }
 
 pub(crate) async fn publish_event(shared: &Shared, event: &Event) -> anyhow::Result<()> {
-    shared
-        .bus
-        .send_event(event, trace::headers())
-        .await?
-        .await?;
+    shared.bus.publish_event(event).await?.await?;
     Ok(())
 }
