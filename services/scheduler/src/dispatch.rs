@@ -13,15 +13,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 pub(crate) async fn run(ctx: Ctx) {
-    let Some(consumer) = open_consumer(
-        &ctx.bus,
-        ctx.bus.names.submit_stream(),
-        ctx.bus.names.scheduler_submit_consumer(),
-        ctx.bus.names.submit(),
-        &ctx.stop,
-    )
-    .await
-    else {
+    let Some(consumer) = open_consumer(&ctx, ctx.bus.names.scheduler_submit()).await else {
         return;
     };
     let mut known_queues = HashSet::new();

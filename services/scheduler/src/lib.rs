@@ -11,7 +11,7 @@ mod terminate;
 
 use async_nats::jetstream;
 use lease::Lease;
-use saltant_bus::{Bus, BusConfig, fetch_batch};
+use saltant_bus::{Bus, BusConfig, Durable, fetch_batch};
 use saltant_store::{Store, StoreConfig};
 use serde::Deserialize;
 use std::time::Duration;
@@ -127,27 +127,17 @@ pub(crate) struct Ctx {
 
 /// Opens (creating if needed) one of the scheduler's durable consumers, retrying until the
 /// bus answers; `None` if `stop` fires first.
-pub(crate) async fn open_consumer(
-    bus: &Bus,
-    stream: String,
-    name: &str,
-    filter: String,
-    stop: &CancellationToken,
-) -> Option<Consumer> {
+pub(crate) async fn open_consumer(ctx: &Ctx, durable: Durable) -> Option<Consumer> {
     loop {
-        match bus
-            .durable_consumer(
-                stream.clone(),
-                name,
-                filter.clone(),
-                Duration::from_secs(30),
-            )
+        match ctx
+            .bus
+            .durable_consumer(&durable, Duration::from_secs(30))
             .await
         {
             Ok(c) => return Some(c),
             Err(e) => {
-                tracing::warn!(consumer = name, error = %format!("{e:#}"), "open consumer");
-                if pause(stop, Duration::from_secs(1)).await {
+                tracing::warn!(consumer = durable.name, error = %format!("{e:#}"), "open consumer");
+                if pause(&ctx.stop, Duration::from_secs(1)).await {
                     return None;
                 }
             }

@@ -8,15 +8,7 @@ use saltant_store::instances::StateChange;
 use std::time::Duration;
 
 pub(crate) async fn run(ctx: Ctx) {
-    let Some(consumer) = open_consumer(
-        &ctx.bus,
-        ctx.bus.names.events_stream(),
-        ctx.bus.names.scheduler_events_consumer(),
-        ctx.bus.names.events_all(),
-        &ctx.stop,
-    )
-    .await
-    else {
+    let Some(consumer) = open_consumer(&ctx, ctx.bus.names.scheduler_events()).await else {
         return;
     };
     let (max, expires) = (ctx.config.record_batch, Duration::from_millis(500));

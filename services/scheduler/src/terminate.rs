@@ -7,27 +7,18 @@
 
 use crate::{Ctx, next_batch, open_consumer};
 use async_nats::jetstream::{self, AckKind};
-use saltant_bus::{Bus, Event, Names, Termination};
+use saltant_bus::{Bus, Event, Termination};
 use saltant_core::State;
 use saltant_store::Store;
 use std::time::Duration;
 
 pub(crate) async fn run(ctx: Ctx) {
+    let Some(consumer) = open_consumer(&ctx, ctx.bus.names.scheduler_terminations()).await else {
+        return;
+    };
     let Ctx {
         bus, store, stop, ..
     } = ctx;
-    let bucket = bus.names.terminations_bucket();
-    let Some(consumer) = open_consumer(
-        &bus,
-        Names::bucket_stream(&bucket),
-        bus.names.scheduler_terminations_consumer(),
-        Names::bucket_subjects(&bucket),
-        &stop,
-    )
-    .await
-    else {
-        return;
-    };
     let expires = Duration::from_secs(1);
     while let Some(messages) =
         next_batch(&consumer, 500, expires, &stop, "fetch termination requests").await

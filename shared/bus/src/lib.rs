@@ -15,7 +15,7 @@ pub use messages::{
     Dispatch, Event, Heartbeat, LogChunk, LogStream, RECORDED_HEADER, ResultFile, ResultsManifest,
     Submission, Termination, WIRE_VERSION,
 };
-pub use names::Names;
+pub use names::{Durable, Names};
 pub use publish::Outgoing;
 pub use topology::{Bus, BusConfig, LEASE_TTL_SECS};
 pub use work::{fetch_batch, fetch_batch_bytes, fetch_now};

@@ -303,34 +303,27 @@ impl Bus {
     pub async fn log_collector_consumer(
         &self,
     ) -> Result<consumer::Consumer<consumer::pull::Config>, Error> {
-        self.durable_consumer(
-            self.names.logs_stream(),
-            self.names.log_collector_consumer(),
-            self.names.logs_all(),
-            Duration::from_secs(30),
-        )
-        .await
+        self.durable_consumer(&self.names.log_collector(), Duration::from_secs(30))
+            .await
     }
 
     /// A durable pull consumer on one of the streams, for a service's own use.
     pub async fn durable_consumer(
         &self,
-        stream_name: String,
-        name: &str,
-        filter_subject: String,
+        durable: &crate::names::Durable,
         ack_wait: Duration,
     ) -> Result<consumer::Consumer<consumer::pull::Config>, Error> {
         let stream = self
             .js
-            .get_stream(stream_name)
+            .get_stream(&durable.stream)
             .await
             .map_err(internal("get stream"))?;
         stream
             .get_or_create_consumer(
-                name,
+                durable.name,
                 consumer::pull::Config {
-                    durable_name: Some(name.to_owned()),
-                    filter_subject,
+                    durable_name: Some(durable.name.to_owned()),
+                    filter_subject: durable.filter.clone(),
                     ack_policy: consumer::AckPolicy::Explicit,
                     ack_wait,
                     max_ack_pending: 100_000,

@@ -84,6 +84,21 @@ impl<'a> FromIterator<(&'a StateChange, Option<DateTime<Utc>>)> for Columns {
     }
 }
 
+type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+impl Columns {
+    /// Binds the columns every statement takes: `$1` to `$7`.
+    fn bind<'q>(&'q self, q: Query<'q>) -> Query<'q> {
+        q.bind(&self.uuid)
+            .bind(&self.attempt)
+            .bind(&self.state)
+            .bind(&self.at)
+            .bind(&self.executor)
+            .bind(&self.exit_code)
+            .bind(&self.reason)
+    }
+}
+
 /// One change per instance: the highest attempt, then the furthest state; a `running` of
 /// that attempt in the same batch still gives the start time and the executor.
 fn furthest(changes: &[StateChange]) -> Vec<(StateChange, Option<DateTime<Utc>>)> {
@@ -162,14 +177,8 @@ impl Store {
         let best = furthest(changes);
         let e: Columns = best.iter().map(|(c, started)| (c, *started)).collect();
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(UPDATE)
-            .bind(&e.uuid)
-            .bind(&e.attempt)
-            .bind(&e.state)
-            .bind(&e.at)
-            .bind(&e.executor)
-            .bind(&e.exit_code)
-            .bind(&e.reason)
+        let updated = e
+            .bind(sqlx::query(UPDATE))
             .bind(&e.started)
             .bind(&e.no_retry)
             .bind(retry.default_max_attempts as i32)
@@ -178,16 +187,7 @@ impl Store {
             .await?
             .rows_affected();
         let h: Columns = changes.iter().map(|c| (c, None)).collect();
-        sqlx::query(HISTORY)
-            .bind(&h.uuid)
-            .bind(&h.attempt)
-            .bind(&h.state)
-            .bind(&h.at)
-            .bind(&h.executor)
-            .bind(&h.exit_code)
-            .bind(&h.reason)
-            .execute(&mut *tx)
-            .await?;
+        h.bind(sqlx::query(HISTORY)).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(updated)
     }
