@@ -88,7 +88,9 @@ pub async fn run(
             delay = (delay * 2).min(Duration::from_secs(5));
         }
         for msg in to_ack {
-            let _ = msg.ack().await;
+            if let Err(e) = msg.ack().await {
+                tracing::debug!(error = %e, "ack log chunk (a redelivery is stored once)");
+            }
         }
     }
     bus.close().await;
