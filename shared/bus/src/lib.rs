@@ -16,7 +16,6 @@ pub use messages::{
     Submission, Termination, WIRE_VERSION,
 };
 pub use names::{Durable, Names};
-pub use publish::Outgoing;
 pub use topology::{Bus, BusConfig, LEASE_TTL_SECS};
 pub use work::{fetch_batch, fetch_batch_bytes, fetch_now};
 

@@ -15,10 +15,10 @@ use std::collections::HashMap;
 /// A message as it goes out: subject, headers (message id, trace context, markers) and
 /// payload.
 #[derive(Debug, Clone)]
-pub struct Outgoing {
-    pub subject: String,
-    pub headers: HeaderMap,
-    pub payload: bytes::Bytes,
+pub(crate) struct Outgoing {
+    subject: String,
+    headers: HeaderMap,
+    payload: bytes::Bytes,
 }
 
 impl Outgoing {
@@ -36,16 +36,16 @@ impl Outgoing {
         }
     }
 
-    pub fn submission(names: &Names, s: &Submission) -> Self {
+    fn submission(names: &Names, s: &Submission) -> Self {
         Self::traced(names.submit(), Some(s.message_id()), s.encode())
     }
 
-    pub fn dispatch(names: &Names, d: &Dispatch) -> Self {
+    fn dispatch(names: &Names, d: &Dispatch) -> Self {
         Self::traced(names.dispatch(&d.queue), Some(d.message_id()), d.encode())
     }
 
     /// `recorded`: already written to PostgreSQL; the scheduler only acks it.
-    pub fn event(names: &Names, e: &Event, recorded: bool) -> Self {
+    fn event(names: &Names, e: &Event, recorded: bool) -> Self {
         let mut m = Self::traced(
             names.event(&e.queue, e.uuid),
             Some(e.message_id()),
@@ -58,7 +58,7 @@ impl Outgoing {
     }
 
     /// Untraced: a header per chunk would cost more than the chunk tells.
-    pub fn log_chunk(names: &Names, c: &LogChunk) -> Self {
+    fn log_chunk(names: &Names, c: &LogChunk) -> Self {
         Outgoing {
             subject: names.logs(c.uuid),
             headers: c.headers(),
