@@ -58,7 +58,9 @@ impl Default for BusConfig {
 #[derive(Clone)]
 pub struct Bus {
     pub client: async_nats::Client,
-    pub js: jetstream::Context,
+    /// Private: messages go out through the send methods (publish.rs), which own their
+    /// subjects, ids and headers.
+    pub(crate) js: jetstream::Context,
     pub names: Names,
     pub config: BusConfig,
 }
