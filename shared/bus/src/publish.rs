@@ -22,13 +22,11 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
-    /// With the current span's trace context and, if any, a message id (JetStream drops a
-    /// second message with the same id within the stream's duplicate window).
-    fn traced(subject: String, id: Option<String>, payload: bytes::Bytes) -> Self {
+    /// With the current span's trace context and a message id (JetStream drops a second
+    /// message with the same id within the stream's duplicate window).
+    fn traced(subject: String, id: String, payload: bytes::Bytes) -> Self {
         let mut headers = trace::headers();
-        if let Some(id) = id {
-            headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
-        }
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
         Outgoing {
             subject,
             headers,
@@ -37,20 +35,16 @@ impl Outgoing {
     }
 
     fn submission(names: &Names, s: &Submission) -> Self {
-        Self::traced(names.submit(), Some(s.message_id()), s.encode())
+        Self::traced(names.submit(), s.message_id(), s.encode())
     }
 
     fn dispatch(names: &Names, d: &Dispatch) -> Self {
-        Self::traced(names.dispatch(&d.queue), Some(d.message_id()), d.encode())
+        Self::traced(names.dispatch(&d.queue), d.message_id(), d.encode())
     }
 
     /// `recorded`: already written to PostgreSQL; the scheduler only acks it.
     fn event(names: &Names, e: &Event, recorded: bool) -> Self {
-        let mut m = Self::traced(
-            names.event(&e.queue, e.uuid),
-            Some(e.message_id()),
-            e.encode(),
-        );
+        let mut m = Self::traced(names.event(&e.queue, e.uuid), e.message_id(), e.encode());
         if recorded {
             m.headers.insert(RECORDED_HEADER, "true");
         }
