@@ -183,11 +183,12 @@ async fn failed_attempts_are_retried_per_policy_and_late_events_are_fenced() {
         .await
         .expect("stored");
     // The scheduler has handled the late event once its consumer's ack floor passes it.
+    let durable = names.scheduler_events();
     let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
-        .get_stream(names.events_stream())
+        .get_stream(&durable.stream)
         .await
         .expect("events stream")
-        .get_consumer(names.scheduler_events_consumer())
+        .get_consumer(durable.name)
         .await
         .expect("scheduler's consumer");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -398,4 +399,65 @@ async fn instances_of_clients_that_hang_up_are_submitted_at_once() {
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn the_sweep_submits_a_row_the_bus_missed_with_its_trace_and_attempt_id() {
+    use futures::StreamExt;
+    let stack = Stack::start_opts(Options {
+        env: FAST,
+        ..Options::default()
+    })
+    .await;
+    stack.wait_ready().await;
+    let (ty, q) = stack.executable_on_queue("noop", "true", "swept").await;
+    let first = stack.create(Class::Executable, ty, q, json!({})).await;
+    stack
+        .wait_state(&first, "successful", Duration::from_secs(30))
+        .await;
+    // Every publish on the submit subject, as the stream receives it.
+    let nats = async_nats::connect(std::env::var("SALTANT_TEST_NATS_URL").expect("nats"))
+        .await
+        .expect("connect");
+    let names = saltant_bus::Names::new(&stack.prefix).expect("names");
+    let mut submissions = nats.subscribe(names.submit()).await.expect("subscribe");
+    nats.flush().await.expect("flush");
+    // A committed row the bus never saw (the api died between its commit and its publish):
+    // a copy of the first instance, made an hour ago and still `created`.
+    let missed = uuid::Uuid::new_v4();
+    psql(
+        &stack.database_url(),
+        &format!(
+            "INSERT INTO task_instances (uuid, kind, name, user_id, task_queue_id, \
+             executable_task_type_id, arguments, spec, queue_name, datetime_created) \
+             SELECT '{missed}', kind, name, user_id, task_queue_id, executable_task_type_id, \
+             arguments, spec, queue_name, now() - interval '1 hour' \
+             FROM task_instances WHERE uuid = '{first}'"
+        ),
+    );
+    let swept = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(m) = submissions.next().await {
+            if saltant_bus::Submission::decode(&m.payload).is_ok_and(|s| s.uuid == missed) {
+                return m;
+            }
+        }
+        panic!("subscription ended");
+    })
+    .await
+    .expect("the sweep submits the missed row");
+    let headers = swept.headers.expect("headers");
+    let header = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
+    // The api's convention: one message id per instance and attempt.
+    assert_eq!(header("Nats-Msg-Id"), Some(format!("{missed}.1")));
+    let traceparent = header("traceparent").expect("a traceparent header");
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert!(
+        parts.len() == 4 && parts[1].len() == 32 && parts[2].len() == 16,
+        "{traceparent}"
+    );
+    // Not dropped as a duplicate: it runs, once.
+    stack
+        .wait_state(&missed.to_string(), "successful", Duration::from_secs(30))
+        .await;
+    assert_eq!(stack.attempts_run_twice(), 0);
 }

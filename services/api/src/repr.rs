@@ -206,7 +206,7 @@ impl From<InstanceRow> for InstanceRepr {
             uuid: i.uuid,
             user: i.username,
             name: i.name,
-            state: i.state,
+            state: i.state.to_string(),
             datetime_created: i.datetime_created,
             datetime_finished: i.datetime_finished,
             arguments: i.arguments.0,

@@ -10,18 +10,6 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let started_at = shared.started_at;
-    let kv = loop {
-        match shared.bus.executors_kv().await {
-            Ok(kv) => break kv,
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "open executors bucket");
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
-    };
     let mut tick = tokio::time::interval(Duration::from_secs(shared.config.heartbeat_secs.max(1)));
     loop {
         tokio::select! {
@@ -43,8 +31,8 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             started_at,
             at: Utc::now(),
         };
-        if let Err(e) = kv.put(&shared.id, beat.encode()).await {
-            tracing::warn!(error = %e, "put heartbeat");
+        if let Err(e) = shared.bus.put_heartbeat(&beat).await {
+            tracing::warn!(error = %format!("{e:#}"), "put heartbeat");
         }
     }
 }

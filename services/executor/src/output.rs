@@ -3,10 +3,8 @@
 //! stdout and stderr, so the order is kept).
 
 use crate::Shared;
-use async_nats::HeaderMap;
-use async_nats::jetstream::context::{PublishAckFuture, PublishError};
-use saltant_bus::LogStream;
-use saltant_bus::messages::log_headers;
+use async_nats::jetstream::context::PublishAckFuture;
+use saltant_bus::{LogChunk, LogStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -68,20 +66,17 @@ impl Sink {
 pub(crate) struct Output {
     shared: Arc<Shared>,
     uuid: Uuid,
-    subject: String,
     attempt: u32,
     seq: AtomicI64,
-    pending: Mutex<Vec<(PublishAckFuture, HeaderMap, bytes::Bytes)>>,
+    pending: Mutex<Vec<(PublishAckFuture, LogChunk)>>,
     failures: AtomicI64,
 }
 
 impl Output {
     pub fn new(shared: Arc<Shared>, uuid: Uuid, attempt: u32) -> Arc<Output> {
-        let subject = shared.bus.names.logs(uuid);
         Arc::new(Output {
             shared,
             uuid,
-            subject,
             attempt,
             seq: AtomicI64::new(0),
             pending: Mutex::new(Vec::new()),
@@ -111,19 +106,19 @@ impl Output {
     }
 
     async fn publish(&self, stream: LogStream, chunk: &[u8]) {
-        let seq = self.seq.fetch_add(1, Ordering::SeqCst);
-        let mut headers = HeaderMap::new();
-        headers.insert(log_headers::STREAM, stream.as_str());
-        headers.insert(log_headers::SEQ, seq.to_string().as_str());
-        headers.insert(log_headers::ATTEMPT, self.attempt.to_string().as_str());
-        let payload = bytes::Bytes::copy_from_slice(chunk);
-        let sent = self.send(&headers, &payload).await;
-        match sent {
+        let chunk = LogChunk {
+            uuid: self.uuid,
+            attempt: self.attempt,
+            seq: self.seq.fetch_add(1, Ordering::SeqCst),
+            stream,
+            data: bytes::Bytes::copy_from_slice(chunk),
+        };
+        match self.shared.bus.publish_log_chunk(&chunk).await {
             // Its ack is awaited later, in a window with the others.
             Ok(ack) => {
                 let full = {
                     let mut p = self.pending.lock().await;
-                    p.push((ack, headers, payload));
+                    p.push((ack, chunk));
                     (p.len() >= ACK_WINDOW).then(|| std::mem::take(&mut *p))
                 };
                 if let Some(acks) = full {
@@ -131,36 +126,23 @@ impl Output {
                 }
             }
             Err(_) => {
-                if let Err(failure) = self.republish(&headers, &payload).await {
+                if let Err(failure) = self.republish(&chunk).await {
                     self.lose(&failure);
                 }
             }
         }
     }
 
-    /// Publishes a chunk to the instance's logs subject; its ack is to be awaited.
-    async fn send(
-        &self,
-        headers: &HeaderMap,
-        payload: &bytes::Bytes,
-    ) -> Result<PublishAckFuture, PublishError> {
-        let (subject, headers) = (self.subject.clone(), headers.clone());
-        let js = &self.shared.bus.js;
-        js.publish_with_headers(subject, headers, payload.clone())
-            .await
-    }
-
     /// Publishes a chunk the stream refused again: a full logs stream (the log-collector
     /// lags) refuses new chunks, so each try comes after a back-off and waits for its own
     /// ack. The last error if every try failed.
-    async fn republish(&self, headers: &HeaderMap, payload: &bytes::Bytes) -> Result<(), String> {
+    async fn republish(&self, chunk: &LogChunk) -> Result<(), String> {
         let mut delay = std::time::Duration::from_millis(50);
         let mut failure = String::new();
         for _ in 0..RETRIES {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(std::time::Duration::from_secs(1));
-            let sent = self.send(headers, payload).await;
-            failure = match sent {
+            failure = match self.shared.bus.publish_log_chunk(chunk).await {
                 Ok(ack) => match ack.await {
                     Ok(_) => return Ok(()),
                     Err(e) => e.to_string(),
@@ -181,20 +163,20 @@ impl Output {
 
     /// Waits for a window of acks; chunks the stream refused are published again (with
     /// back-off) before they count as lost.
-    async fn await_acks(&self, acks: Vec<(PublishAckFuture, HeaderMap, bytes::Bytes)>) {
+    async fn await_acks(&self, acks: Vec<(PublishAckFuture, LogChunk)>) {
         let mut refused = Vec::new();
         let results = futures::future::join_all(
             acks.into_iter()
-                .map(|(a, h, p)| async move { (a.into_future().await, h, p) }),
+                .map(|(a, c)| async move { (a.into_future().await, c) }),
         )
         .await;
-        for (r, h, p) in results {
+        for (r, c) in results {
             if r.is_err() {
-                refused.push((h, p));
+                refused.push(c);
             }
         }
-        for (h, p) in refused {
-            if self.republish(&h, &p).await.is_err() {
+        for c in refused {
+            if self.republish(&c).await.is_err() {
                 self.lose("the logs stream refused it");
             }
         }

@@ -228,10 +228,6 @@ async fn report(
 
 /// Publishes `event` with the current trace and waits until the server stores it.
 pub(crate) async fn publish_event(shared: &Shared, event: &Event) -> anyhow::Result<()> {
-    shared
-        .bus
-        .send_event(event, trace::headers())
-        .await?
-        .await?;
+    shared.bus.publish_event(event).await?.await?;
     Ok(())
 }

@@ -3,14 +3,12 @@
 //! acked only once stored.
 
 use async_nats::jetstream::AckKind;
-use saltant_bus::messages::log_headers;
-use saltant_bus::{Bus, BusConfig, LogStream, fetch_batch_bytes};
-use saltant_store::logs::LogChunk;
+use saltant_bus::{Bus, BusConfig, LogChunk, fetch_batch_bytes};
+use saltant_store::logs::LogChunk as StoredChunk;
 use saltant_store::{Store, StoreConfig};
 use serde::Deserialize;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 /// Log-collector configuration (`[log_collector]`, `SALTANT_LOG_COLLECTOR__…`).
 #[derive(Debug, Clone, Deserialize)]
@@ -31,20 +29,15 @@ impl Default for Config {
     }
 }
 
-/// Parses a chunk's subject (`<prefix>.logs.<uuid>`) and headers.
-fn chunk(subject: &str, headers: Option<&async_nats::HeaderMap>, data: &[u8]) -> Option<LogChunk> {
-    let uuid: Uuid = subject.rsplit('.').next()?.parse().ok()?;
-    let h = headers?;
-    let stream = LogStream::parse(h.get(log_headers::STREAM)?.as_str())?;
-    let seq = h.get(log_headers::SEQ)?.as_str().parse().ok()?;
-    let attempt = h.get(log_headers::ATTEMPT)?.as_str().parse().ok()?;
-    Some(LogChunk {
-        uuid,
-        attempt,
-        seq,
-        stream: stream.as_str(),
-        data: data.to_vec(),
-    })
+/// A chunk as the store keeps it.
+fn stored(c: LogChunk) -> StoredChunk {
+    StoredChunk {
+        uuid: c.uuid,
+        attempt: c.attempt as i32,
+        seq: c.seq,
+        stream: c.stream.as_str(),
+        data: c.data.to_vec(),
+    }
 }
 
 pub async fn run(
@@ -74,13 +67,13 @@ pub async fn run(
         let mut chunks = Vec::with_capacity(messages.len());
         let mut to_ack = Vec::with_capacity(messages.len());
         for msg in messages {
-            match chunk(&msg.subject, msg.headers.as_ref(), &msg.payload) {
-                Some(c) => {
-                    chunks.push(c);
+            match LogChunk::decode(&msg.subject, msg.headers.as_ref(), &msg.payload) {
+                Ok(c) => {
+                    chunks.push(stored(c));
                     to_ack.push(msg);
                 }
-                None => {
-                    tracing::error!(subject = %msg.subject, "dropping malformed log chunk");
+                Err(e) => {
+                    tracing::error!(subject = %msg.subject, error = %e, "dropping malformed log chunk");
                     let _ = msg.ack_with(AckKind::Term).await;
                 }
             }
@@ -95,34 +88,13 @@ pub async fn run(
             delay = (delay * 2).min(Duration::from_secs(5));
         }
         for msg in to_ack {
-            let _ = msg.ack().await;
+            if let Err(e) = msg.ack().await {
+                tracing::debug!(error = %e, "ack log chunk (a redelivery is stored once)");
+            }
         }
     }
-    if let Err(e) = bus.client.drain().await {
-        tracing::warn!(error = %e, "drain nats connection");
-    }
+    bus.close().await;
     store.pool.close().await;
     tracing::info!("log-collector stopped");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_need_their_headers() {
-        let id = Uuid::new_v4();
-        let subject = format!("saltant.logs.{id}");
-        let mut h = async_nats::HeaderMap::new();
-        h.insert(log_headers::STREAM, "stderr");
-        h.insert(log_headers::SEQ, "7");
-        h.insert(log_headers::ATTEMPT, "2");
-        let c = chunk(&subject, Some(&h), b"x").expect("valid chunk");
-        assert_eq!((c.uuid, c.seq, c.attempt, c.stream), (id, 7, 2, "stderr"));
-        assert!(chunk(&subject, None, b"x").is_none());
-        assert!(chunk("saltant.logs.nope", Some(&h), b"x").is_none());
-        h.insert(log_headers::STREAM, "stdin");
-        assert!(chunk(&subject, Some(&h), b"x").is_none());
-    }
 }

@@ -4,11 +4,12 @@
 //! when its holder dies, so another replica takes over within the TTL. Work shared through
 //! consumers (submissions, events, terminations) needs no lease.
 
+use crate::{Ctx, pause};
+use async_nats::jetstream::kv;
 use saltant_bus::{Bus, LEASE_TTL_SECS};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "scheduler";
 
@@ -22,43 +23,61 @@ impl Lease {
     }
 }
 
-pub(crate) async fn hold(bus: Bus, id: String, lease: Lease, stop: CancellationToken) {
+pub(crate) async fn hold(ctx: Ctx, id: String) {
+    let Ctx {
+        bus, lease, stop, ..
+    } = ctx;
     let every = Duration::from_secs((LEASE_TTL_SECS / 3).max(1));
     let mut revision = None;
     loop {
-        let step = async {
-            let kv = bus.leases_kv().await?;
-            revision = match revision {
-                None => kv.create(KEY, id.clone().into()).await.ok(),
-                Some(rev) => match kv.update(KEY, id.clone().into(), rev).await {
-                    Ok(rev) => Some(rev),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "lost the scheduler lease");
-                        None
-                    }
-                },
-            };
-            Ok::<_, anyhow::Error>(())
+        revision = match renew(&bus, &id, revision).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "scheduler lease");
+                None
+            }
         };
-        if let Err(e) = step.await {
-            tracing::warn!(error = %format!("{e:#}"), "scheduler lease");
-            revision = None;
-        }
         let held = revision.is_some();
         if held != lease.held() {
             tracing::info!(held, replica = %id, "scheduler lease");
         }
         lease.0.store(held, Ordering::Release);
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = tokio::time::sleep(every) => {}
+        if pause(&stop, every).await {
+            break;
         }
     }
     if let Some(rev) = revision {
         lease.0.store(false, Ordering::Release);
         // Let another replica take over at once instead of after the TTL.
-        if let Ok(kv) = bus.leases_kv().await {
-            let _ = kv.delete_expect_revision(KEY, Some(rev)).await;
+        let released = async {
+            bus.leases_kv()
+                .await?
+                .delete_expect_revision(KEY, Some(rev))
+                .await?;
+            Ok::<_, anyhow::Error>(())
+        };
+        if let Err(e) = released.await {
+            tracing::warn!(error = %format!("{e:#}"), "release the scheduler lease (it expires)");
+        }
+    }
+}
+
+/// Takes the lease if it is free (`revision` none) or renews it; the new revision if held.
+async fn renew(bus: &Bus, id: &str, revision: Option<u64>) -> anyhow::Result<Option<u64>> {
+    let kv = bus.leases_kv().await?;
+    let Some(rev) = revision else {
+        return match kv.create(KEY, id.to_owned().into()).await {
+            Ok(rev) => Ok(Some(rev)),
+            // Another replica holds it.
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+            Err(e) => Err(e.into()),
+        };
+    };
+    match kv.update(KEY, id.to_owned().into(), rev).await {
+        Ok(rev) => Ok(Some(rev)),
+        Err(e) => {
+            tracing::warn!(error = %e, "lost the scheduler lease");
+            Ok(None)
         }
     }
 }

@@ -10,7 +10,8 @@ mod sweep;
 mod terminate;
 
 use async_nats::jetstream;
-use saltant_bus::{Bus, BusConfig};
+use lease::Lease;
+use saltant_bus::{Bus, BusConfig, Durable, fetch_batch};
 use saltant_store::{Store, StoreConfig};
 use serde::Deserialize;
 use std::time::Duration;
@@ -83,7 +84,13 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = Store::connect_lazy(&store_config)?;
     let bus = Bus::connect(&bus_config, "saltant-scheduler").await?;
-    let tasks = TaskTracker::new();
+    let ctx = Ctx {
+        bus,
+        store,
+        config,
+        lease: Lease::default(),
+        stop: shutdown,
+    };
     let replica = format!(
         "{}-{}",
         std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -91,83 +98,102 @@ pub async fn run(
             .unwrap_or_else(|_| "scheduler".into()),
         &uuid::Uuid::new_v4().simple().to_string()[..6]
     );
-    let lease = lease::Lease::default();
-    tasks.spawn(lease::hold(
-        bus.clone(),
-        replica,
-        lease.clone(),
-        shutdown.clone(),
-    ));
-    tasks.spawn(lost::run(
-        bus.clone(),
-        store.clone(),
-        config.clone(),
-        lease.clone(),
-        shutdown.clone(),
-    ));
-    tasks.spawn(dispatch::run(
-        bus.clone(),
-        store.clone(),
-        config.clone(),
-        shutdown.clone(),
-    ));
-    tasks.spawn(record::run(
-        bus.clone(),
-        store.clone(),
-        config.clone(),
-        shutdown.clone(),
-    ));
-    tasks.spawn(terminate::run(
-        bus.clone(),
-        store.clone(),
-        config.clone(),
-        shutdown.clone(),
-    ));
-    tasks.spawn(sweep::run(
-        bus.clone(),
-        store.clone(),
-        config.clone(),
-        lease,
-        shutdown.clone(),
-    ));
+    let tasks = TaskTracker::new();
+    tasks.spawn(lease::hold(ctx.clone(), replica));
+    tasks.spawn(lost::run(ctx.clone()));
+    tasks.spawn(dispatch::run(ctx.clone()));
+    tasks.spawn(record::run(ctx.clone()));
+    tasks.spawn(terminate::run(ctx.clone()));
+    tasks.spawn(sweep::run(ctx.clone()));
     tasks.close();
     tracing::info!("scheduler started");
     tasks.wait().await;
-    if let Err(e) = bus.client.drain().await {
-        tracing::warn!(error = %e, "drain nats connection");
-    }
-    store.pool.close().await;
+    ctx.bus.close().await;
+    ctx.store.pool.close().await;
     tracing::info!("scheduler stopped");
     Ok(())
 }
 
+/// What every duty of the scheduler runs with.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub bus: Bus,
+    pub store: Store,
+    pub config: Config,
+    /// Whether this replica holds the singleton duties' lease.
+    pub lease: Lease,
+    pub stop: CancellationToken,
+}
+
 /// Opens (creating if needed) one of the scheduler's durable consumers, retrying until the
 /// bus answers; `None` if `stop` fires first.
-pub(crate) async fn open_consumer(
-    bus: &Bus,
-    stream: String,
-    name: &str,
-    filter: String,
-    stop: &CancellationToken,
-) -> Option<jetstream::consumer::Consumer<jetstream::consumer::pull::Config>> {
+pub(crate) async fn open_consumer(ctx: &Ctx, durable: Durable) -> Option<Consumer> {
     loop {
-        match bus
-            .durable_consumer(
-                stream.clone(),
-                name,
-                filter.clone(),
-                Duration::from_secs(30),
-            )
+        match ctx
+            .bus
+            .durable_consumer(&durable, Duration::from_secs(30))
             .await
         {
             Ok(c) => return Some(c),
             Err(e) => {
-                tracing::warn!(consumer = name, error = %format!("{e:#}"), "open consumer");
+                tracing::warn!(consumer = durable.name, error = %format!("{e:#}"), "open consumer");
+                if pause(&ctx.stop, Duration::from_secs(1)).await {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+pub(crate) type Consumer = jetstream::consumer::Consumer<jetstream::consumer::pull::Config>;
+
+/// The next batch of up to `max` messages, waiting `expires` at a time for the first;
+/// failed fetches are logged (as `what`) and tried again a second later. `None` once
+/// `stop` fires.
+pub(crate) async fn next_batch(
+    consumer: &Consumer,
+    max: usize,
+    expires: Duration,
+    stop: &CancellationToken,
+    what: &'static str,
+) -> Option<Vec<jetstream::Message>> {
+    loop {
+        let batch = tokio::select! {
+            _ = stop.cancelled() => return None,
+            b = fetch_batch(consumer, max, expires) => b,
+        };
+        match batch {
+            Ok(m) if m.is_empty() => {}
+            Ok(m) => return Some(m),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "{what}");
                 if pause(stop, Duration::from_secs(1)).await {
                     return None;
                 }
             }
         }
+    }
+}
+
+/// Waits for the next turn of a singleton duty: `every`, then only if this replica holds
+/// the lease. `false` once `stop` fires.
+pub(crate) async fn next_turn(every: u64, lease: &Lease, stop: &CancellationToken) -> bool {
+    loop {
+        if pause(stop, Duration::from_secs(every.max(1))).await {
+            return false;
+        }
+        if lease.held() {
+            return true;
+        }
+    }
+}
+
+/// Logs the outcome of a duty that acts on `n` instances: `done` when it did something.
+pub(crate) fn report(outcome: anyhow::Result<usize>, done: &str, failed: &str) {
+    match outcome {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(instances = n, "{done}"),
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "{failed}"),
     }
 }
 

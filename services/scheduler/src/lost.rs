@@ -5,58 +5,26 @@
 //! final otherwise. Events of the lost attempt that arrive later are fenced by the attempt.
 //! Instances waiting longer than their queue time-out fail without retry.
 
-use crate::lease::Lease;
-use crate::{Config, pause};
-use futures::StreamExt;
-use saltant_bus::{Bus, Event, Heartbeat, trace};
-use saltant_core::{QueueName, State};
+use crate::{Ctx, next_turn, report};
+use saltant_bus::{Bus, Event, Heartbeat};
+use saltant_core::State;
 use saltant_store::Store;
 use saltant_store::instances::RunningInstance;
 use std::collections::HashMap;
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
-pub(crate) async fn run(
-    bus: Bus,
-    store: Store,
-    config: Config,
-    lease: Lease,
-    stop: CancellationToken,
-) {
-    let every = Duration::from_secs(config.lost_check_every_secs.max(1));
-    loop {
-        if pause(&stop, every).await {
-            return;
-        }
-        if !lease.held() {
-            continue;
-        }
-        match check_lost(&bus, &store).await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(lost = n, "failed instances of lost executors"),
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "check for lost executors"),
-        }
-        match check_queue_timeouts(&bus, &store).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(timed_out = n, "failed instances past their queue time-out"),
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "check queue time-outs"),
-        }
+pub(crate) async fn run(ctx: Ctx) {
+    while next_turn(ctx.config.lost_check_every_secs, &ctx.lease, &ctx.stop).await {
+        report(
+            check_lost(&ctx.bus, &ctx.store).await,
+            "failed instances of lost executors",
+            "check for lost executors",
+        );
+        report(
+            check_queue_timeouts(&ctx.bus, &ctx.store).await,
+            "failed instances past their queue time-out",
+            "check queue time-outs",
+        );
     }
-}
-
-async fn live_executors(bus: &Bus) -> anyhow::Result<HashMap<String, Heartbeat>> {
-    let kv = bus.executors_kv().await?;
-    let mut keys = kv.keys().await?;
-    let mut alive = HashMap::new();
-    while let Some(key) = keys.next().await {
-        let key = key?;
-        if let Some(value) = kv.get(&key).await?
-            && let Ok(hb) = Heartbeat::decode(&value)
-        {
-            alive.insert(key, hb);
-        }
-    }
-    Ok(alive)
 }
 
 /// Why `r` is lost, if it is.
@@ -78,13 +46,9 @@ fn lost_reason(r: &RunningInstance, alive: &HashMap<String, Heartbeat>) -> Optio
 
 /// Whether the events stream already holds a final event of this attempt (not recorded
 /// yet): then the executor finished before it went away, and that outcome stands.
-async fn already_finished(
-    bus: &Bus,
-    r: &RunningInstance,
-    queue: &QueueName,
-) -> Result<bool, saltant_bus::Error> {
+async fn already_finished(bus: &Bus, r: &RunningInstance) -> Result<bool, saltant_bus::Error> {
     Ok(bus
-        .last_event(queue, r.uuid)
+        .last_event(&r.queue_name, r.uuid)
         .await?
         .is_some_and(|e| e.attempt == r.attempt as u32 && e.state.is_final()))
 }
@@ -92,15 +56,19 @@ async fn already_finished(
 async fn publish_failed(
     bus: &Bus,
     r: &RunningInstance,
-    queue: QueueName,
     reason: String,
     no_retry: bool,
 ) -> anyhow::Result<()> {
-    let mut event = Event::new(r.uuid, queue, r.attempt as u32, State::Failed);
+    let mut event = Event::new(
+        r.uuid,
+        r.queue_name.clone(),
+        r.attempt as u32,
+        State::Failed,
+    );
     event.executor = r.executor.clone();
     event.reason = Some(reason);
     event.no_retry = no_retry;
-    bus.send_event(&event, trace::headers()).await?.await?;
+    bus.publish_event(&event).await?.await?;
     Ok(())
 }
 
@@ -109,7 +77,7 @@ async fn check_lost(bus: &Bus, store: &Store) -> anyhow::Result<usize> {
     if running.is_empty() {
         return Ok(0);
     }
-    let alive = live_executors(bus).await?;
+    let alive = bus.heartbeats().await?;
     // An instance that has only just started may not be in a heartbeat yet.
     let settled = chrono::Utc::now() - chrono::Duration::seconds(5);
     let mut n = 0;
@@ -120,11 +88,8 @@ async fn check_lost(bus: &Bus, store: &Store) -> anyhow::Result<usize> {
         let Some(reason) = lost_reason(&r, &alive) else {
             continue;
         };
-        let Ok(queue) = QueueName::parse(&r.queue_name) else {
-            continue;
-        };
         // Not knowing is not finding nothing: such an instance waits for the next check.
-        match already_finished(bus, &r, &queue).await {
+        match already_finished(bus, &r).await {
             Ok(false) => {}
             Ok(true) => continue,
             Err(e) => {
@@ -133,7 +98,7 @@ async fn check_lost(bus: &Bus, store: &Store) -> anyhow::Result<usize> {
             }
         }
         tracing::warn!(instance = %r.uuid, attempt = r.attempt, %reason, "instance lost");
-        publish_failed(bus, &r, queue, reason, false).await?;
+        publish_failed(bus, &r, reason, false).await?;
         n += 1;
     }
     Ok(n)
@@ -143,13 +108,9 @@ async fn check_queue_timeouts(bus: &Bus, store: &Store) -> anyhow::Result<usize>
     let waiting = store.queue_timeouts(1000).await?;
     let mut n = 0;
     for r in waiting {
-        let Ok(queue) = QueueName::parse(&r.queue_name) else {
-            continue;
-        };
         publish_failed(
             bus,
             &r,
-            queue,
             "not started within its queue time-out".into(),
             true,
         )
@@ -163,6 +124,7 @@ async fn check_queue_timeouts(bus: &Bus, store: &Store) -> anyhow::Result<usize>
 mod tests {
     use super::*;
     use chrono::Utc;
+    use saltant_core::QueueName;
     use uuid::Uuid;
 
     fn beat(started: chrono::DateTime<Utc>, running: Vec<Uuid>) -> Heartbeat {
@@ -188,7 +150,7 @@ mod tests {
             uuid: Uuid::new_v4(),
             attempt: 1,
             executor: Some("e1".into()),
-            queue_name: "q".into(),
+            queue_name: QueueName::parse("q").expect("valid"),
             datetime_started: Some(now - chrono::Duration::seconds(60)),
         };
         let mut alive = HashMap::new();

@@ -1,63 +1,49 @@
 //! The sweep: instances still `created` long after the api answered for them were never
-//! seen by the bus (NATS was down, or the api died between commit and publish). They are
-//! submitted again; the dispatcher's state check makes a repeat harmless.
+//! seen by the bus (NATS was down, or the api died between commit and publish), and
+//! retries whose back-off has passed are due. They are submitted, each in a span of its
+//! own whose trace context the submission carries; the dispatcher's state check makes a
+//! repeat harmless, and JetStream drops a repeat of the same attempt (message id
+//! `<uuid>.<attempt>`) that reached the stream already. See docs/bus.md, "Message ids".
 
-use crate::{Config, pause};
-use async_nats::jetstream;
+use crate::{Config, Ctx, next_turn, report};
 use saltant_bus::{Bus, Submission, Termination, WIRE_VERSION};
-use saltant_core::QueueName;
 use saltant_store::Store;
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
-pub(crate) async fn run(
-    bus: Bus,
-    store: Store,
-    config: Config,
-    lease: crate::lease::Lease,
-    stop: CancellationToken,
-) {
-    let every = Duration::from_secs(config.sweep_every_secs.max(1));
-    loop {
-        if pause(&stop, every).await {
-            return;
-        }
-        if !lease.held() {
-            continue;
-        }
-        match sweep(&bus, &store, &config).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(resubmitted = n, "swept instances the bus had not seen"),
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "sweep"),
-        }
-        match repeat_terminations(&bus, &store, &config).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(repeated = n, "repeated unconfirmed termination requests"),
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "sweep terminations"),
-        }
+pub(crate) async fn run(ctx: Ctx) {
+    while next_turn(ctx.config.sweep_every_secs, &ctx.lease, &ctx.stop).await {
+        report(
+            sweep(&ctx.bus, &ctx.store, &ctx.config).await,
+            "submitted instances the bus had not seen, and due retries",
+            "sweep",
+        );
+        report(
+            repeat_terminations(&ctx.bus, &ctx.store, &ctx.config).await,
+            "repeated unconfirmed termination requests",
+            "sweep terminations",
+        );
     }
 }
 
+/// Instances whose first attempt is older than this were missed by the bus.
+fn missed_before(config: &Config) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() - chrono::Duration::seconds(config.resubmit_after_secs as i64)
+}
+
 async fn sweep(bus: &Bus, store: &Store, config: &Config) -> anyhow::Result<usize> {
-    let before = chrono::Utc::now() - chrono::Duration::seconds(config.resubmit_after_secs as i64);
-    let pending = store.pending_instances(before, 1000).await?;
+    let pending = store.pending_instances(missed_before(config), 1000).await?;
     let mut acks = Vec::with_capacity(pending.len());
     for p in &pending {
-        let Ok(queue) = QueueName::parse(&p.queue_name) else {
-            tracing::error!(instance = %p.uuid, queue = %p.queue_name, "instance has an invalid queue name");
-            continue;
-        };
         let s = Submission {
             v: WIRE_VERSION,
             uuid: p.uuid,
-            queue,
+            attempt: p.attempt as u32,
+            queue: p.queue_name.clone(),
             spec: p.spec.0.clone(),
             created_at: Some(p.datetime_created),
         };
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(s.encode())
-            .message_id(format!("{}.resubmit.{}", s.uuid, before.timestamp()));
-        acks.push(bus.js.send_publish(bus.names.submit(), publish).await?);
+        let span = tracing::info_span!("submit", instance = %p.uuid, attempt = p.attempt);
+        acks.push(bus.publish_submission(&s).instrument(span).await?);
     }
     for ack in acks {
         ack.await?;
@@ -68,24 +54,18 @@ async fn sweep(bus: &Bus, store: &Store, config: &Config) -> anyhow::Result<usiz
 /// Termination requests not confirmed after `resubmit_after_secs` are put in the bucket
 /// again: the api may have failed to reach NATS after recording the request.
 async fn repeat_terminations(bus: &Bus, store: &Store, config: &Config) -> anyhow::Result<usize> {
-    let before = chrono::Utc::now() - chrono::Duration::seconds(config.resubmit_after_secs as i64);
-    let rows = store.unconfirmed_terminations(before, 1000).await?;
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let kv = bus.terminations_kv().await?;
+    let rows = store
+        .unconfirmed_terminations(missed_before(config), 1000)
+        .await?;
     for row in &rows {
-        let Ok(queue) = QueueName::parse(&row.queue_name) else {
-            continue;
-        };
-        let t = Termination {
+        bus.request_termination(&Termination {
             v: WIRE_VERSION,
             uuid: row.uuid,
-            queue,
+            queue: row.queue_name.clone(),
             at: chrono::Utc::now(),
             by: None,
-        };
-        kv.put(row.uuid.to_string(), t.encode()).await?;
+        })
+        .await?;
     }
     Ok(rows.len())
 }

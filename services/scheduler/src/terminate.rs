@@ -5,43 +5,24 @@
 //! instances are ended by the executor that runs them, which watches the same bucket; an
 //! executor that takes a requested instance later sees the request first and never starts it.
 
-use crate::{Config, open_consumer, pause};
+use crate::{Ctx, next_batch, open_consumer};
 use async_nats::jetstream::{self, AckKind};
-use saltant_bus::{Bus, Event, Names, Termination, fetch_batch, trace};
-use saltant_core::{QueueName, State};
+use saltant_bus::{Bus, Event, Termination};
+use saltant_core::State;
 use saltant_store::Store;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
-pub(crate) async fn run(bus: Bus, store: Store, _config: Config, stop: CancellationToken) {
-    let bucket = bus.names.terminations_bucket();
-    let Some(consumer) = open_consumer(
-        &bus,
-        Names::bucket_stream(&bucket),
-        bus.names.scheduler_terminations_consumer(),
-        Names::bucket_subjects(&bucket),
-        &stop,
-    )
-    .await
-    else {
+pub(crate) async fn run(ctx: Ctx) {
+    let Some(consumer) = open_consumer(&ctx, ctx.bus.names.scheduler_terminations()).await else {
         return;
     };
-    loop {
-        let batch = tokio::select! {
-            _ = stop.cancelled() => return,
-            b = fetch_batch(&consumer, 500, Duration::from_secs(1)) => b,
-        };
-        let messages = match batch {
-            Ok(m) if m.is_empty() => continue,
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "fetch termination requests");
-                if pause(&stop, Duration::from_secs(1)).await {
-                    return;
-                }
-                continue;
-            }
-        };
+    let Ctx {
+        bus, store, stop, ..
+    } = ctx;
+    let expires = Duration::from_secs(1);
+    while let Some(messages) =
+        next_batch(&consumer, 500, expires, &stop, "fetch termination requests").await
+    {
         if let Err(e) = handle(&bus, &store, &messages).await {
             tracing::warn!(error = %format!("{e:#}"), "end terminated instances; they will be redelivered");
             for m in &messages {
@@ -77,18 +58,17 @@ async fn handle(bus: &Bus, store: &Store, messages: &[jetstream::Message]) -> an
     let rows = store.terminating(&uuids).await?;
     let mut acks = Vec::new();
     for row in rows {
-        let Ok(state) = row.state.parse::<State>() else {
-            continue;
-        };
-        if state.rank() >= State::Running.rank() {
+        if row.state.rank() >= State::Running.rank() {
             continue;
         }
-        let Ok(queue) = QueueName::parse(&row.queue_name) else {
-            continue;
-        };
-        let mut event = Event::new(row.uuid, queue, row.attempt as u32, State::Terminated);
+        let mut event = Event::new(
+            row.uuid,
+            row.queue_name,
+            row.attempt as u32,
+            State::Terminated,
+        );
         event.reason = Some("terminated before it started".into());
-        acks.push(bus.send_event(&event, trace::headers()).await?);
+        acks.push(bus.publish_event(&event).await?);
     }
     for ack in acks {
         ack.await?;

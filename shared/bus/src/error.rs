@@ -15,18 +15,12 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    #[error("malformed {what}: {reason}")]
+    Malformed { what: &'static str, reason: String },
     #[error("unsupported {what} schema version {version}")]
     Version { what: &'static str, version: u32 },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
-}
-
-impl Error {
-    /// Whether trying the same operation again may succeed (NATS down or slow), as opposed
-    /// to a message that will never decode.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Connect { .. } | Error::Internal(_))
-    }
 }
 
 pub(crate) fn internal<E: std::error::Error + Send + Sync + 'static>(

@@ -5,16 +5,17 @@
 mod error;
 pub mod messages;
 mod names;
+mod publish;
 mod topology;
 pub mod trace;
 pub mod work;
 
 pub use error::Error;
 pub use messages::{
-    Dispatch, Event, Heartbeat, LogStream, RECORDED_HEADER, ResultFile, ResultsManifest,
+    Dispatch, Event, Heartbeat, LogChunk, LogStream, RECORDED_HEADER, ResultFile, ResultsManifest,
     Submission, Termination, WIRE_VERSION,
 };
-pub use names::Names;
+pub use names::{Durable, Names};
 pub use topology::{Bus, BusConfig, LEASE_TTL_SECS};
 pub use work::{fetch_batch, fetch_batch_bytes, fetch_now};
 

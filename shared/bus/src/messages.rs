@@ -11,16 +11,34 @@ use uuid::Uuid;
 /// The schema version this build writes and reads.
 pub const WIRE_VERSION: u32 = 1;
 
-/// api → scheduler: an instance exists and should run. Message id: the instance uuid.
+/// api, sweep → scheduler: an instance exists and its attempt should run. Message id:
+/// `<uuid>.<attempt>` ([`Submission::message_id`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Submission {
     pub v: u32,
     pub uuid: Uuid,
+    /// The attempt submitted (the scheduler dispatches the attempt PostgreSQL holds; this
+    /// one names the message). Absent in older submissions: the first.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
     pub queue: QueueName,
     pub spec: TaskSpec,
     /// When the instance was created (queue time-outs count from it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<DateTime<Utc>>,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+impl Submission {
+    /// One message per instance and attempt: the sweep's repeat of a submission that did
+    /// reach the stream is dropped within the duplicate window (the scheduler has it), a
+    /// retry's submission (the next attempt) is new. See docs/bus.md, "Message ids".
+    pub fn message_id(&self) -> String {
+        format!("{}.{}", self.uuid, self.attempt)
+    }
 }
 
 /// scheduler → executor, on the queue's dispatch subject: everything needed to run one
@@ -62,6 +80,13 @@ pub struct Event {
     /// A `failed` that must not be retried whatever the instance's policy (queue time-out).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_retry: bool,
+}
+
+impl Dispatch {
+    /// One dispatch per instance and attempt, whoever submitted it and how often.
+    pub fn message_id(&self) -> String {
+        format!("{}.{}", self.uuid, self.attempt)
+    }
 }
 
 impl Event {
@@ -153,15 +178,69 @@ impl LogStream {
     }
 }
 
-/// Header names of log chunk messages (whose payload is the raw output bytes).
 /// Header of an event that is already recorded in PostgreSQL (the status endpoint writes
 /// before it publishes); the scheduler does not record it again.
 pub const RECORDED_HEADER: &str = "Saltant-Recorded";
 
+/// Header names of log chunk messages (whose payload is the raw output bytes).
 pub mod log_headers {
     pub const STREAM: &str = "Saltant-Stream";
     pub const SEQ: &str = "Saltant-Seq";
     pub const ATTEMPT: &str = "Saltant-Attempt";
+}
+
+/// A piece of an attempt's output, on `logs.<uuid>`: the raw bytes as payload, the rest in
+/// headers. No message id: a chunk published twice is stored once by the log-collector
+/// (keyed by instance, attempt and `seq`), and the stream need not remember every id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogChunk {
+    pub uuid: Uuid,
+    pub attempt: u32,
+    /// Shared by stdout and stderr of the attempt, so their order is kept.
+    pub seq: i64,
+    pub stream: LogStream,
+    pub data: bytes::Bytes,
+}
+
+impl LogChunk {
+    pub(crate) fn headers(&self) -> async_nats::HeaderMap {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(log_headers::STREAM, self.stream.as_str());
+        h.insert(log_headers::SEQ, self.seq.to_string().as_str());
+        h.insert(log_headers::ATTEMPT, self.attempt.to_string().as_str());
+        h
+    }
+
+    /// Reads a chunk from its message: the uuid from the subject, the rest from headers.
+    pub fn decode(
+        subject: &str,
+        headers: Option<&async_nats::HeaderMap>,
+        payload: &bytes::Bytes,
+    ) -> Result<Self, Error> {
+        let malformed = |reason: &str| Error::Malformed {
+            what: "log chunk",
+            reason: reason.to_owned(),
+        };
+        let header = |name: &str| {
+            headers
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str())
+                .ok_or_else(|| malformed(&format!("no {name} header")))
+        };
+        let uuid = subject.rsplit('.').next().and_then(|u| u.parse().ok());
+        Ok(LogChunk {
+            uuid: uuid.ok_or_else(|| malformed("no instance uuid in the subject"))?,
+            attempt: header(log_headers::ATTEMPT)?
+                .parse()
+                .map_err(|_| malformed("bad attempt"))?,
+            seq: header(log_headers::SEQ)?
+                .parse()
+                .map_err(|_| malformed("bad sequence number"))?,
+            stream: LogStream::parse(header(log_headers::STREAM)?)
+                .ok_or_else(|| malformed("unknown stream"))?,
+            data: payload.clone(),
+        })
+    }
 }
 
 /// An executor's heartbeat, the value of its key in the executors bucket.
@@ -233,6 +312,41 @@ fn decode<T: DeserializeOwned + Versioned>(payload: &[u8]) -> Result<T, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_chunks_need_their_headers() {
+        let id = Uuid::new_v4();
+        let subject = format!("saltant.logs.{id}");
+        let chunk = LogChunk {
+            uuid: id,
+            attempt: 2,
+            seq: 7,
+            stream: LogStream::Stderr,
+            data: bytes::Bytes::from_static(b"x"),
+        };
+        let mut h = chunk.headers();
+        let back = LogChunk::decode(&subject, Some(&h), &chunk.data).expect("valid chunk");
+        assert_eq!(back, chunk);
+        assert!(LogChunk::decode(&subject, None, &chunk.data).is_err());
+        assert!(LogChunk::decode("saltant.logs.nope", Some(&h), &chunk.data).is_err());
+        h.insert(log_headers::STREAM, "stdin");
+        let err = LogChunk::decode(&subject, Some(&h), &chunk.data).expect_err("stdin");
+        assert!(err.to_string().contains("unknown stream"), "{err}");
+    }
+
+    #[test]
+    fn submissions_of_older_writers_are_first_attempts() {
+        let q = QueueName::parse("q").expect("valid");
+        let spec: TaskSpec = serde_json::from_value(serde_json::json!({
+            "kind": "executable", "command_to_run": "true",
+            "environment_variables": [], "arguments": {}
+        }))
+        .expect("spec");
+        let old = serde_json::json!({"v": 1, "uuid": Uuid::nil(), "queue": q, "spec": spec});
+        let s = Submission::decode(old.to_string().as_bytes()).expect("decodes");
+        assert_eq!(s.attempt, 1);
+        assert_eq!(s.message_id(), format!("{}.1", Uuid::nil()));
+    }
 
     #[test]
     fn events_round_trip_and_versions_are_checked() {

@@ -103,18 +103,26 @@ impl Names {
 
     // --- durable consumers
 
-    pub fn scheduler_submit_consumer(&self) -> &'static str {
-        "scheduler-submit"
+    /// The scheduler replicas' consumer of submissions.
+    pub fn scheduler_submit(&self) -> Durable {
+        Durable::new(self.submit_stream(), "scheduler-submit", self.submit())
     }
-    pub fn scheduler_events_consumer(&self) -> &'static str {
-        "scheduler-events"
+    /// The scheduler replicas' consumer of every event.
+    pub fn scheduler_events(&self) -> Durable {
+        Durable::new(self.events_stream(), "scheduler-events", self.events_all())
     }
-    pub fn log_collector_consumer(&self) -> &'static str {
-        "log-collector"
+    /// The log-collector replicas' consumer of every log chunk.
+    pub fn log_collector(&self) -> Durable {
+        Durable::new(self.logs_stream(), "log-collector", self.logs_all())
     }
-    /// The scheduler's durable consumer of the terminations bucket's stream.
-    pub fn scheduler_terminations_consumer(&self) -> &'static str {
-        "scheduler-terminations"
+    /// The scheduler's consumer of the terminations bucket's stream.
+    pub fn scheduler_terminations(&self) -> Durable {
+        let bucket = self.terminations_bucket();
+        Durable::new(
+            Names::bucket_stream(&bucket),
+            "scheduler-terminations",
+            Names::bucket_subjects(&bucket),
+        )
     }
     /// The one durable consumer of a queue, shared by every executor serving it.
     pub fn dispatch_consumer(&self, queue: &QueueName) -> String {
@@ -154,6 +162,24 @@ impl Names {
     /// Every key's subject of a key-value bucket.
     pub fn bucket_subjects(bucket: &str) -> String {
         format!("$KV.{bucket}.>")
+    }
+}
+
+/// A service's durable pull consumer: its stream, name and filter subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Durable {
+    pub stream: String,
+    pub name: &'static str,
+    pub filter: String,
+}
+
+impl Durable {
+    fn new(stream: String, name: &'static str, filter: String) -> Self {
+        Durable {
+            stream,
+            name,
+            filter,
+        }
     }
 }
 

@@ -58,7 +58,9 @@ impl Default for BusConfig {
 #[derive(Clone)]
 pub struct Bus {
     pub client: async_nats::Client,
-    pub js: jetstream::Context,
+    /// Private: messages go out through the send methods (publish.rs), which own their
+    /// subjects, ids and headers.
+    pub(crate) js: jetstream::Context,
     pub names: Names,
     pub config: BusConfig,
 }
@@ -101,6 +103,13 @@ impl Bus {
         };
         bus.ensure_topology().await?;
         Ok(bus)
+    }
+
+    /// Flushes what is published and closes the connection, at a service's end.
+    pub async fn close(&self) {
+        if let Err(e) = self.client.drain().await {
+            tracing::warn!(error = %e, "drain nats connection");
+        }
     }
 
     /// Creates or updates every stream and bucket. Safe to run from every process at once.
@@ -296,34 +305,27 @@ impl Bus {
     pub async fn log_collector_consumer(
         &self,
     ) -> Result<consumer::Consumer<consumer::pull::Config>, Error> {
-        self.durable_consumer(
-            self.names.logs_stream(),
-            self.names.log_collector_consumer(),
-            self.names.logs_all(),
-            Duration::from_secs(30),
-        )
-        .await
+        self.durable_consumer(&self.names.log_collector(), Duration::from_secs(30))
+            .await
     }
 
     /// A durable pull consumer on one of the streams, for a service's own use.
     pub async fn durable_consumer(
         &self,
-        stream_name: String,
-        name: &str,
-        filter_subject: String,
+        durable: &crate::names::Durable,
         ack_wait: Duration,
     ) -> Result<consumer::Consumer<consumer::pull::Config>, Error> {
         let stream = self
             .js
-            .get_stream(stream_name)
+            .get_stream(&durable.stream)
             .await
             .map_err(internal("get stream"))?;
         stream
             .get_or_create_consumer(
-                name,
+                durable.name,
                 consumer::pull::Config {
-                    durable_name: Some(name.to_owned()),
-                    filter_subject,
+                    durable_name: Some(durable.name.to_owned()),
+                    filter_subject: durable.filter.clone(),
                     ack_policy: consumer::AckPolicy::Explicit,
                     ack_wait,
                     max_ack_pending: 100_000,
@@ -334,40 +336,33 @@ impl Bus {
             .map_err(internal("create consumer"))
     }
 
+    /// Executor heartbeats; see [`Bus::put_heartbeat`] and [`Bus::heartbeats`].
     pub async fn executors_kv(&self) -> Result<kv::Store, Error> {
-        self.js
-            .get_key_value(self.names.executors_bucket())
-            .await
-            .map_err(internal("open executors bucket"))
+        self.kv(self.names.executors_bucket()).await
     }
 
+    /// Termination requests; see [`Bus::request_termination`].
     pub async fn terminations_kv(&self) -> Result<kv::Store, Error> {
-        self.js
-            .get_key_value(self.names.terminations_bucket())
-            .await
-            .map_err(internal("open terminations bucket"))
+        self.kv(self.names.terminations_bucket()).await
     }
 
-    /// Publishes an event on its instance's subject, with its message id (so a repeat is
-    /// dropped) and `headers` (trace context, markers). Returns the ack to await, alone or
-    /// in a window with others.
-    pub async fn send_event(
-        &self,
-        event: &crate::Event,
-        headers: async_nats::HeaderMap,
-    ) -> Result<jetstream::context::PublishAckFuture, Error> {
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(event.encode())
-            .headers(headers)
-            .message_id(event.message_id());
-        self.js
-            .send_publish(self.names.event(&event.queue, event.uuid), publish)
-            .await
-            .map_err(internal("publish event"))
+    pub async fn claims_kv(&self) -> Result<kv::Store, Error> {
+        self.kv(self.names.claims_bucket()).await
+    }
+
+    pub async fn leases_kv(&self) -> Result<kv::Store, Error> {
+        self.kv(self.names.leases_bucket()).await
+    }
+
+    async fn kv(&self, bucket: String) -> Result<kv::Store, Error> {
+        self.js.get_key_value(&bucket).await.map_err(|e| {
+            Error::Internal(anyhow::Error::new(e).context(format!("open bucket {bucket}")))
+        })
     }
 
     /// The last event published for an instance, if the events stream still has one
-    /// (`None` when it has none; an error when the stream could not be asked).
+    /// (`None` when it has none; an error when the stream could not be asked or the event
+    /// does not decode).
     pub async fn last_event(
         &self,
         queue: &QueueName,
@@ -383,23 +378,9 @@ impl Bus {
             .get_last_raw_message_by_subject(&self.names.event(queue, uuid))
             .await
         {
-            Ok(m) => Ok(crate::Event::decode(&m.payload).ok()),
+            Ok(m) => crate::Event::decode(&m.payload).map(Some),
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
             Err(e) => Err(internal("read the last event")(e)),
         }
-    }
-
-    pub async fn claims_kv(&self) -> Result<kv::Store, Error> {
-        self.js
-            .get_key_value(self.names.claims_bucket())
-            .await
-            .map_err(internal("open claims bucket"))
-    }
-
-    pub async fn leases_kv(&self) -> Result<kv::Store, Error> {
-        self.js
-            .get_key_value(self.names.leases_bucket())
-            .await
-            .map_err(internal("open leases bucket"))
     }
 }

@@ -25,7 +25,7 @@ impl Extractor for HeaderExtractor<'_> {
 }
 
 /// Writes the current span's context into `headers`.
-pub fn inject(headers: &mut HeaderMap) {
+pub(crate) fn inject(headers: &mut HeaderMap) {
     let cx = tracing::Span::current().context();
     opentelemetry::global::get_text_map_propagator(|p| {
         p.inject_context(&cx, &mut HeaderInjector(headers))
@@ -33,7 +33,7 @@ pub fn inject(headers: &mut HeaderMap) {
 }
 
 /// Headers holding the current span's context.
-pub fn headers() -> HeaderMap {
+pub(crate) fn headers() -> HeaderMap {
     let mut h = HeaderMap::new();
     inject(&mut h);
     h

@@ -73,8 +73,14 @@ pub async fn fetch_batch_bytes(
         .messages()
         .await
         .map_err(internal("fetch messages"))?;
-    Ok(collect(batch, max).await)
+    // The client ends the batch itself a few seconds after `expires`.
+    Ok(collect(batch, max, None).await)
 }
+
+/// How long a pull without expiry waits for its answer. The server answers a no-wait pull
+/// at once, but the client sets no timer on it: an answer lost with the connection (the
+/// server restarted meanwhile) would leave the fetch, and its caller, waiting forever.
+const NO_WAIT_ANSWER: Duration = Duration::from_secs(5);
 
 /// Takes up to `max` messages that are available now, without waiting for more (a pull
 /// request with `no_wait` and no expiry): an empty queue answers at once, and no request
@@ -89,16 +95,37 @@ pub async fn fetch_now(
         .messages()
         .await
         .map_err(internal("fetch messages"))?;
-    Ok(collect(batch, max).await)
+    let deadline = tokio::time::Instant::now() + NO_WAIT_ANSWER;
+    Ok(collect(batch, max, Some(deadline)).await)
 }
 
-async fn collect(mut batch: consumer::pull::Batch, max: usize) -> Vec<jetstream::Message> {
+/// The messages of a batch until it ends, fails, or `deadline` passes (then what came is
+/// kept: those messages are delivered and are acked as usual).
+async fn collect(
+    mut batch: consumer::pull::Batch,
+    max: usize,
+    deadline: Option<tokio::time::Instant>,
+) -> Vec<jetstream::Message> {
     use futures::StreamExt;
     let mut out = Vec::with_capacity(max.min(1024));
-    while let Some(msg) = batch.next().await {
-        match msg {
-            Ok(m) => out.push(m),
-            Err(e) => {
+    loop {
+        let next = match deadline {
+            None => batch.next().await,
+            Some(d) => match tokio::time::timeout_at(d, batch.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    tracing::warn!(
+                        received = out.len(),
+                        "no end of a no-wait pull's answer; ending it"
+                    );
+                    break;
+                }
+            },
+        };
+        match next {
+            Some(Ok(m)) => out.push(m),
+            None => break,
+            Some(Err(e)) => {
                 tracing::debug!(error = %e, "fetch ended");
                 break;
             }

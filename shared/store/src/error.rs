@@ -19,12 +19,6 @@ pub enum Error {
     Internal(anyhow::Error),
 }
 
-impl Error {
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Unavailable(_))
-    }
-}
-
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         match &e {

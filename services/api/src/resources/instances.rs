@@ -14,13 +14,12 @@ use crate::io::{Accepted, Created, Input, Listed, Listing, Page, PathUuid, Statu
 use crate::query::FilterField;
 use crate::repr::InstanceRepr;
 use crate::routes::{Methods, Routes};
-use async_nats::jetstream;
 use axum::Json;
 use axum::extract::State;
 use futures::StreamExt;
 use opentelemetry::trace::TraceContextExt;
-use saltant_bus::{Submission, Termination, WIRE_VERSION, trace};
-use saltant_core::{Policy, QueueName, State as RunState, TaskKind, TaskSpec, fill_defaults};
+use saltant_bus::{Submission, Termination, WIRE_VERSION};
+use saltant_core::{Policy, QueueName, TaskKind, TaskSpec, fill_defaults};
 use saltant_store::instance_filters::instance_filters;
 use saltant_store::instances::{InstanceRow, NewInstance};
 use saltant_store::queues::QueueRow;
@@ -182,7 +181,7 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
         name: r.name,
         user_id: user.0.id,
         queue_id: queue.id,
-        queue_name: queue.name.clone(),
+        queue_name,
         type_id: ty.id,
         arguments,
         spec: spec.clone(),
@@ -194,7 +193,7 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
     let s = s.clone();
     let admitted = async move {
         let row = s.store.insert_instance(&new).await?;
-        submit(&s, uuid, queue_name, spec, row.datetime_created).await;
+        submit(&s, &row, spec).await;
         Ok::<_, ApiError>(row)
     };
     tokio::spawn(admitted.instrument(span))
@@ -204,30 +203,17 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
 
 /// Publishes the submission. A failure is logged, not returned: the row is committed and
 /// the scheduler's sweep submits instances the bus never saw.
-async fn submit(
-    s: &AppState,
-    uuid: Uuid,
-    queue: QueueName,
-    spec: TaskSpec,
-    created_at: chrono::DateTime<chrono::Utc>,
-) {
+async fn submit(s: &AppState, row: &InstanceRow, spec: TaskSpec) {
     let sub = Submission {
         v: WIRE_VERSION,
-        uuid,
-        queue,
+        uuid: row.uuid,
+        attempt: row.attempt as u32,
+        queue: row.queue_name.clone(),
         spec,
-        created_at: Some(created_at),
+        created_at: Some(row.datetime_created),
     };
-    let publish = jetstream::message::PublishMessage::build()
-        .payload(sub.encode())
-        .headers(trace::headers())
-        .message_id(uuid.to_string());
     let result = async {
-        s.bus
-            .js
-            .send_publish(s.bus.names.submit(), publish)
-            .await?
-            .await?;
+        s.bus.publish_submission(&sub).await?.await?;
         Ok::<_, anyhow::Error>(())
     };
     if let Err(e) = tokio::time::timeout(std::time::Duration::from_secs(2), result)
@@ -235,7 +221,7 @@ async fn submit(
         .map_err(anyhow::Error::from)
         .and_then(|r| r)
     {
-        tracing::warn!(instance = %uuid, error = %format!("{e:#}"), "publish submission; the scheduler's sweep will submit it");
+        tracing::warn!(instance = %row.uuid, error = %format!("{e:#}"), "publish submission; the scheduler's sweep will submit it");
     }
 }
 
@@ -306,7 +292,7 @@ pub(crate) async fn find(s: &AppState, class: TypeClass, id: &str) -> ApiResult<
     s.store
         .instance(uuid)
         .await?
-        .filter(|i| i.kind == class.kind())
+        .filter(|i| i.kind == class)
         .ok_or(ApiError::NotFound)
 }
 
@@ -356,7 +342,7 @@ async fn terminate(
 ) -> ApiResult<Accepted<InstanceRepr>> {
     let row = find(&s, class, &id).await?;
     user.may_change(row.user_id)?;
-    if row.state.parse::<RunState>().is_ok_and(RunState::is_final) {
+    if row.state.is_final() {
         return Ok(Status(row.into()));
     }
     let row = s
@@ -364,28 +350,18 @@ async fn terminate(
         .request_termination(row.uuid)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let queue = QueueName::parse(&row.queue_name).map_err(|e| {
-        ApiError::Internal(anyhow::anyhow!(
-            "stored queue name {:?} is invalid: {e}",
-            row.queue_name
-        ))
-    })?;
     let request = Termination {
         v: WIRE_VERSION,
         uuid: row.uuid,
-        queue,
+        queue: row.queue_name.clone(),
         at: chrono::Utc::now(),
         by: Some(user.0.username.clone()),
     };
-    let put = async {
-        let kv = s.bus.terminations_kv().await?;
-        kv.put(row.uuid.to_string(), request.encode()).await?;
-        Ok::<_, anyhow::Error>(())
-    };
+    let put = s.bus.request_termination(&request);
     if let Err(e) = tokio::time::timeout(std::time::Duration::from_secs(2), put)
         .await
         .map_err(anyhow::Error::from)
-        .and_then(|r| r)
+        .and_then(|r| r.map_err(anyhow::Error::from))
     {
         // Recorded in PostgreSQL: the scheduler's sweep repeats the request on the bus.
         tracing::warn!(error = %format!("{e:#}"), "put termination request; the sweep will repeat it");

@@ -12,7 +12,7 @@ use crate::fields::Fields;
 use crate::io::{Input, PathUuid};
 use axum::Json;
 use axum::extract::State;
-use saltant_bus::{Event, RECORDED_HEADER, trace};
+use saltant_bus::Event;
 use saltant_core::{QueueName, State as RunState};
 use saltant_store::instances::{RetryPolicy, StateChange};
 use serde_json::Value;
@@ -42,10 +42,7 @@ pub async fn update(
     let wanted: RunState = wanted
         .and_then(|w| w.parse().ok())
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("validated state missing")))?;
-    let current: RunState = row
-        .state
-        .parse()
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored state: {e}")))?;
+    let current = row.state;
     let body = StatusOutput {
         uuid: row.uuid.to_string(),
         state: wanted.as_str(),
@@ -83,27 +80,22 @@ pub async fn update(
     {
         // Someone else moved it meanwhile.
         let now = s.store.instance(uuid).await?.ok_or_else(|| unknown(&id))?;
-        if now.state != wanted.as_str() {
-            return Err(refuse(now.state.parse().unwrap_or(current)));
+        if now.state != wanted {
+            return Err(refuse(now.state));
         }
         return Ok(Json(body));
     }
-    publish(&s, &row.queue_name, change).await;
+    publish(&s, row.queue_name, change).await;
     Ok(Json(body))
 }
 
 /// Tells event subscribers; the record is already written, so the scheduler skips it.
-async fn publish(s: &AppState, queue: &str, c: StateChange) {
-    let Ok(queue) = QueueName::parse(queue) else {
-        return;
-    };
+async fn publish(s: &AppState, queue: QueueName, c: StateChange) {
     let mut event = Event::new(c.uuid, queue, c.attempt as u32, c.state);
     event.at = c.at;
     event.reason = c.reason;
-    let mut headers = trace::headers();
-    headers.insert(RECORDED_HEADER, "true");
     let sent = async {
-        s.bus.send_event(&event, headers).await?.await?;
+        s.bus.publish_recorded_event(&event).await?.await?;
         Ok::<_, anyhow::Error>(())
     };
     match tokio::time::timeout(std::time::Duration::from_secs(2), sent).await {
