@@ -114,6 +114,18 @@ impl Bus {
 
     /// Creates or updates every stream and bucket. Safe to run from every process at once.
     pub async fn ensure_topology(&self) -> Result<(), Error> {
+        for config in self.streams() {
+            self.ensure_stream(config).await?;
+        }
+        self.ensure_buckets().await?;
+        // The logs stream keeps chunks only for existing consumers: the log-collector's
+        // durable consumer is part of the topology, so no chunk is published to nobody.
+        self.log_collector_consumer().await?;
+        self.ensure_results_store().await
+    }
+
+    /// The configuration of every stream.
+    fn streams(&self) -> [stream::Config; 4] {
         let n = &self.names;
         let r = self.config.replicas;
         let work = |name: String, subject: String, description: &str| stream::Config {
@@ -126,7 +138,7 @@ impl Bus {
             num_replicas: r,
             ..Default::default()
         };
-        let streams = [
+        [
             work(
                 n.submit_stream(),
                 n.submit(),
@@ -170,10 +182,12 @@ impl Bus {
                 num_replicas: r,
                 ..Default::default()
             },
-        ];
-        for config in streams {
-            self.ensure_stream(config).await?;
-        }
+        ]
+    }
+
+    /// The key-value buckets: heartbeats, termination requests, claims, leases.
+    async fn ensure_buckets(&self) -> Result<(), Error> {
+        let n = &self.names;
         for (bucket, max_age, description) in [
             (
                 n.executors_bucket(),
@@ -203,15 +217,18 @@ impl Bus {
                     history: 1,
                     max_age,
                     storage: stream::StorageType::File,
-                    num_replicas: r,
+                    num_replicas: self.config.replicas,
                     ..Default::default()
                 })
                 .await
                 .map_err(internal("create key-value bucket"))?;
         }
-        // The logs stream keeps chunks only for existing consumers: the log-collector's
-        // durable consumer is part of the topology, so no chunk is published to nobody.
-        self.log_collector_consumer().await?;
+        Ok(())
+    }
+
+    /// The object store of instances' files, made once (its settings are kept).
+    async fn ensure_results_store(&self) -> Result<(), Error> {
+        let n = &self.names;
         if self.js.get_object_store(n.results_bucket()).await.is_err() {
             self.js
                 .create_object_store(object_store::Config {
@@ -222,7 +239,7 @@ impl Bus {
                     max_age: Duration::from_secs(self.config.results_max_age_secs),
                     max_bytes: self.config.results_max_bytes,
                     storage: stream::StorageType::File,
-                    num_replicas: r,
+                    num_replicas: self.config.replicas,
                     compression: true,
                     ..Default::default()
                 })
