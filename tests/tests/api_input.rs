@@ -685,6 +685,8 @@ async fn the_json_format_suffix_serves_router_paths() {
         ("users.json", "users/"),
         ("users.json/", "users/"),
         ("users/admin.json", "users/admin/"),
+        ("users/.json", "users/"),
+        ("users/admin/.json", "users/admin/"),
         ("executabletasktypes.json", "executabletasktypes/"),
         (
             &*format!("executabletasktypes/{ty}.json"),
@@ -727,10 +729,13 @@ async fn the_json_format_suffix_serves_router_paths() {
             .is_some_and(|n| n.contains("/api/executabletasktypes.json?page=2")),
         "{page} {page2}"
     );
+    // A user whose name holds a `.`: the original's lookup cannot reach it.
+    stack.user("ad.min", false);
     for path in [
         "token.json",
         "users.xml",
-        "users/.json",
+        "users/ad.min.json",
+        "users/ad.min/",
         "taskinstances/x/results.json",
     ] {
         let (s, b) = stack.get(path).await;

@@ -51,6 +51,22 @@ async fn killed_executor_instances_end_within_the_bound_and_nothing_reruns() {
             .wait_state(u, "running", Duration::from_secs(30))
             .await;
     }
+    // A live executor whose heartbeat this version cannot read (a newer one, say) must
+    // not stop the lost check for the others: kept alive through the wait.
+    let (js, names) = stack.bus().await;
+    let beats = js
+        .get_key_value(names.executors_bucket())
+        .await
+        .expect("executors bucket");
+    let newer = tokio::spawn(async move {
+        for _ in 0..60 {
+            beats
+                .put("from-a-newer-version", r#"{"v":99}"#.into())
+                .await
+                .expect("put heartbeat");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
     victim.kill().expect("SIGKILL the executor");
     victim.wait().expect("reap");
     let killed_at = Instant::now();
@@ -58,6 +74,7 @@ async fn killed_executor_instances_end_within_the_bound_and_nothing_reruns() {
         let done = stack.wait_state(u, "failed", Duration::from_secs(60)).await;
         assert!(done["datetime_finished"].is_string());
     }
+    newer.abort();
     let took = killed_at.elapsed();
     println!("kill -9 → all lost instances failed in {took:?}");
     assert_eq!(

@@ -122,10 +122,11 @@ text_param!(
     {"type": "string", "format": "uuid"}
 );
 text_param!(
-    /// `{username}` of a user.
+    /// `{username}` of a user (the original's lookup, `[^/.]+`, matches no `.`: such a
+    /// name is not found).
     PathUsername,
     "username",
-    {"type": "string"}
+    {"type": "string", "pattern": "^[^/.]+$"}
 );
 
 // ---- request bodies

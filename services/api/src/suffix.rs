@@ -25,6 +25,9 @@ pub(crate) const ROUTER: [&str; 7] = [
 pub(crate) struct JsonSuffix;
 
 /// The router path a suffixed path stands for (with its trailing slash), if it is one.
+/// DRF appends `\.(?P<format>[a-z0-9]+)/?$` to each router pattern (`^users/?$`,
+/// `^users/(?P<username>[^/.]+)/?$`, …), so a `/` may stand before the suffix and no
+/// segment after the resource's name holds a `.`.
 fn unsuffixed(path: &str) -> Option<String> {
     let rest = path.strip_prefix("/api/")?;
     let rest = rest.strip_suffix('/').unwrap_or(rest);
@@ -32,8 +35,14 @@ fn unsuffixed(path: &str) -> Option<String> {
     if base.is_empty() {
         return Some("/api/".into());
     }
-    let first = base.split('/').next()?;
-    (!base.ends_with('/') && ROUTER.contains(&first)).then(|| format!("/api/{base}/"))
+    let base = match base.strip_suffix('/') {
+        Some(b) if !b.is_empty() => b,
+        _ => base,
+    };
+    let mut segments = base.split('/');
+    let first = segments.next()?;
+    let lookups_ok = segments.all(|s| !s.is_empty() && !s.contains('.'));
+    (ROUTER.contains(&first) && lookups_ok).then(|| format!("/api/{base}/"))
 }
 
 /// Rewrites a suffixed router path before routing.
@@ -69,7 +78,13 @@ mod tests {
                 "/api/executabletaskinstances/u/clone.json",
                 Some("/api/executabletaskinstances/u/clone/"),
             ),
-            ("/api/users/.json", None),
+            ("/api/users/.json", Some("/api/users/")),
+            ("/api/users/.json/", Some("/api/users/")),
+            ("/api/users/admin/.json", Some("/api/users/admin/")),
+            ("/api/taskqueues/3/.json", Some("/api/taskqueues/3/")),
+            ("/api/users/ad.min.json", None),
+            ("/api/users//.json", None),
+            ("/api//.json", None),
             ("/api/users.xml", None),
             ("/api/users", None),
             ("/api/token.json", None),

@@ -98,7 +98,9 @@ async fn holder(shared: &Shared, kv: &kv::Store, key: &str) -> anyhow::Result<Cl
     }
     let executors = shared.bus.executors_kv().await?;
     let alive = match executors.get(&claim.executor).await? {
-        Some(beat) => Heartbeat::decode(&beat).is_ok_and(|hb| hb.started_at == claim.started_at),
+        // A heartbeat this version cannot read (a newer executor's, say) is still a live
+        // executor: the attempt is left to it, and the redelivery looks again.
+        Some(beat) => Heartbeat::decode(&beat).map_or(true, |hb| hb.started_at == claim.started_at),
         None => false,
     };
     Ok(if alive {

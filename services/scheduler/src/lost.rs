@@ -77,12 +77,17 @@ async fn check_lost(bus: &Bus, store: &Store) -> anyhow::Result<usize> {
     if running.is_empty() {
         return Ok(0);
     }
-    let alive = bus.heartbeats().await?;
+    let (alive, unreadable) = bus.heartbeats().await?;
+    for executor in &unreadable {
+        tracing::warn!(%executor, "heartbeat does not decode (another version?); its instances are left to it");
+    }
     // An instance that has only just started may not be in a heartbeat yet.
     let settled = chrono::Utc::now() - chrono::Duration::seconds(5);
     let mut n = 0;
     for r in running {
-        if r.datetime_started.is_some_and(|s| s > settled) {
+        if r.datetime_started.is_some_and(|s| s > settled)
+            || r.executor.as_ref().is_some_and(|e| unreadable.contains(e))
+        {
             continue;
         }
         let Some(reason) = lost_reason(&r, &alive) else {

@@ -119,19 +119,25 @@ impl Bus {
         Ok(())
     }
 
-    /// The executors alive now (their heartbeats have not expired), by id. A heartbeat that
-    /// does not decode is an error: its executor is alive, but what it runs is unknown.
-    pub async fn heartbeats(&self) -> Result<HashMap<String, Heartbeat>, Error> {
+    /// The executors alive now (their heartbeats have not expired), by id, and the ids of
+    /// live executors whose heartbeat does not decode (a newer wire version during a
+    /// rolling upgrade, say): alive, running what this version cannot tell.
+    pub async fn heartbeats(&self) -> Result<(HashMap<String, Heartbeat>, Vec<String>), Error> {
         let kv = self.executors_kv().await?;
         let mut keys = kv.keys().await.map_err(internal("list heartbeats"))?;
-        let mut alive = HashMap::new();
+        let (mut alive, mut unreadable) = (HashMap::new(), Vec::new());
         while let Some(key) = keys.try_next().await.map_err(internal("list heartbeats"))? {
             // Expired between the listing and the read: not alive.
             if let Some(value) = kv.get(&key).await.map_err(internal("read heartbeat"))? {
-                alive.insert(key, Heartbeat::decode(&value)?);
+                match Heartbeat::decode(&value) {
+                    Ok(beat) => {
+                        alive.insert(key, beat);
+                    }
+                    Err(_) => unreadable.push(key),
+                }
             }
         }
-        Ok(alive)
+        Ok((alive, unreadable))
     }
 }
 

@@ -35,6 +35,9 @@ async fn detail(
     _: Auth,
     PathUsername(username): PathUsername,
 ) -> ApiResult<Json<UserRepr>> {
+    if username.contains('.') {
+        return Err(ApiError::NotFound);
+    }
     let user = s
         .store
         .user_by_username(&username)
