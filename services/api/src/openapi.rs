@@ -80,9 +80,13 @@ pub(crate) fn document(mut api: OpenApi) -> Value {
         for (path, mut item) in taken {
             let path = path.replace("{*", "{");
             if let Some(ops) = item.as_object_mut() {
+                // Only the operations: a path item may also hold `parameters` or a summary.
                 for (method, op) in ops.iter_mut() {
+                    let Some(o) = op.as_object_mut().filter(|_| is_method(method)) else {
+                        continue;
+                    };
                     let id = format!("{method}{}", path.replace(['/', '{', '}'], "_"));
-                    op["operationId"] = Value::String(id);
+                    o.insert("operationId".into(), Value::String(id));
                     name_path_parameters(&path, op);
                 }
             }
@@ -90,6 +94,13 @@ pub(crate) fn document(mut api: OpenApi) -> Value {
         }
     }
     doc
+}
+
+fn is_method(key: &str) -> bool {
+    matches!(
+        key,
+        "get" | "put" | "post" | "delete" | "options" | "head" | "patch" | "trace"
+    )
 }
 
 /// Every `{name}` of the path as a parameter of the operation (a handler that does not

@@ -85,7 +85,6 @@ impl Settings {
             ("bus.events_max_age_secs", b.events_max_age_secs, 1),
             ("bus.logs_max_age_secs", b.logs_max_age_secs, 1),
             ("bus.results_max_age_secs", b.results_max_age_secs, 1),
-            ("bus.max_queues", b.max_queues.max(0) as u64, 1),
             ("api.max_body_bytes", a.max_body_bytes as u64, 1024),
             (
                 "api.jwt_access_lifetime_secs",
@@ -142,6 +141,12 @@ impl Settings {
         }
         if let Err(e) = saltant_bus::Names::new(&b.prefix) {
             problems.push(format!("bus.prefix: {e}"));
+        }
+        if b.max_queues < 1 {
+            problems.push(format!(
+                "bus.max_queues is {}; it must be at least 1",
+                b.max_queues
+            ));
         }
         if b.replicas > 5 {
             problems.push(format!(

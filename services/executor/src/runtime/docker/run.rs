@@ -132,12 +132,15 @@ async fn run_container(engine: &Engine, task: &Task<'_>, id: &str) -> Outcome {
             tracing::warn!(error = %e, "stop container");
         }
     }
-    // Output ends when the container does.
+    // Output ends when the container does; a stream that does not is cut, so no chunk
+    // goes out after the output is finished.
+    let abort = pump.abort_handle();
     if tokio::time::timeout(Duration::from_secs(10), pump)
         .await
         .is_err()
     {
-        tracing::warn!("container output did not end within 10 s of its exit");
+        abort.abort();
+        tracing::warn!("container output did not end within 10 s of its exit; cut");
     }
     output.finish().await;
     let code = match ended {
