@@ -520,3 +520,125 @@ async fn paths_outside_the_router_redirect_to_their_slash_like_django() {
     // Django's HttpResponsePermanentRedirect.
     assert_eq!(header("content-type"), "text/html; charset=utf-8");
 }
+
+/// The document against the running router, both ways: every documented operation is
+/// served (not 405, not an unknown path) and every undocumented method of a documented
+/// path is a 405; every path of the original's URL table (and the native ones) is
+/// documented with exactly the methods it serves.
+#[tokio::test]
+async fn the_document_and_the_served_routes_agree() {
+    let stack = Stack::start().await;
+    stack.wait_ready().await;
+    let f = fixture(&stack).await;
+    let (status, doc) = stack.get("openapi.json").await;
+    assert_eq!(status, 200, "{doc}");
+    let doc_paths = doc["paths"].as_object().expect("paths").clone();
+    let auth = stack.auth();
+    let mut failures = Vec::new();
+    for (template, item) in &doc_paths {
+        let path = instantiate(template, &f);
+        let documented: Vec<String> = item
+            .as_object()
+            .expect("path item")
+            .keys()
+            .map(|m| m.to_uppercase())
+            .collect();
+        for method in METHODS.iter().filter(|m| **m != "HEAD") {
+            let (s, _, b) = stack
+                .request(
+                    method,
+                    &path,
+                    &[("Authorization", auth.as_str())],
+                    Some(("application/json", b"{}".to_vec())),
+                )
+                .await;
+            let served = documented.iter().any(|d| d == method);
+            if served
+                && (s == 405
+                    || (s == 404
+                        && b == json!({"detail": "Not found."})
+                        && !template.ends_with("{name}")))
+            {
+                failures.push(format!("{method} {template}: documented, answers {s} {b}"));
+            }
+            if !served && s != 405 {
+                failures.push(format!("{method} {template}: not documented, answers {s}"));
+            }
+        }
+    }
+    let mut spec = paths(&f);
+    spec.push((
+        format!("taskinstances/{}/results/", f.exec_instance),
+        vec!["GET"],
+    ));
+    spec.push((
+        format!("taskinstances/{}/results/x.txt", f.exec_instance),
+        vec!["GET"],
+    ));
+    spec.push(("auth/login/".into(), vec!["POST"]));
+    spec.push(("auth/logout/".into(), vec!["POST"]));
+    for (path, allowed) in spec {
+        let full = format!("/api/{path}");
+        let Some((template, item)) = doc_paths.iter().find(|(t, _)| matches_template(t, &full))
+        else {
+            failures.push(format!("{full}: not documented"));
+            continue;
+        };
+        let mut documented: Vec<String> = item
+            .as_object()
+            .expect("path item")
+            .keys()
+            .map(|m| m.to_uppercase())
+            .filter(|m| m != "OPTIONS")
+            .collect();
+        documented.sort();
+        let mut allowed: Vec<String> = allowed
+            .iter()
+            .filter(|m| **m != "OPTIONS")
+            .map(|m| m.to_string())
+            .collect();
+        allowed.sort();
+        if documented != allowed {
+            failures.push(format!(
+                "{template}: documents {documented:?}, serves {allowed:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A documented path with the fixture's ids in its parameters, relative to `/api/`.
+fn instantiate(template: &str, f: &Fixture) -> String {
+    let id = [
+        ("/api/containertasktypes/", f.ctr_type),
+        ("/api/executabletasktypes/", f.exec_type),
+        ("/api/taskqueues/", f.queue),
+        ("/api/taskwhitelists/", f.whitelist),
+    ]
+    .iter()
+    .find(|(p, _)| template.starts_with(p))
+    .map(|(_, id)| id.to_string())
+    .unwrap_or_default();
+    let uuid = if template.starts_with("/api/containertaskinstances/") {
+        &f.ctr_instance
+    } else {
+        &f.exec_instance
+    };
+    template
+        .trim_start_matches("/api/")
+        .replace("{id}", &id)
+        .replace("{uuid}", uuid)
+        .replace("{username}", "admin")
+        .replace("{name}", "nothing.txt")
+}
+
+/// Whether `path` is an instance of the document's `template` (`{x}`: one segment, or
+/// the rest of the path for the last parameter).
+fn matches_template(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    let last_param = t.last().is_some_and(|s| s.starts_with('{'));
+    (t.len() == p.len() || (last_param && p.len() > t.len()))
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+}
