@@ -132,10 +132,11 @@ text_param!(
 // ---- request bodies
 
 /// A request body (JSON, form-urlencoded or multipart, read by DRF's rules into a
-/// [`Payload`]) documented as the fields of `T`.
-pub struct Input<T>(pub Payload, pub PhantomData<fn() -> T>);
+/// [`Payload`]) documented as the fields of `T`; with `PARTIAL` (a PATCH), none of them
+/// required.
+pub struct Input<T, const PARTIAL: bool = false>(pub Payload, pub PhantomData<fn() -> T>);
 
-impl<T> FromRequest<AppState> for Input<T> {
+impl<T, const PARTIAL: bool> FromRequest<AppState> for Input<T, PARTIAL> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
@@ -143,9 +144,18 @@ impl<T> FromRequest<AppState> for Input<T> {
     }
 }
 
-impl<T: JsonSchema> OperationInput for Input<T> {
+impl<T: JsonSchema, const PARTIAL: bool> OperationInput for Input<T, PARTIAL> {
     fn operation_input(ctx: &mut GenContext, op: &mut Operation) {
-        let schema = ctx.schema.subschema_for::<T>();
+        let mut schema = ctx.schema.subschema_for::<T>();
+        if PARTIAL {
+            // The fields' own schema, inline, without its list of required fields.
+            let definition = ctx.schema.definitions().get(T::schema_name().as_ref());
+            if let Some(Value::Object(fields)) = definition {
+                let mut fields = fields.clone();
+                fields.remove("required");
+                schema = schemars::Schema::from(fields);
+            }
+        }
         let media = |s: &schemars::Schema| MediaType {
             schema: Some(schema_object(s.clone())),
             ..Default::default()

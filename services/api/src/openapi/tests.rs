@@ -96,3 +96,28 @@ fn the_document_names_every_schema_it_references_and_describes_lists() {
     assert_eq!(options["parameters"][0]["name"], "uuid", "{options}");
     assert!(doc["components"]["securitySchemes"]["token"].is_object());
 }
+
+#[test]
+fn partial_updates_require_no_field_and_full_ones_do() {
+    let (_, doc) = served_and_documented();
+    let body = |path: &str, method: &str| {
+        doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"].clone()
+    };
+    for path in ["/api/taskqueues/{id}/", "/api/taskwhitelists/{id}/"] {
+        let patch = body(path, "patch");
+        assert!(patch["properties"]["name"].is_object(), "{patch}");
+        assert!(patch.get("required").is_none(), "{patch}");
+        let put = body(path, "put");
+        let name = put["$ref"]
+            .as_str()
+            .and_then(|r| r.rsplit('/').next())
+            .unwrap_or_default();
+        let required = &doc["components"]["schemas"][name]["required"];
+        assert!(
+            required
+                .as_array()
+                .is_some_and(|r| r.contains(&Value::from("name"))),
+            "{path}: {put} {required}"
+        );
+    }
+}

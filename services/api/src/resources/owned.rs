@@ -184,7 +184,7 @@ async fn update<R: Owned, const PARTIAL: bool>(
     State(s): State<AppState>,
     user: Auth,
     PathId(id): PathId,
-    Input(p, _): Input<R::Input>,
+    Input(p, _): Input<R::Input, PARTIAL>,
 ) -> ApiResult<Json<R::Repr>> {
     let existing = found::<R>(&s, id).await?;
     let owner = R::owner(&existing);
