@@ -6,7 +6,7 @@ use crate::AppState;
 use crate::auth::Auth;
 use crate::body::Payload;
 use crate::error::{ApiError, ApiResult, name_taken};
-use crate::fields::Fields;
+use crate::fields::{Fields, Text};
 use crate::io::{Created, Input, Listed, Listing, Page, PathId, Status};
 use crate::query::FilterField;
 use crate::routes::{Methods, Routes};
@@ -135,6 +135,30 @@ pub(crate) async fn check_name(
         }
     }
     Ok(())
+}
+
+/// The name (at most 50 characters, checked by `check`, unique) and the description of a
+/// queue or whitelist, as given.
+pub(crate) async fn read_named<R: Owned>(
+    s: &AppState,
+    f: &mut Fields<'_>,
+    except: Option<i64>,
+    check: impl FnOnce(&str) -> Result<(), String>,
+) -> ApiResult<(Option<String>, Option<String>)> {
+    let name = f.string("name", Text::required(50));
+    check_name(s, f, &name, (R::TABLE, R::VERBOSE), except, check).await?;
+    let description = f.string("description", Text::optional(usize::MAX));
+    Ok((name, description))
+}
+
+/// A field's new value, else the existing row's (a PUT keeps what it leaves out), else
+/// the default.
+pub(crate) fn kept<T: Default, E>(
+    new: Option<T>,
+    existing: Option<&E>,
+    old: impl FnOnce(&E) -> T,
+) -> T {
+    new.or_else(|| existing.map(old)).unwrap_or_default()
 }
 
 async fn found<R: Owned>(s: &AppState, id: i64) -> ApiResult<R::Row> {

@@ -2,11 +2,11 @@
 //! the owner or a superuser may change one; the owner stays the owner.
 
 use super::inputs::{TaskQueueInput, TaskWhitelistInput};
-use super::owned::{self, Owned, check_name, owned_resource};
+use super::owned::{self, kept, owned_resource, read_named};
 use crate::AppState;
 use crate::body::Payload;
 use crate::error::ApiResult;
-use crate::fields::{Fields, Text, invalid_pk};
+use crate::fields::{Fields, invalid_pk};
 use crate::repr::{QueueRepr, WhitelistRepr};
 use crate::routes::Routes;
 use saltant_core::QueueName;
@@ -40,17 +40,10 @@ async fn read_queue(
     existing: Option<&QueueRow>,
 ) -> ApiResult<QueueFields> {
     let mut f = Fields::new(p, partial);
-    let name = f.string("name", Text::required(50));
-    check_name(
-        s,
-        &mut f,
-        &name,
-        (&QUEUES, Queues::VERBOSE),
-        existing.map(|e| e.id),
-        |n| QueueName::parse(n).map(|_| ()).map_err(|e| e.to_string()),
-    )
+    let (name, description) = read_named::<Queues>(s, &mut f, existing.map(|e| e.id), |n| {
+        QueueName::parse(n).map(|_| ()).map_err(|e| e.to_string())
+    })
     .await?;
-    let description = f.string("description", Text::optional(usize::MAX));
     let private = f.boolean("private");
     let runs_exec = f.boolean("runs_executable_tasks");
     let runs_docker = f.boolean("runs_docker_container_tasks");
@@ -61,12 +54,8 @@ async fn read_queue(
     f.finish()?;
     let e = existing;
     Ok(QueueFields {
-        name: name
-            .or_else(|| e.map(|e| e.name.clone()))
-            .unwrap_or_default(),
-        description: description
-            .or_else(|| e.map(|e| e.description.clone()))
-            .unwrap_or_default(),
+        name: kept(name, e, |e| e.name.clone()),
+        description: kept(description, e, |e| e.description.clone()),
         private: private.or(e.map(|e| e.private)).unwrap_or(false),
         runs_executable_tasks: runs_exec
             .or(e.map(|e| e.runs_executable_tasks))
@@ -78,9 +67,7 @@ async fn read_queue(
             .or(e.map(|e| e.runs_singularity_container_tasks))
             .unwrap_or(true),
         active: active.or(e.map(|e| e.active)).unwrap_or(true),
-        whitelists: whitelists
-            .or_else(|| e.map(|e| e.whitelists.clone()))
-            .unwrap_or_default(),
+        whitelists: kept(whitelists, e, |e| e.whitelists.clone()),
     })
 }
 
@@ -93,17 +80,8 @@ async fn read_whitelist(
     existing: Option<&WhitelistRow>,
 ) -> ApiResult<WhitelistFields> {
     let mut f = Fields::new(p, partial);
-    let name = f.string("name", Text::required(50));
-    check_name(
-        s,
-        &mut f,
-        &name,
-        (&WHITELISTS, Whitelists::VERBOSE),
-        existing.map(|e| e.id),
-        |_| Ok(()),
-    )
-    .await?;
-    let description = f.string("description", Text::optional(usize::MAX));
+    let (name, description) =
+        read_named::<Whitelists>(s, &mut f, existing.map(|e| e.id), |_| Ok(())).await?;
     let ct = f.pk_list("whitelisted_container_task_types");
     let et = f.pk_list("whitelisted_executable_task_types");
     check_ids(
@@ -125,18 +103,10 @@ async fn read_whitelist(
     f.finish()?;
     let e = existing;
     Ok(WhitelistFields {
-        name: name
-            .or_else(|| e.map(|e| e.name.clone()))
-            .unwrap_or_default(),
-        description: description
-            .or_else(|| e.map(|e| e.description.clone()))
-            .unwrap_or_default(),
-        container_types: ct
-            .or_else(|| e.map(|e| e.whitelisted_container_task_types.clone()))
-            .unwrap_or_default(),
-        executable_types: et
-            .or_else(|| e.map(|e| e.whitelisted_executable_task_types.clone()))
-            .unwrap_or_default(),
+        name: kept(name, e, |e| e.name.clone()),
+        description: kept(description, e, |e| e.description.clone()),
+        container_types: kept(ct, e, |e| e.whitelisted_container_task_types.clone()),
+        executable_types: kept(et, e, |e| e.whitelisted_executable_task_types.clone()),
     })
 }
 
