@@ -72,7 +72,7 @@ async fn fixture(stack: &Stack) -> Fixture {
 /// (path, allowed methods besides the implicit ones). Router paths refuse OPTIONS and
 /// HEAD; the token and status views allow OPTIONS.
 fn paths(f: &Fixture) -> Vec<(String, Vec<&'static str>)> {
-    vec![
+    let mut paths = vec![
         ("".into(), vec!["GET"]),
         ("users/".into(), vec!["GET"]),
         ("users/admin/".into(), vec!["GET"]),
@@ -96,39 +96,23 @@ fn paths(f: &Fixture) -> Vec<(String, Vec<&'static str>)> {
             format!("taskwhitelists/{}/", f.whitelist),
             vec!["GET", "PUT", "PATCH"],
         ),
-        ("containertaskinstances/".into(), vec!["GET", "POST"]),
-        (
-            format!("containertaskinstances/{}/", f.ctr_instance),
-            vec!["GET"],
-        ),
-        (
-            format!("containertaskinstances/{}/clone/", f.ctr_instance),
-            vec!["POST"],
-        ),
-        (
-            format!("containertaskinstances/{}/terminate/", f.ctr_instance),
-            vec!["POST"],
-        ),
-        ("executabletaskinstances/".into(), vec!["GET", "POST"]),
-        (
-            format!("executabletaskinstances/{}/", f.exec_instance),
-            vec!["GET"],
-        ),
-        (
-            format!("executabletaskinstances/{}/clone/", f.exec_instance),
-            vec!["POST"],
-        ),
-        (
-            format!("executabletaskinstances/{}/terminate/", f.exec_instance),
-            vec!["POST"],
-        ),
         (
             format!("updatetaskinstancestatus/{}/", f.exec_instance),
             vec!["PATCH", "OPTIONS"],
         ),
         ("token/".into(), vec!["POST", "OPTIONS"]),
         ("token/refresh/".into(), vec!["POST", "OPTIONS"]),
-    ]
+    ];
+    for (class, uuid) in [
+        ("containertaskinstances", &f.ctr_instance),
+        ("executabletaskinstances", &f.exec_instance),
+    ] {
+        paths.push((format!("{class}/"), vec!["GET", "POST"]));
+        paths.push((format!("{class}/{uuid}/"), vec!["GET"]));
+        paths.push((format!("{class}/{uuid}/clone/"), vec!["POST"]));
+        paths.push((format!("{class}/{uuid}/terminate/"), vec!["POST"]));
+    }
+    paths
 }
 
 /// The `Allow` header of a 405, as the original's views send it: the methods the view

@@ -89,6 +89,22 @@ async fn wait_all_final(stack: &Stack, n: i64, timeout: Duration) -> Duration {
 }
 
 /// The marker file has one line per run: `n` lines, all different.
+/// Once `answers` counts `after`, a server goes down (`toggle(false)`) for `pause`, then
+/// comes back (`toggle(true)`).
+async fn outage(
+    answers: &AtomicUsize,
+    after: usize,
+    pause: Duration,
+    mut toggle: impl FnMut(bool),
+) {
+    while answers.load(Ordering::SeqCst) < after {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    toggle(false);
+    tokio::time::sleep(pause).await;
+    toggle(true);
+}
+
 fn assert_ran_once(marker: &std::path::Path, n: usize) {
     let mut lines = Stack::runs(marker);
     assert_eq!(lines.len(), n, "runs");
@@ -112,14 +128,9 @@ async fn nats_restart_during_a_burst_of_1000_loses_nothing() {
     let started = Instant::now();
     // After 300 answers the broker is killed, and restarted 2 s later, while the burst
     // goes on and the first instances are being dispatched and run.
-    let restart = async {
-        while progress.load(Ordering::SeqCst) < 300 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        nats.down();
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        nats.up();
-    };
+    let restart = outage(&progress, 300, Duration::from_secs(2), |up| {
+        if up { nats.up() } else { nats.down() }
+    });
     let (answers, ()) = tokio::join!(burst(&stack, ty, q, 1000, 8, progress.clone()), restart);
     let ok = answers.iter().filter(|(s, _)| *s == 201).count();
     println!("burst: {ok}/1000 answered 201 in {:?}", started.elapsed());
@@ -168,14 +179,9 @@ async fn postgres_restart_under_load_answers_503_and_loses_nothing() {
     let (ty, q) = stack.executable_on_queue("noop", "true", "pq").await;
     let progress = Arc::new(AtomicUsize::new(0));
     let pg = stack.postgres.as_ref().expect("own postgres");
-    let cut = async {
-        while progress.load(Ordering::SeqCst) < 100 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        pg.down();
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        pg.up();
-    };
+    let cut = outage(&progress, 100, Duration::from_secs(3), |up| {
+        if up { pg.up() } else { pg.down() }
+    });
     let (answers, ()) = tokio::join!(burst(&stack, ty, q, 400, 4, progress.clone()), cut);
     let created = answers.iter().filter(|(s, _)| *s == 201).count();
     let unavailable: Vec<_> = answers.iter().filter(|(s, _)| *s == 503).collect();
