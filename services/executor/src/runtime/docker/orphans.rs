@@ -59,7 +59,9 @@ async fn reap_once(shared: &Arc<Shared>, engine: &Engine) -> anyhow::Result<usiz
             let is_alive = match alive.get(&owner) {
                 Some(a) => *a,
                 None => {
-                    let a = kv.get(&owner).await.ok().flatten().is_some();
+                    // Not knowing is not "gone": a failed read ends this sweep, and the
+                    // next one looks again.
+                    let a = kv.get(&owner).await?.is_some();
                     alive.insert(owner.clone(), a);
                     a
                 }
