@@ -559,6 +559,14 @@ async fn the_document_and_the_served_routes_agree() {
         format!("taskinstances/{}/results/x.txt", f.exec_instance),
         vec!["GET"],
     ));
+    spec.push((
+        format!("taskinstances/{}/logs/", f.exec_instance),
+        vec!["GET"],
+    ));
+    spec.push((
+        format!("taskinstances/{}/logs/x.txt", f.exec_instance),
+        vec!["GET"],
+    ));
     spec.push(("auth/login/".into(), vec!["POST"]));
     spec.push(("auth/logout/".into(), vec!["POST"]));
     for (path, allowed) in spec {

@@ -129,6 +129,35 @@ text_param!(
     {"type": "string", "pattern": "^[^/.]+$"}
 );
 
+/// `?attempt=`: an attempt number (1 and up); a value that is not one finds nothing (404).
+pub struct QueryAttempt(pub Option<i32>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryAttempt {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match Query::from_uri(&parts.uri).get("attempt") {
+            None => Ok(QueryAttempt(None)),
+            Some(v) => match v.parse() {
+                Ok(n) if n >= 1 => Ok(QueryAttempt(Some(n))),
+                _ => Err(ApiError::NotFound),
+            },
+        }
+    }
+}
+
+impl OperationInput for QueryAttempt {
+    fn operation_input(ctx: &mut GenContext, op: &mut Operation) {
+        let about = "The attempt (default: the one the file name gives, else 1).";
+        let schema = json!({"type": "integer", "minimum": 1});
+        add_parameters(
+            ctx,
+            op,
+            [param("attempt", false, Some(about.into()), schema)],
+        );
+    }
+}
+
 // ---- request bodies
 
 /// A request body (JSON, form-urlencoded or multipart, read by DRF's rules into a

@@ -23,7 +23,7 @@ pub fn format_datetime(t: &DateTime<Utc>) -> String {
     }
 }
 
-fn opt_datetime<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+pub fn opt_datetime<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => datetime(t, s),
         None => s.serialize_none(),

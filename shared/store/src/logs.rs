@@ -1,6 +1,8 @@
 //! Instance output persisted by the log-collector.
 
 use crate::{Error, Store};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use uuid::Uuid;
 
 /// One chunk of output.
@@ -54,3 +56,110 @@ impl Store {
         Ok(parts.concat())
     }
 }
+
+/// One stored log file: the output of one stream of one attempt.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LogFile {
+    pub attempt: i32,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// Bytes stored.
+    pub size: i64,
+    /// When its last chunk was stored.
+    pub modified: chrono::DateTime<chrono::Utc>,
+}
+
+/// The extent of one log file at the time it was read: its length and last chunk, so that a
+/// download answers exactly what `Content-Length` announced while the instance runs on.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct LogExtent {
+    pub len: i64,
+    pub last_seq: i64,
+    /// When its last chunk was stored (`None`: the stream is empty).
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Store {
+    /// The log files of an instance, by attempt (stdout first), from one aggregate over
+    /// the chunks' lengths (the data itself is not read).
+    pub async fn log_files(&self, uuid: Uuid) -> Result<Vec<LogFile>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT attempt, stream::text AS stream, sum(octet_length(data))::bigint AS size, \
+             max(at) AS modified FROM task_instance_logs WHERE instance_uuid = $1 \
+             GROUP BY attempt, stream ORDER BY attempt, stream DESC",
+        )
+        .bind(uuid)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The length and last chunk of one stream of an attempt; `None` when the attempt has
+    /// no output stored on either stream.
+    pub async fn log_extent(
+        &self,
+        uuid: Uuid,
+        attempt: i32,
+        stream: &str,
+    ) -> Result<Option<LogExtent>, Error> {
+        let row: (i64, i64, Option<chrono::DateTime<chrono::Utc>>, i64) = sqlx::query_as(
+            "SELECT COALESCE(sum(octet_length(data)) FILTER (WHERE stream = $3), 0)::bigint, \
+             COALESCE(max(seq) FILTER (WHERE stream = $3), -1), \
+             max(at) FILTER (WHERE stream = $3), count(*) \
+             FROM task_instance_logs WHERE instance_uuid = $1 AND attempt = $2",
+        )
+        .bind(uuid)
+        .bind(attempt)
+        .bind(stream)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.3 > 0).then_some(LogExtent {
+            len: row.0,
+            last_seq: row.1,
+            modified: row.2,
+        }))
+    }
+
+    /// The bytes `from..to` (end excluded) of one stream of an attempt, up to chunk
+    /// `last_seq`, as the parts of the chunks that hold them, in order. Each chunk's offset
+    /// is a running sum of the lengths before it, so only the chunks in the range are read
+    /// (the first and last cut); rows stream over one connection held for the stream's life.
+    pub fn log_bytes(
+        &self,
+        uuid: Uuid,
+        attempt: i32,
+        stream: &str,
+        last_seq: i64,
+        range: std::ops::Range<i64>,
+    ) -> BoxStream<'static, Result<Vec<u8>, Error>> {
+        let pool = self.pool.clone();
+        let stream = stream.to_owned();
+        Box::pin(async_stream::try_stream! {
+            let mut conn = pool.acquire().await?;
+            let mut rows = sqlx::query_scalar::<_, Vec<u8>>(RANGE_OF_CHUNKS)
+                .bind(uuid)
+                .bind(attempt)
+                .bind(&stream)
+                .bind(last_seq)
+                .bind(range.start)
+                .bind(range.end)
+                .fetch(&mut *conn);
+            while let Some(part) = rows.next().await {
+                yield part?;
+            }
+        })
+    }
+}
+
+/// Chunks overlapping `$5..$6` of a stream, cut to it. `o.e` is where a chunk ends, `o.n`
+/// its length (`octet_length` reads a stored value's header, not its data).
+const RANGE_OF_CHUNKS: &str = "\
+    WITH o AS (SELECT seq, octet_length(data)::bigint AS n, \
+                      (sum(octet_length(data)) OVER (ORDER BY seq))::bigint AS e \
+               FROM task_instance_logs \
+               WHERE instance_uuid = $1 AND attempt = $2 AND stream = $3 AND seq <= $4) \
+    SELECT substring(l.data FROM (greatest($5 - (o.e - o.n), 0) + 1)::int \
+                     FOR (least(o.e, $6) - greatest(o.e - o.n, $5))::int) \
+    FROM o JOIN task_instance_logs l \
+         ON l.instance_uuid = $1 AND l.attempt = $2 AND l.seq = o.seq \
+    WHERE o.n > 0 AND o.e > $5 AND o.e - o.n < $6 \
+    ORDER BY o.seq";

@@ -4,6 +4,7 @@
 pub(crate) mod inputs;
 pub(crate) mod instances;
 mod login;
+mod logs;
 mod owned;
 pub(crate) mod queues;
 mod results;
@@ -120,6 +121,18 @@ pub(crate) fn routes() -> Routes {
     .exact(
         "/api/taskinstances/{uuid}/results/{*name}",
         Methods::new().get(results::download, |o| o.summary("Download one kept file")),
+    )
+    // Native: the output of instances' attempts, stored by the log-collector.
+    .both("/api/taskinstances/{uuid}/logs", || {
+        Methods::new().get(logs::list, |o| {
+            o.summary("List the instance's log files (per attempt: stdout, stderr)")
+        })
+    })
+    .exact(
+        "/api/taskinstances/{uuid}/logs/{name}",
+        Methods::new().get(logs::download, |o| {
+            o.summary("Download a log file's text, whole or one byte range (`Range`)")
+        }),
     )
     // API documentation: public, like the original's.
     .hidden(
