@@ -6,6 +6,31 @@ use saltant_tests::{Options, Stack, eventually, psql};
 use serde_json::json;
 use std::time::Duration;
 
+/// Runs `command` as a new executable type on `queue`; the instance's uuid once successful.
+async fn run_to_success(stack: &Stack, name: &str, command: &str, queue: &str) -> String {
+    let (ty, q) = stack.executable_on_queue(name, command, queue).await;
+    let uuid = stack.run_executable(ty, q, json!({})).await;
+    stack
+        .wait_state(&uuid, "successful", Duration::from_secs(180))
+        .await;
+    uuid
+}
+
+/// A stack whose services the test starts: the api (first) and the scheduler, running.
+async fn api_and_scheduler(env: &[(&str, &str)]) -> (Stack, Vec<std::process::Child>) {
+    let stack = Stack::start_opts(Options {
+        env,
+        no_all: true,
+        ..Options::default()
+    })
+    .await;
+    let children = vec![
+        stack.spawn(&["api"], "api.log"),
+        stack.spawn(&["scheduler"], "scheduler.log"),
+    ];
+    (stack, children)
+}
+
 #[tokio::test]
 async fn output_larger_than_the_logs_stream_is_kept_whole() {
     let stack = Stack::start_opts(Options {
@@ -16,17 +41,13 @@ async fn output_larger_than_the_logs_stream_is_kept_whole() {
     .await;
     stack.wait_ready().await;
     let size: i64 = 8 * 1024 * 1024;
-    let (ty, q) = stack
-        .executable_on_queue(
-            "chatty",
-            &format!("sh -c 'yes 0123456789abcdef0123456789abcdef | head -c {size}'"),
-            "lq",
-        )
-        .await;
-    let uuid = stack.run_executable(ty, q, json!({})).await;
-    stack
-        .wait_state(&uuid, "successful", Duration::from_secs(120))
-        .await;
+    let uuid = run_to_success(
+        &stack,
+        "chatty",
+        &format!("sh -c 'yes 0123456789abcdef0123456789abcdef | head -c {size}'"),
+        "lq",
+    )
+    .await;
     let stored = eventually(Duration::from_secs(60), "the log-collector to catch up", || async {
         let n: i64 = psql(
             &stack.database_url(),
@@ -72,38 +93,23 @@ async fn output_larger_than_the_logs_stream_is_kept_whole() {
 async fn output_the_logs_stream_refuses_is_stored_as_results() {
     let stream_bytes = 40 * 1024;
     let env = [("SALTANT_BUS__LOGS_MAX_BYTES", "40960")];
-    let stack = Stack::start_opts(Options {
-        env: &env,
-        no_all: true,
-        ..Options::default()
-    })
-    .await;
-    let mut children = vec![
-        stack.spawn(&["api"], "api.log"),
-        stack.spawn(&["scheduler"], "scheduler.log"),
-        // Plain text (no colours), to read its report below.
-        stack.spawn_with_env(
-            &["executor", "--queue", "lostq"],
-            &[("NO_COLOR", "1")],
-            "executor.log",
-        ),
-    ];
+    let (stack, mut children) = api_and_scheduler(&env).await;
+    // Plain text (no colours), to read its report below.
+    children.push(stack.spawn_with_env(
+        &["executor", "--queue", "lostq"],
+        &[("NO_COLOR", "1")],
+        "executor.log",
+    ));
     stack.wait_ready().await;
     // One write of 128 KiB: a few 32 KiB chunks, each retried for ~4.5 s before it is lost.
     let size = 128 * 1024;
-    let (ty, q) = stack
-        .executable_on_queue(
-            "refused",
-            &format!(
-                "sh -c 'yes 0123456789abcdef | dd bs={size} count=1 iflag=fullblock status=none'"
-            ),
-            "lostq",
-        )
-        .await;
-    let uuid = stack.run_executable(ty, q, json!({})).await;
-    stack
-        .wait_state(&uuid, "successful", Duration::from_secs(180))
-        .await;
+    let uuid = run_to_success(
+        &stack,
+        "refused",
+        &format!("sh -c 'yes 0123456789abcdef | dd bs={size} count=1 iflag=fullblock status=none'"),
+        "lostq",
+    )
+    .await;
 
     // The stream is full of what it took: nothing drained it.
     let (js, names) = stack.bus().await;
@@ -137,16 +143,13 @@ async fn output_the_logs_stream_refuses_is_stored_as_results() {
         Some(0),
         "{listing}"
     );
-    let downloaded = stack
-        .http
-        .get(format!(
-            "{}/taskinstances/{uuid}/results/logs/{uuid}-stdout.txt",
-            stack.url
-        ))
-        .header("Authorization", stack.auth())
-        .send()
-        .await
-        .expect("download the stdout capture");
+    let downloaded = get(
+        &stack,
+        Some(&stack.token),
+        &format!("taskinstances/{uuid}/results/logs/{uuid}-stdout.txt"),
+        &[],
+    )
+    .await;
     assert_eq!(downloaded.status(), 200);
     let body = downloaded.bytes().await.expect("capture body");
     let expected: Vec<u8> = b"0123456789abcdef\n"
@@ -189,13 +192,13 @@ fn logs_stdout() -> Vec<u8> {
 const LOGS_STDERR: &str = "err ✗ ß\nzwei 二\n";
 const LOGS_COMMAND: &str = "sh -c 'printf \"héllo wörld ✓ ünïcødé\\n\"; head -c 102400 /dev/zero | tr \"\\0\" x; printf \"\\nend — ü\\n\"; printf \"err ✗ ß\\nzwei 二\\n\" >&2'";
 
-/// GET under `/api/` with a token and extra headers: status, headers, body bytes.
-async fn fetch(
+/// GET under `/api/`, with a token and extra headers.
+async fn get(
     stack: &Stack,
     token: Option<&str>,
     path: &str,
     headers: &[(&str, &str)],
-) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+) -> reqwest::Response {
     let mut rb = stack.http.get(format!("{}/{path}", stack.url));
     if let Some(t) = token {
         rb = rb.header("Authorization", format!("Token {t}"));
@@ -203,7 +206,17 @@ async fn fetch(
     for (k, v) in headers {
         rb = rb.header(*k, *v);
     }
-    let r = rb.send().await.expect("send request");
+    rb.send().await.expect("send request")
+}
+
+/// [`get`]: status, headers, body bytes.
+async fn fetch(
+    stack: &Stack,
+    token: Option<&str>,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let r = get(stack, token, path, headers).await;
     let (status, h) = (r.status().as_u16(), r.headers().clone());
     (status, h, r.bytes().await.expect("body").to_vec())
 }
@@ -228,13 +241,7 @@ async fn wait_listed(stack: &Stack, uuid: &str, sizes: (usize, usize)) -> serde_
 async fn logs_are_listed_and_downloaded_whole_or_by_range() {
     let stack = Stack::start().await;
     stack.wait_ready().await;
-    let (ty, q) = stack
-        .executable_on_queue("printer", LOGS_COMMAND, "pq")
-        .await;
-    let uuid = stack.run_executable(ty, q, json!({})).await;
-    stack
-        .wait_state(&uuid, "successful", Duration::from_secs(120))
-        .await;
+    let uuid = run_to_success(&stack, "printer", LOGS_COMMAND, "pq").await;
     let out = logs_stdout();
     let listing = wait_listed(&stack, &uuid, (out.len(), LOGS_STDERR.len())).await;
     let files = listing["files"].as_array().expect("files");
@@ -426,45 +433,27 @@ fn peak_rss_kb(pid: u32) -> u64 {
 
 #[tokio::test]
 async fn a_big_log_downloads_whole_while_the_api_memory_stays_bounded() {
-    let stack = Stack::start_opts(Options {
-        no_all: true,
-        ..Options::default()
-    })
-    .await;
-    let mut children = vec![
-        stack.spawn(&["api"], "api.log"),
-        stack.spawn(&["scheduler"], "scheduler.log"),
+    let (stack, mut children) = api_and_scheduler(&[]).await;
+    children.extend([
         stack.spawn(&["log-collector"], "log-collector.log"),
         stack.spawn(&["executor", "--queue", "bigq"], "executor.log"),
-    ];
+    ]);
     let api = children[0].id();
     stack.wait_ready().await;
     let size: usize = 20 * 1024 * 1024;
     let line = b"0123456789abcdef0123456789abcdef\n";
-    let (ty, q) = stack
-        .executable_on_queue(
-            "big",
-            &format!("sh -c 'yes 0123456789abcdef0123456789abcdef | head -c {size}'"),
-            "bigq",
-        )
-        .await;
-    let uuid = stack.run_executable(ty, q, json!({})).await;
-    stack
-        .wait_state(&uuid, "successful", Duration::from_secs(180))
-        .await;
+    let uuid = run_to_success(
+        &stack,
+        "big",
+        &format!("sh -c 'yes 0123456789abcdef0123456789abcdef | head -c {size}'"),
+        "bigq",
+    )
+    .await;
     wait_listed(&stack, &uuid, (size, 0)).await;
     let before = peak_rss_kb(api);
     let started = std::time::Instant::now();
-    let mut r = stack
-        .http
-        .get(format!(
-            "{}/taskinstances/{uuid}/logs/{uuid}-stdout.txt",
-            stack.url
-        ))
-        .header("Authorization", stack.auth())
-        .send()
-        .await
-        .expect("download");
+    let path = format!("taskinstances/{uuid}/logs/{uuid}-stdout.txt");
+    let mut r = get(&stack, Some(&stack.token), &path, &[]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.content_length(), Some(size as u64));
     let (mut at, mut mismatch) = (0usize, None);
@@ -495,7 +484,7 @@ async fn a_big_log_downloads_whole_while_the_api_memory_stays_bounded() {
     let (status, _, body) = fetch(
         &stack,
         Some(&stack.token),
-        &format!("taskinstances/{uuid}/logs/{uuid}-stdout.txt"),
+        &path,
         &[("Range", &format!("bytes={from}-{}", to - 1))],
     )
     .await;

@@ -158,6 +158,21 @@ impl OperationInput for QueryAttempt {
     }
 }
 
+/// The absolute URL of a listing of files, without its final slash: a file's URL is this
+/// plus `/<name>`.
+pub struct FilesUrl(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for FilesUrl {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let url = crate::query::absolute_url(&parts.uri, &parts.headers, &[]);
+        Ok(FilesUrl(url.trim_end_matches('/').to_owned()))
+    }
+}
+
+impl OperationInput for FilesUrl {}
+
 // ---- request bodies
 
 /// A request body (JSON, form-urlencoded or multipart, read by DRF's rules into a

@@ -6,13 +6,13 @@
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
-use crate::io::{PathUuid, QueryAttempt};
-use crate::query::absolute_url;
+use crate::io::{FilesUrl, PathUuid, QueryAttempt};
 use crate::repr::opt_datetime;
+use crate::resources::existing_instance;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -76,25 +76,14 @@ pub struct LogFiles {
     files: Vec<LogFileRepr>,
 }
 
-async fn instance_uuid(s: &AppState, id: &str) -> ApiResult<Uuid> {
-    let uuid: Uuid = id.parse().map_err(|_| ApiError::NotFound)?;
-    match s.store.instance(uuid).await? {
-        Some(_) => Ok(uuid),
-        None => Err(ApiError::NotFound),
-    }
-}
-
 pub async fn list(
     State(s): State<AppState>,
     _: Auth,
     PathUuid(id): PathUuid,
-    uri: Uri,
-    headers: HeaderMap,
+    FilesUrl(base): FilesUrl,
 ) -> ApiResult<Json<LogFiles>> {
-    let uuid = instance_uuid(&s, &id).await?;
+    let uuid = existing_instance(&s, &id).await?;
     let stored = s.store.log_files(uuid).await?;
-    let base = absolute_url(&uri, &headers, &[]);
-    let base = base.trim_end_matches('/');
     let mut attempts: Vec<i32> = stored.iter().map(|f| f.attempt).collect();
     attempts.dedup();
     let files = attempts
@@ -133,7 +122,7 @@ pub async fn download(
     QueryAttempt(asked): QueryAttempt,
     headers: HeaderMap,
 ) -> ApiResult<LogText> {
-    let uuid = instance_uuid(&s, &id).await?;
+    let uuid = existing_instance(&s, &id).await?;
     let (named, stream) = parse_name(uuid, &name).ok_or(ApiError::NotFound)?;
     let attempt = match (named, asked) {
         (Some(a), Some(b)) if a != b => return Err(ApiError::NotFound),

@@ -40,6 +40,18 @@ async fn api_root(
     Json(Value::Object(m))
 }
 
+/// The uuid of an instance of either class, or the original's 404.
+pub(crate) async fn existing_instance(
+    s: &crate::AppState,
+    id: &str,
+) -> Result<uuid::Uuid, ApiError> {
+    let uuid: uuid::Uuid = id.parse().map_err(|_| ApiError::NotFound)?;
+    match s.store.instance(uuid).await? {
+        Some(_) => Ok(uuid),
+        None => Err(ApiError::NotFound),
+    }
+}
+
 pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound
 }

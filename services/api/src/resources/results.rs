@@ -5,23 +5,18 @@
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
-use crate::io::PathUuid;
-use crate::query::absolute_url;
+use crate::io::{FilesUrl, PathUuid};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use saltant_bus::ResultsManifest;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
-use uuid::Uuid;
 
 async fn manifest(s: &AppState, id: &str) -> ApiResult<Option<ResultsManifest>> {
-    let uuid: Uuid = id.parse().map_err(|_| ApiError::NotFound)?;
-    if s.store.instance(uuid).await?.is_none() {
-        return Err(ApiError::NotFound);
-    }
+    let uuid = super::existing_instance(s, id).await?;
     let store = s
         .bus
         .results_store()
@@ -48,12 +43,9 @@ pub async fn list(
     State(s): State<AppState>,
     _: Auth,
     PathUuid(id): PathUuid,
-    uri: Uri,
-    headers: HeaderMap,
+    FilesUrl(base): FilesUrl,
 ) -> ApiResult<Json<Value>> {
     let m = manifest(&s, &id).await?;
-    let base = absolute_url(&uri, &headers, &[]);
-    let base = base.trim_end_matches('/');
     let Some(m) = m else {
         return Ok(Json(json!({"uuid": id, "attempt": null, "files": []})));
     };
