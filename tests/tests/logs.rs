@@ -2,7 +2,7 @@
 //! stream is full (the log-collector lags behind a small `logs_max_bytes`), executors back
 //! off; chunks still refused are reported and the capture files go to the results bucket.
 
-use saltant_tests::{Options, Stack, eventually, psql};
+use saltant_tests::{Class, Options, Stack, eventually, psql};
 use serde_json::json;
 use std::time::Duration;
 
@@ -495,4 +495,90 @@ async fn a_big_log_downloads_whole_while_the_api_memory_stays_bounded() {
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+/// A retried instance: each attempt's files under their own names, `?attempt=` selecting
+/// one, an empty stream served empty (and every range of it but a suffix 416).
+#[tokio::test]
+async fn each_attempt_has_its_own_log_files() {
+    let stack = Stack::start_opts(Options {
+        env: &[("SALTANT_SCHEDULER__RETRY_BACKOFF_SECS", "1")],
+        ..Options::default()
+    })
+    .await;
+    stack.wait_ready().await;
+    let flag = stack.dir.join("retried-once");
+    let command = format!(
+        "sh -c 'if test -e {f}; then echo second; exit 0; fi; touch {f}; echo first; echo oops >&2; exit 1'",
+        f = flag.display()
+    );
+    let (ty, q) = stack.executable_on_queue("twice", &command, "aq").await;
+    let uuid = stack
+        .create(Class::Executable, ty, q, json!({"max_attempts": 2}))
+        .await;
+    stack
+        .wait_state(&uuid, "successful", Duration::from_secs(60))
+        .await;
+    let sizes = eventually(Duration::from_secs(30), "both attempts' logs", || async {
+        let (_, listing) = stack.get(&format!("taskinstances/{uuid}/logs/")).await;
+        let files = listing["files"].as_array()?;
+        let sizes: Vec<(String, i64, bool)> = files
+            .iter()
+            .map(|f| {
+                let name = f["name"].as_str().unwrap_or_default().replace(&uuid, "U");
+                (
+                    name,
+                    f["size"].as_i64().unwrap_or(-1),
+                    f["last_modified"].is_null(),
+                )
+            })
+            .collect();
+        (sizes.len() == 4 && sizes[2].1 == 7).then_some(sizes)
+    })
+    .await;
+    let expected = [
+        ("U-stdout.txt", 6, false),
+        ("U-stderr.txt", 5, false),
+        ("U-attempt2-stdout.txt", 7, false),
+        ("U-attempt2-stderr.txt", 0, true),
+    ]
+    .map(|(n, s, null)| (n.to_owned(), s, null));
+    assert_eq!(sizes, expected);
+
+    let tok = Some(stack.token.as_str());
+    let base = format!("taskinstances/{uuid}/logs/{uuid}");
+    for (path, status, body) in [
+        (format!("{base}-stdout.txt"), 200, "first\n"),
+        (format!("{base}-stderr.txt?attempt=1"), 200, "oops\n"),
+        (format!("{base}-attempt2-stdout.txt"), 200, "second\n"),
+        (format!("{base}-stdout.txt?attempt=2"), 200, "second\n"),
+        (
+            format!("{base}-attempt2-stdout.txt?attempt=2"),
+            200,
+            "second\n",
+        ),
+        (format!("{base}-attempt2-stderr.txt"), 200, ""),
+        (
+            format!("{base}-attempt2-stdout.txt?attempt=1"),
+            404,
+            r#"{"detail":"Not found."}"#,
+        ),
+        (
+            format!("{base}-stdout.txt?attempt=3"),
+            404,
+            r#"{"detail":"Not found."}"#,
+        ),
+    ] {
+        let (s, _, b) = fetch(&stack, tok, &path, &[]).await;
+        assert_eq!(
+            (s, String::from_utf8_lossy(&b).as_ref()),
+            (status, body),
+            "{path}"
+        );
+    }
+    let empty = format!("{base}-attempt2-stderr.txt");
+    let (s, h, _) = fetch(&stack, tok, &empty, &[("Range", "bytes=0-")]).await;
+    assert_eq!((s, header(&h, "content-range")), (416, "bytes */0"));
+    let (s, _, b) = fetch(&stack, tok, &empty, &[("Range", "bytes=-5")]).await;
+    assert_eq!((s, b.len()), (200, 0));
 }
