@@ -105,6 +105,18 @@ async fn container_task_runs_with_arguments_env_logs_and_results() {
     )
     .expect("stderr file");
     assert_eq!(stderr, "oops\n");
+    // The same through the logs API, once the log-collector has stored it.
+    for (stream, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+        let path = format!("taskinstances/{uuid}/logs/{uuid}-{stream}.txt");
+        eventually(Duration::from_secs(30), "the container's logs", || async {
+            let auth = stack.auth();
+            let (status, _, body) = stack
+                .request("GET", &path, &[("Authorization", &auth)], None)
+                .await;
+            (status == 200 && body == Value::String(text.clone())).then_some(())
+        })
+        .await;
+    }
 
     // Results through the api.
     let (status, listing) = stack.get(&format!("taskinstances/{uuid}/results/")).await;
