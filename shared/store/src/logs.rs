@@ -1,7 +1,6 @@
 //! Instance output persisted by the log-collector.
 
 use crate::{Error, Store};
-use futures::StreamExt;
 use futures::stream::BoxStream;
 use uuid::Uuid;
 
@@ -122,7 +121,8 @@ impl Store {
     /// The bytes `from..to` (end excluded) of one stream of an attempt, up to chunk
     /// `last_seq`, as the parts of the chunks that hold them, in order. Each chunk's offset
     /// is a running sum of the lengths before it, so only the chunks in the range are read
-    /// (the first and last cut); rows stream over one connection held for the stream's life.
+    /// (the first and last cut). Read in keyset pages of [`LOG_PAGE`] chunks, each its own
+    /// short query: memory stays bounded and no connection waits on a slow reader.
     pub fn log_bytes(
         &self,
         uuid: Uuid,
@@ -134,32 +134,50 @@ impl Store {
         let pool = self.pool.clone();
         let stream = stream.to_owned();
         Box::pin(async_stream::try_stream! {
-            let mut conn = pool.acquire().await?;
-            let mut rows = sqlx::query_scalar::<_, Vec<u8>>(RANGE_OF_CHUNKS)
-                .bind(uuid)
-                .bind(attempt)
-                .bind(&stream)
-                .bind(last_seq)
-                .bind(range.start)
-                .bind(range.end)
-                .fetch(&mut *conn);
-            while let Some(part) = rows.next().await {
-                yield part?;
+            // The last chunk read and where it ends: the next page sums on from there.
+            let (mut after, mut end) = (i64::MIN, 0i64);
+            loop {
+                let page: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(PAGE_OF_CHUNKS)
+                    .bind(uuid)
+                    .bind(attempt)
+                    .bind(&stream)
+                    .bind(last_seq)
+                    .bind(range.start)
+                    .bind(range.end)
+                    .bind(after)
+                    .bind(end)
+                    .bind(LOG_PAGE)
+                    .fetch_all(&pool)
+                    .await?;
+                let full = page.len() as i64 == LOG_PAGE;
+                for (seq, ends_at, part) in page {
+                    (after, end) = (seq, ends_at);
+                    yield part;
+                }
+                if !full || end >= range.end {
+                    break;
+                }
             }
         })
     }
 }
 
-/// Chunks overlapping `$5..$6` of a stream, cut to it. `o.e` is where a chunk ends, `o.n`
-/// its length (`octet_length` reads a stored value's header, not its data).
-const RANGE_OF_CHUNKS: &str = "\
-    WITH o AS (SELECT seq, octet_length(data)::bigint AS n, \
-                      (sum(octet_length(data)) OVER (ORDER BY seq))::bigint AS e \
-               FROM task_instance_logs \
-               WHERE instance_uuid = $1 AND attempt = $2 AND stream = $3 AND seq <= $4) \
-    SELECT substring(l.data FROM (greatest($5 - (o.e - o.n), 0) + 1)::int \
-                     FOR (least(o.e, $6) - greatest(o.e - o.n, $5))::int) \
-    FROM o JOIN task_instance_logs l \
-         ON l.instance_uuid = $1 AND l.attempt = $2 AND l.seq = o.seq \
-    WHERE o.n > 0 AND o.e > $5 AND o.e - o.n < $6 \
-    ORDER BY o.seq";
+/// Chunks per page of a download (output chunks are at most 32 KiB: ≤ 1 MiB a page).
+pub const LOG_PAGE: i64 = 32;
+
+/// The next page of chunks overlapping `$5..$6` of a stream after chunk `$7` (which ends
+/// at `$8`), cut to the range: `e` is where a chunk ends, `n` its length (`octet_length`
+/// reads a stored value's header, not its data). The running sum is computed in `seq`
+/// order as rows are read, so the `LIMIT` stops the scan.
+const PAGE_OF_CHUNKS: &str = "\
+    SELECT seq, e, substring(data FROM (greatest($5 - (e - n), 0) + 1)::int \
+                             FOR (least(e, $6) - greatest(e - n, $5))::int) \
+    FROM (SELECT seq, data, octet_length(data)::bigint AS n, \
+                 ($8 + sum(octet_length(data)) OVER (ORDER BY seq))::bigint AS e \
+          FROM task_instance_logs \
+          WHERE instance_uuid = $1 AND attempt = $2 AND stream = $3 \
+            AND seq > $7 AND seq <= $4 \
+          ORDER BY seq) c \
+    WHERE n > 0 AND e > $5 AND e - n < $6 \
+    ORDER BY seq \
+    LIMIT $9";
