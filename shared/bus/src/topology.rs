@@ -5,6 +5,8 @@ use crate::{Error, Names};
 use async_nats::jetstream::{self, consumer, kv, object_store, stream};
 use saltant_core::QueueName;
 use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How to reach the bus. Part of every service's configuration.
@@ -63,6 +65,8 @@ pub struct Bus {
     pub(crate) js: jetstream::Context,
     pub names: Names,
     pub config: BusConfig,
+    /// Buckets opened once (opening one is a round trip to the server), shared by clones.
+    buckets: Arc<Mutex<HashMap<String, kv::Store>>>,
 }
 
 /// A lease not renewed for this long is free for another holder.
@@ -100,6 +104,7 @@ impl Bus {
             js,
             names,
             config: config.clone(),
+            buckets: Arc::default(),
         };
         bus.ensure_topology().await?;
         Ok(bus)
@@ -372,9 +377,19 @@ impl Bus {
     }
 
     async fn kv(&self, bucket: String) -> Result<kv::Store, Error> {
-        self.js.get_key_value(&bucket).await.map_err(|e| {
+        let known = self.lock_buckets().get(&bucket).cloned();
+        if let Some(store) = known {
+            return Ok(store);
+        }
+        let store = self.js.get_key_value(&bucket).await.map_err(|e| {
             Error::Internal(anyhow::Error::new(e).context(format!("open bucket {bucket}")))
-        })
+        })?;
+        self.lock_buckets().insert(bucket, store.clone());
+        Ok(store)
+    }
+
+    fn lock_buckets(&self) -> std::sync::MutexGuard<'_, HashMap<String, kv::Store>> {
+        self.buckets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The last event published for an instance, if the events stream still has one
