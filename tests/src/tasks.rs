@@ -161,6 +161,21 @@ impl Stack {
         i["uuid"].as_str().expect("uuid").to_owned()
     }
 
+    /// Creates an instance of `class` and waits until it reaches `state`; returns its uuid
+    /// and its representation then.
+    pub async fn run_until(
+        &self,
+        class: Class,
+        (ty, q): (i64, i64),
+        fields: Value,
+        state: &str,
+        timeout: Duration,
+    ) -> (String, Value) {
+        let uuid = self.create(class, ty, q, fields).await;
+        let body = self.wait_state_of(class, &uuid, state, timeout).await;
+        (uuid, body)
+    }
+
     /// Creates an executable instance with these arguments. Returns its uuid.
     pub async fn run_executable(&self, type_id: i64, queue_id: i64, arguments: Value) -> String {
         self.create(

@@ -23,71 +23,51 @@ async fn status_endpoint_validates_and_answers_like_the_original() {
     let h = [("Authorization", auth.as_str())];
     let path = format!("updatetaskinstancestatus/{uuid}/");
 
-    let (s, _, b) = stack
-        .request(
-            "PATCH",
-            &path,
-            &h,
-            Some((FORM, form(&[("state", "running")]))),
-        )
-        .await;
-    assert_eq!(
-        (s, b.clone()),
-        (200, json!({"uuid": uuid, "state": "running"})),
-        "{b}"
-    );
-    let (_, i) = stack.get(&format!("executabletaskinstances/{uuid}/")).await;
-    assert_eq!(i["state"], "running");
-    // The same state again: idempotent.
-    let (s, _, _) = stack
-        .request(
-            "PATCH",
-            &path,
-            &h,
-            Some((JSON, br#"{"state":"running"}"#.to_vec())),
-        )
-        .await;
-    assert_eq!(s, 200);
-    let (s, _, b) = stack
-        .request(
-            "PATCH",
-            &path,
-            &h,
-            Some((JSON, br#"{"state":"bogus"}"#.to_vec())),
-        )
-        .await;
-    assert_eq!(
-        (s, b),
-        (400, json!({"state": ["\"bogus\" is not a valid choice."]}))
-    );
-    let (s, _, b) = stack
-        .request(
-            "PATCH",
-            &path,
-            &h,
-            Some((JSON, br#"{"state":"published"}"#.to_vec())),
-        )
-        .await;
-    assert_eq!(
-        (s, b),
+    // (body, content type, status, body expected; None: not checked), in order.
+    let ok = |state: &str| Some(json!({"uuid": uuid, "state": state}));
+    let steps: [(Vec<u8>, &str, u16, Option<Value>); 6] = [
+        (form(&[("state", "running")]), FORM, 200, ok("running")),
+        // The same state again: idempotent.
+        (br#"{"state":"running"}"#.to_vec(), JSON, 200, ok("running")),
         (
+            br#"{"state":"bogus"}"#.to_vec(),
+            JSON,
             400,
-            json!({"state": ["Cannot change state from \"running\" to \"published\"."]})
-        )
-    );
-    let (s, _, b) = stack
-        .request("PATCH", &path, &h, Some((JSON, b"{}".to_vec())))
-        .await;
-    assert_eq!((s, b), (400, json!({"state": ["This field is required."]})));
-    let (s, _, b) = stack
-        .request(
-            "PATCH",
-            &path,
-            &h,
-            Some((FORM, form(&[("state", "successful")]))),
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
+            Some(json!({"state": ["\"bogus\" is not a valid choice."]})),
+        ),
+        (
+            br#"{"state":"published"}"#.to_vec(),
+            JSON,
+            400,
+            Some(json!({"state": ["Cannot change state from \"running\" to \"published\"."]})),
+        ),
+        (
+            b"{}".to_vec(),
+            JSON,
+            400,
+            Some(json!({"state": ["This field is required."]})),
+        ),
+        (
+            form(&[("state", "successful")]),
+            FORM,
+            200,
+            ok("successful"),
+        ),
+    ];
+    for (body, content_type, status, expected) in steps {
+        let sent = String::from_utf8_lossy(&body).into_owned();
+        let (s, _, b) = stack
+            .request("PATCH", &path, &h, Some((content_type, body)))
+            .await;
+        assert_eq!(s, status, "{sent}: {b}");
+        if let Some(expected) = expected {
+            assert_eq!(b, expected, "{sent}");
+        }
+        if s == 200 {
+            let (_, i) = stack.get(&format!("executabletaskinstances/{uuid}/")).await;
+            assert_eq!(i["state"], b["state"], "{sent}");
+        }
+    }
     let (_, i) = stack.get(&format!("executabletaskinstances/{uuid}/")).await;
     assert_eq!(i["state"], "successful");
     assert!(i["datetime_finished"].is_string(), "{i}");

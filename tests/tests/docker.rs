@@ -30,9 +30,14 @@ async fn container_on_queue(
 /// Creates an instance of the container type and waits until its container exists;
 /// returns the uuid and the container's label.
 async fn running_container(stack: &Stack, ty: i64, q: i64) -> (String, String) {
-    let uuid = stack.create(Class::Container, ty, q, json!({})).await;
-    stack
-        .wait_state_of(Class::Container, &uuid, "running", Duration::from_secs(60))
+    let (uuid, _) = stack
+        .run_until(
+            Class::Container,
+            (ty, q),
+            json!({}),
+            "running",
+            Duration::from_secs(60),
+        )
         .await;
     let label = format!("io.saltant.instance={uuid}");
     eventually(
@@ -157,9 +162,14 @@ async fn container_task_runs_with_arguments_env_logs_and_results() {
     // A failing container: exit code and reason.
     let (fty, fq) =
         container_on_queue(&stack, "ctr-fail", "sh -c 'exit 3'", json!({}), "dq2").await;
-    let uuid = stack.create(Class::Container, fty, fq, json!({})).await;
-    stack
-        .wait_state_of(Class::Container, &uuid, "failed", Duration::from_secs(60))
+    let (uuid, _) = stack
+        .run_until(
+            Class::Container,
+            (fty, fq),
+            json!({}),
+            "failed",
+            Duration::from_secs(60),
+        )
         .await;
     assert!(containers_with_label(&format!("io.saltant.instance={uuid}")).is_empty());
     // A missing image fails with a reason instead of hanging.
@@ -283,41 +293,31 @@ async fn an_image_removed_after_use_is_looked_up_again() {
         "cache",
     )
     .await;
-    let first = stack.create(Class::Container, ty, q, json!({})).await;
-    stack
-        .wait_state_of(
-            Class::Container,
-            &first,
-            "successful",
-            Duration::from_secs(60),
-        )
-        .await;
-    // Gone: the next instance fails on the missing image (no registry to pull from), not
-    // on a create that trusted the cache.
-    docker(&["rmi", &tag]);
-    let missing = stack.create(Class::Container, ty, q, json!({})).await;
-    let failed = stack
-        .wait_state_of(
-            Class::Container,
-            &missing,
-            "failed",
-            Duration::from_secs(120),
-        )
-        .await;
-    let reason = stack.count(&format!(
-        "SELECT count(*) FROM task_instances WHERE uuid = '{missing}' AND reason LIKE 'pull %'"
-    ));
-    assert_eq!(reason, 1, "{failed}");
-    // Back again: found again.
-    docker(&["tag", &busybox_image(), &tag]);
-    let again = stack.create(Class::Container, ty, q, json!({})).await;
-    stack
-        .wait_state_of(
-            Class::Container,
-            &again,
-            "successful",
-            Duration::from_secs(60),
-        )
-        .await;
+    // Present, gone (the next instance fails on the missing image, there being no
+    // registry to pull from, not on a create that trusted the cache), back again.
+    for (step, state) in [
+        ("present", "successful"),
+        ("rmi", "failed"),
+        ("tag", "successful"),
+    ] {
+        match step {
+            "rmi" => docker(&["rmi", &tag]),
+            "tag" => docker(&["tag", &busybox_image(), &tag]),
+            _ => {}
+        }
+        let (uuid, body) = stack
+            .run_until(
+                Class::Container,
+                (ty, q),
+                json!({}),
+                state,
+                Duration::from_secs(120),
+            )
+            .await;
+        let pull_failed = stack.count(&format!(
+            "SELECT count(*) FROM task_instances WHERE uuid = '{uuid}' AND reason LIKE 'pull %'"
+        ));
+        assert_eq!(pull_failed, i64::from(state == "failed"), "{step}: {body}");
+    }
     docker(&["rmi", &tag]);
 }
