@@ -5,7 +5,7 @@ mod duties;
 mod record;
 
 pub use duties::{PendingInstance, RunningInstance, Terminating};
-pub use record::{HistoryRow, RetryPolicy, StateChange};
+pub use record::{RetryPolicy, StateChange};
 
 use crate::filter::{Filter, Page, push_filters, push_page};
 use crate::types::TypeClass;

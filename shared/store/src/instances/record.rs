@@ -38,17 +38,6 @@ impl Default for RetryPolicy {
     }
 }
 
-/// One recorded state of an instance's history.
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
-pub struct HistoryRow {
-    pub attempt: i32,
-    pub state: State,
-    pub at: DateTime<Utc>,
-    pub executor: Option<String>,
-    pub exit_code: Option<i32>,
-    pub reason: Option<String>,
-}
-
 /// State changes column by column, as `unnest` takes them.
 #[derive(Default)]
 struct Columns {
@@ -190,17 +179,6 @@ impl Store {
         h.bind(sqlx::query(HISTORY)).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(updated)
-    }
-
-    /// The state history of an instance, oldest first.
-    pub async fn instance_history(&self, uuid: Uuid) -> Result<Vec<HistoryRow>, Error> {
-        Ok(sqlx::query_as(
-            "SELECT attempt, state, at, executor, exit_code, reason FROM task_instance_history \
-             WHERE instance_uuid = $1 ORDER BY id",
-        )
-        .bind(uuid)
-        .fetch_all(&self.pool)
-        .await?)
     }
 }
 
