@@ -3,8 +3,10 @@
 //! and `eventually` instead of sleeps. A missing component fails the test loudly.
 
 pub mod servers;
+mod sse;
 mod tasks;
 
+pub use sse::Sse;
 pub use tasks::{Class, INSTANCE_KEYS, is_final, keys, merged};
 
 use serde_json::Value;

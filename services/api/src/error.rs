@@ -80,6 +80,13 @@ impl From<saltant_store::Error> for ApiError {
     }
 }
 
+/// The bus failing a live stream's set-up: 503, retry.
+impl From<saltant_bus::Error> for ApiError {
+    fn from(e: saltant_bus::Error) -> Self {
+        ApiError::Unavailable(format!("bus unavailable: {e}"))
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match self {

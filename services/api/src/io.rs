@@ -27,7 +27,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use std::marker::PhantomData;
 
-fn schema_object(json_schema: schemars::Schema) -> SchemaObject {
+pub(crate) fn schema_object(json_schema: schemars::Schema) -> SchemaObject {
     SchemaObject {
         json_schema,
         example: None,
@@ -35,7 +35,12 @@ fn schema_object(json_schema: schemars::Schema) -> SchemaObject {
     }
 }
 
-fn param(name: &str, path: bool, description: Option<String>, schema: Value) -> Parameter {
+pub(crate) fn param(
+    name: &str,
+    path: bool,
+    description: Option<String>,
+    schema: Value,
+) -> Parameter {
     let data = ParameterData {
         name: name.to_owned(),
         description,

@@ -14,6 +14,7 @@ mod query;
 mod repr;
 mod resources;
 mod routes;
+mod sse;
 mod suffix;
 
 use axum::Router;

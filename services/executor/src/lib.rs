@@ -58,6 +58,9 @@ pub struct Config {
     /// Most bytes of an attempt's files stored in the results bucket; the rest stay on
     /// the executor's machine and the manifest says so.
     pub results_max_bytes: u64,
+    /// Most bytes of output (stdout and stderr together) an attempt keeps: the rest is
+    /// dropped, counted, and the truncation recorded with its logs (docs/logs.md).
+    pub output_max_bytes: u64,
     /// Docker runtime (`[executor.docker]`).
     pub docker: DockerConfig,
     /// Singularity/Apptainer runtime (`[executor.singularity]`).
@@ -80,6 +83,7 @@ impl Default for Config {
             shutdown_grace_secs: 8,
             kill_grace_secs: 5,
             results_max_bytes: 1024 * 1024 * 1024,
+            output_max_bytes: 1024 * 1024 * 1024,
             docker: DockerConfig::default(),
             singularity: SingularityConfig::default(),
         }

@@ -1,10 +1,12 @@
 //! An instance's output: each chunk goes to its file in the logs folder and, live, to the
 //! instance's logs subject (with its stream name, attempt and a sequence number shared by
-//! stdout and stderr, so the order is kept).
+//! stdout and stderr, so the order is kept). An attempt keeps at most
+//! `output_max_bytes`: the rest is counted and dropped, and the end of its output (a
+//! [`LogEnd`] after the last chunk) says how much, so truncation is recorded, not silent.
 
 use crate::Shared;
 use async_nats::jetstream::context::PublishAckFuture;
-use saltant_bus::{LogChunk, LogStream};
+use saltant_bus::{LogChunk, LogEnd, LogStream, WIRE_VERSION};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -27,6 +29,10 @@ pub(crate) struct Sink {
 
 impl Sink {
     pub async fn write(&mut self, chunk: &[u8]) {
+        let chunk = &chunk[..self.output.keep(self.stream, chunk.len())];
+        if chunk.is_empty() {
+            return;
+        }
         if let Some(f) = self.file.as_mut()
             && let Err(e) = f.write_all(chunk).await
         {
@@ -70,18 +76,44 @@ pub(crate) struct Output {
     seq: AtomicI64,
     pending: Mutex<Vec<(PublishAckFuture, LogChunk)>>,
     failures: AtomicI64,
+    /// Bytes offered so far (kept or not), and the most kept.
+    offered: AtomicI64,
+    limit: i64,
+    /// Bytes dropped by the limit: stdout, stderr.
+    dropped: [AtomicI64; 2],
 }
 
 impl Output {
     pub fn new(shared: Arc<Shared>, uuid: Uuid, attempt: u32) -> Arc<Output> {
         Arc::new(Output {
-            shared,
             uuid,
             attempt,
             seq: AtomicI64::new(0),
             pending: Mutex::new(Vec::new()),
             failures: AtomicI64::new(0),
+            offered: AtomicI64::new(0),
+            limit: i64::try_from(shared.config.output_max_bytes).unwrap_or(i64::MAX),
+            dropped: [AtomicI64::new(0), AtomicI64::new(0)],
+            shared,
         })
+    }
+
+    /// How many of the next `len` bytes of `stream` are kept under the limit; the rest
+    /// are counted as dropped.
+    fn keep(&self, stream: LogStream, len: usize) -> usize {
+        let len = len as i64;
+        let before = self.offered.fetch_add(len, Ordering::Relaxed);
+        let kept = (self.limit.saturating_sub(before)).clamp(0, len);
+        if kept < len {
+            let dropped = &self.dropped[stream as usize];
+            if dropped.fetch_add(len - kept, Ordering::Relaxed) == 0 && kept > 0 {
+                tracing::warn!(
+                    limit = self.limit,
+                    "output limit reached; the rest is dropped"
+                );
+            }
+        }
+        kept as usize
     }
 
     /// Where one stream's chunks go: its file (created here) and the bus.
@@ -199,5 +231,33 @@ impl Output {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(self.uuid);
         }
+        self.end().await;
+    }
+
+    /// Tells the log-collector (and live tails) that the output is complete: how many
+    /// chunks were sent and what the limit dropped. Retried like a chunk; if it is lost,
+    /// tails end on their own once the attempt is over.
+    async fn end(&self) {
+        let end = LogEnd {
+            v: WIRE_VERSION,
+            uuid: self.uuid,
+            attempt: self.attempt,
+            chunks: self.seq.load(Ordering::SeqCst),
+            dropped_stdout: self.dropped[LogStream::Stdout as usize].load(Ordering::Relaxed),
+            dropped_stderr: self.dropped[LogStream::Stderr as usize].load(Ordering::Relaxed),
+        };
+        let mut delay = std::time::Duration::from_millis(50);
+        for _ in 0..RETRIES {
+            match self.shared.bus.publish_log_end(&end).await {
+                Ok(ack) => match ack.await {
+                    Ok(_) => return,
+                    Err(e) => tracing::debug!(error = %e, "end of output refused; retrying"),
+                },
+                Err(e) => tracing::debug!(error = %e, "publish end of output; retrying"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(1));
+        }
+        tracing::warn!("the end of the output could not be stored on the bus");
     }
 }

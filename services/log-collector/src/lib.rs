@@ -1,14 +1,19 @@
-//! The log-collector turns the live logs stream into durable logs: chunks are stored in
-//! PostgreSQL in batches (idempotently, keyed by instance, attempt and sequence number) and
-//! acked only once stored.
+//! The log-collector turns the live logs stream into durable logs: chunks (and each
+//! attempt's end of output) are stored in PostgreSQL in batches, idempotently (keyed by
+//! instance, attempt and sequence number), and acked only once stored. Then live tails of
+//! those instances are woken (`stored.<uuid>`). Output of instances finished longer than
+//! the retention ago is deleted. See docs/logs.md.
 
-use async_nats::jetstream::AckKind;
-use saltant_bus::{Bus, BusConfig, LogChunk, fetch_batch_bytes};
-use saltant_store::logs::LogChunk as StoredChunk;
+use async_nats::jetstream::{self, AckKind};
+use futures::StreamExt;
+use saltant_bus::{Bus, BusConfig, LogMessage};
+use saltant_store::logs::{LogChunk as StoredChunk, LogEnd as StoredEnd};
 use saltant_store::{Store, StoreConfig};
 use serde::Deserialize;
+use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// Log-collector configuration (`[log_collector]`, `SALTANT_LOG_COLLECTOR__…`).
 #[derive(Debug, Clone, Deserialize)]
@@ -16,8 +21,12 @@ use tokio_util::sync::CancellationToken;
 pub struct Config {
     /// Most chunks stored in one statement.
     pub batch: usize,
-    /// Most bytes of output in one batch (bounds the collector's memory).
+    /// Most bytes of output pulled at once (bounds the collector's memory).
     pub batch_bytes: usize,
+    /// Seconds the output of a finished instance is kept; 0 keeps it for ever.
+    pub retention_secs: u64,
+    /// Seconds between two passes deleting expired output.
+    pub retention_every_secs: u64,
 }
 
 impl Default for Config {
@@ -25,18 +34,9 @@ impl Default for Config {
         Config {
             batch: 1000,
             batch_bytes: 8 * 1024 * 1024,
+            retention_secs: 0,
+            retention_every_secs: 3600,
         }
-    }
-}
-
-/// A chunk as the store keeps it.
-fn stored(c: LogChunk) -> StoredChunk {
-    StoredChunk {
-        uuid: c.uuid,
-        attempt: c.attempt as i32,
-        seq: c.seq,
-        stream: c.stream.as_str(),
-        data: c.data.to_vec(),
     }
 }
 
@@ -50,51 +50,150 @@ pub async fn run(
     let bus = Bus::connect(&bus_config, "saltant-log-collector").await?;
     let consumer = bus.log_collector_consumer().await?;
     tracing::info!("log-collector started");
-    'outer: loop {
-        let batch = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            b = fetch_batch_bytes(&consumer, config.batch, config.batch_bytes, Duration::from_millis(500)) => b,
-        };
-        let messages = match batch {
-            Ok(m) if m.is_empty() => continue,
-            Ok(m) => m,
+    let retention = tokio::spawn(expire(store.clone(), config.clone(), shutdown.clone()));
+    while !shutdown.is_cancelled() {
+        // Pulls ahead (at most `batch` messages, `batch_bytes` bytes per pull) and takes
+        // what has arrived: a quiet instance's line is stored at once, a busy one's in
+        // batches.
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(config.batch)
+            .max_bytes_per_batch(config.batch_bytes)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await;
+        let mut messages = match messages {
+            Ok(m) => m.ready_chunks(config.batch),
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "fetch log chunks");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tracing::warn!(error = %e, "pull log chunks");
+                if pause(&shutdown, Duration::from_secs(1)).await {
+                    break;
+                }
                 continue;
             }
         };
-        let mut chunks = Vec::with_capacity(messages.len());
-        let mut to_ack = Vec::with_capacity(messages.len());
-        for msg in messages {
-            match LogChunk::decode(&msg.subject, msg.headers.as_ref(), &msg.payload) {
-                Ok(c) => {
-                    chunks.push(stored(c));
-                    to_ack.push(msg);
-                }
-                Err(e) => {
-                    tracing::error!(subject = %msg.subject, error = %e, "dropping malformed log chunk");
-                    let _ = msg.ack_with(AckKind::Term).await;
+        loop {
+            let batch = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                b = messages.next() => b,
+            };
+            let Some(batch) = batch else {
+                tracing::debug!("log chunk pulls ended; pulling again");
+                break;
+            };
+            let mut got = Vec::with_capacity(batch.len());
+            for m in batch {
+                match m {
+                    Ok(m) => got.push(m),
+                    Err(e) => tracing::debug!(error = %e, "pull log chunks"),
                 }
             }
-        }
-        let mut delay = Duration::from_millis(200);
-        while let Err(e) = store.insert_log_chunks(&chunks).await {
-            tracing::warn!(error = %format!("{e:#}"), retry_in = ?delay, "store log chunks");
-            tokio::select! {
-                _ = shutdown.cancelled() => break 'outer,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
-        for msg in to_ack {
-            if let Err(e) = msg.ack().await {
-                tracing::debug!(error = %e, "ack log chunk (a redelivery is stored once)");
+            if !store_batch(&store, &bus, got, &shutdown).await {
+                break;
             }
         }
     }
+    retention.abort();
     bus.close().await;
     store.pool.close().await;
     tracing::info!("log-collector stopped");
     Ok(())
+}
+
+/// Stores a batch (retrying until PostgreSQL takes it), acks it and wakes the tails of its
+/// instances. `false` when shutdown came first (the batch is then redelivered).
+async fn store_batch(
+    store: &Store,
+    bus: &Bus,
+    messages: Vec<jetstream::Message>,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut chunks = Vec::with_capacity(messages.len());
+    let mut ends = Vec::new();
+    let mut to_ack = Vec::with_capacity(messages.len());
+    for msg in messages {
+        match LogMessage::decode(&msg.subject, msg.headers.as_ref(), &msg.payload) {
+            Ok(LogMessage::Chunk(c)) => {
+                chunks.push(StoredChunk {
+                    uuid: c.uuid,
+                    attempt: c.attempt as i32,
+                    seq: c.seq,
+                    stream: c.stream.as_str(),
+                    data: c.data.to_vec(),
+                });
+                to_ack.push(msg);
+            }
+            Ok(LogMessage::End(e)) => {
+                ends.push(StoredEnd {
+                    uuid: e.uuid,
+                    attempt: e.attempt as i32,
+                    chunks: e.chunks,
+                    dropped_stdout: e.dropped_stdout,
+                    dropped_stderr: e.dropped_stderr,
+                });
+                to_ack.push(msg);
+            }
+            Err(e) => {
+                tracing::error!(subject = %msg.subject, error = %e, "dropping malformed log message");
+                let _ = msg.ack_with(AckKind::Term).await;
+            }
+        }
+    }
+    let mut delay = Duration::from_millis(200);
+    while let Err(e) = store.insert_logs(&chunks, &ends).await {
+        tracing::warn!(error = %format!("{e:#}"), retry_in = ?delay, "store log chunks");
+        for msg in &to_ack {
+            let _ = msg.ack_with(AckKind::Progress).await;
+        }
+        if pause(shutdown, delay).await {
+            return false;
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+    for msg in to_ack {
+        if let Err(e) = msg.ack().await {
+            tracing::debug!(error = %e, "ack log chunk (a redelivery is stored once)");
+        }
+    }
+    let touched: BTreeSet<Uuid> = chunks
+        .iter()
+        .map(|c| c.uuid)
+        .chain(ends.iter().map(|e| e.uuid))
+        .collect();
+    bus.signal_stored(touched).await;
+    true
+}
+
+/// Deletes the output of instances finished more than `retention_secs` ago, a bounded
+/// number of instances per statement, every `retention_every_secs`.
+async fn expire(store: Store, config: Config, shutdown: CancellationToken) {
+    if config.retention_secs == 0 {
+        return;
+    }
+    let age = Duration::from_secs(config.retention_secs);
+    let every = Duration::from_secs(config.retention_every_secs.max(1));
+    loop {
+        loop {
+            match store.delete_expired_logs(age, 100).await {
+                Ok(0) => break,
+                Ok(n) => tracing::info!(instances = n, "deleted expired output"),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "delete expired output");
+                    break;
+                }
+            }
+        }
+        if pause(&shutdown, every).await {
+            return;
+        }
+    }
+}
+
+/// Sleeps `d`; `true` if shutdown came first.
+async fn pause(shutdown: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
 }

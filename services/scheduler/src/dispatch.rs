@@ -1,7 +1,7 @@
 //! Submissions → dispatches. Each submission whose instance is still `created` (and due)
 //! in PostgreSQL becomes a dispatch of its current attempt on its queue's subject (message
 //! id `<uuid>.<attempt>`, so a repeat within the duplicate window is dropped by
-//! JetStream), followed by its `published` event. Retries come back here through the sweep.
+//! JetStream), followed by its `published` event (a first attempt's `created` before it). Retries come back here through the sweep.
 
 use crate::{Config, Ctx, next_batch, open_consumer, pause};
 use async_nats::jetstream::{self, AckKind};
@@ -37,6 +37,7 @@ pub(crate) async fn run(ctx: Ctx) {
 /// A dispatch sent, with the span its trace continues in.
 struct Sent {
     dispatch: Dispatch,
+    created_at: Option<chrono::DateTime<chrono::Utc>>,
     span: tracing::Span,
 }
 
@@ -67,6 +68,14 @@ async fn handle(
     let mut event_acks = Vec::new();
     for s in &sent {
         let d = &s.dispatch;
+        // A first attempt's `created` goes out first, for subscribers (docs/events.md); it
+        // is recorded already (the api inserted the row). One connection keeps the order.
+        if d.attempt == 1 {
+            let mut e = Event::new(d.uuid, d.queue.clone(), 1, State::Created);
+            e.at = s.created_at.unwrap_or(e.at);
+            let ack = ctx.bus.publish_recorded_event(&e);
+            event_acks.push(ack.instrument(s.span.clone()).await?);
+        }
         let e = Event::new(d.uuid, d.queue.clone(), d.attempt, State::Published);
         event_acks.push(ctx.bus.publish_event(&e).instrument(s.span.clone()).await?);
     }
@@ -115,7 +124,11 @@ async fn send_dispatches(
                 .instrument(span.clone())
                 .await?,
         );
-        sent.push(Sent { dispatch, span });
+        sent.push(Sent {
+            dispatch,
+            created_at: s.created_at,
+            span,
+        });
     }
     for ack in acks {
         ack.await?;

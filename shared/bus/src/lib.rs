@@ -3,6 +3,7 @@
 //! message types and W3C trace context carried in message headers.
 
 mod error;
+mod follow;
 pub mod messages;
 mod names;
 mod publish;
@@ -11,9 +12,10 @@ pub mod trace;
 pub mod work;
 
 pub use error::Error;
+pub use follow::{Followed, StartAt};
 pub use messages::{
-    Dispatch, Event, Heartbeat, LogChunk, LogStream, RECORDED_HEADER, ResultFile, ResultsManifest,
-    Submission, Termination, WIRE_VERSION,
+    Dispatch, Event, Heartbeat, LogChunk, LogEnd, LogMessage, LogStream, RECORDED_HEADER,
+    ResultFile, ResultsManifest, Submission, Termination, WIRE_VERSION,
 };
 pub use names::{Durable, Names};
 pub use topology::{Bus, BusConfig, LEASE_TTL_SECS};

@@ -187,6 +187,51 @@ pub mod log_headers {
     pub const STREAM: &str = "Saltant-Stream";
     pub const SEQ: &str = "Saltant-Seq";
     pub const ATTEMPT: &str = "Saltant-Attempt";
+    /// Marks a [`LogEnd`](super::LogEnd) (JSON payload) among the chunks.
+    pub const END: &str = "Saltant-End";
+}
+
+/// The end of an attempt's output, on `logs.<uuid>` after its last chunk (header
+/// `Saltant-End`, JSON payload): how many chunks the attempt sent, and how many bytes of
+/// each stream its output limit dropped. Message id `<uuid>.<attempt>.end`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEnd {
+    pub v: u32,
+    pub uuid: Uuid,
+    pub attempt: u32,
+    /// Chunks sent: their `seq` are `0..chunks`.
+    pub chunks: i64,
+    /// Bytes of stdout not kept (the output limit was reached).
+    #[serde(default)]
+    pub dropped_stdout: i64,
+    #[serde(default)]
+    pub dropped_stderr: i64,
+}
+
+impl LogEnd {
+    pub fn message_id(&self) -> String {
+        format!("{}.{}.end", self.uuid, self.attempt)
+    }
+}
+
+/// A message of the logs stream: a chunk of output or the end of an attempt's.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogMessage {
+    Chunk(LogChunk),
+    End(LogEnd),
+}
+
+impl LogMessage {
+    pub fn decode(
+        subject: &str,
+        headers: Option<&async_nats::HeaderMap>,
+        payload: &bytes::Bytes,
+    ) -> Result<Self, Error> {
+        if headers.is_some_and(|h| h.get(log_headers::END).is_some()) {
+            return LogEnd::decode(payload).map(LogMessage::End);
+        }
+        LogChunk::decode(subject, headers, payload).map(LogMessage::Chunk)
+    }
 }
 
 /// A piece of an attempt's output, on `logs.<uuid>`: the raw bytes as payload, the rest in
@@ -293,6 +338,7 @@ versioned!(
     Heartbeat => "heartbeat",
     Termination => "termination",
     ResultsManifest => "results manifest",
+    LogEnd => "end of output",
 );
 
 fn decode<T: DeserializeOwned + Versioned>(payload: &[u8]) -> Result<T, Error> {
@@ -332,6 +378,25 @@ mod tests {
         h.insert(log_headers::STREAM, "stdin");
         let err = LogChunk::decode(&subject, Some(&h), &chunk.data).expect_err("stdin");
         assert!(err.to_string().contains("unknown stream"), "{err}");
+    }
+
+    #[test]
+    fn ends_of_output_are_told_from_chunks() {
+        let id = Uuid::new_v4();
+        let subject = format!("saltant.logs.{id}");
+        let end = LogEnd {
+            v: WIRE_VERSION,
+            uuid: id,
+            attempt: 1,
+            chunks: 3,
+            dropped_stdout: 10,
+            dropped_stderr: 0,
+        };
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(log_headers::END, "1");
+        let back = LogMessage::decode(&subject, Some(&h), &end.encode()).expect("an end");
+        assert_eq!(back, LogMessage::End(end));
+        assert!(LogMessage::decode(&subject, Some(&h), &bytes::Bytes::from_static(b"x")).is_err());
     }
 
     #[test]

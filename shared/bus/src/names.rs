@@ -5,7 +5,8 @@ use saltant_core::QueueName;
 use uuid::Uuid;
 
 /// Names on the bus. The default prefix is `saltant`: subjects `saltant.submit`,
-/// `saltant.dispatch.<queue>`, `saltant.events.<queue>.<uuid>`, `saltant.logs.<uuid>`;
+/// `saltant.dispatch.<queue>`, `saltant.events.v1.<queue>.<uuid>` (the subscribers' scheme,
+/// docs/events.md), `saltant.logs.<uuid>`, `saltant.stored.<uuid>`;
 /// streams `SALTANT_SUBMIT`, `SALTANT_DISPATCH`, `SALTANT_EVENTS`, `SALTANT_LOGS`; key-value
 /// buckets `saltant_executors`, `saltant_terminations`, `saltant_claims`, `saltant_leases`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,16 +52,41 @@ impl Names {
         format!("{}.dispatch.>", self.prefix)
     }
     pub fn event(&self, queue: &QueueName, uuid: Uuid) -> String {
-        format!("{}.events.{}.{}", self.prefix, queue.token(), uuid)
+        format!("{}.events.v1.{}.{}", self.prefix, queue.token(), uuid)
     }
+    /// Every event, whatever its scheme version (the events stream's subjects).
     pub fn events_all(&self) -> String {
         format!("{}.events.>", self.prefix)
+    }
+    /// Events of version 1 of the subject scheme: every instance's.
+    pub fn events_v1(&self) -> String {
+        format!("{}.events.v1.>", self.prefix)
+    }
+    /// Events of one queue's instances.
+    pub fn events_of_queue(&self, queue: &QueueName) -> String {
+        format!("{}.events.v1.{}.*", self.prefix, queue.token())
+    }
+    /// Events of one instance.
+    pub fn events_of_instance(&self, uuid: Uuid) -> String {
+        format!("{}.events.v1.*.{}", self.prefix, uuid)
+    }
+    /// The queue and instance of an event subject of scheme version 1.
+    pub fn event_parts(&self, subject: &str) -> Option<(QueueName, Uuid)> {
+        let rest = subject
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix(".events.v1.")?;
+        let (token, uuid) = rest.split_once('.')?;
+        Some((QueueName::from_token(token)?, uuid.parse().ok()?))
     }
     pub fn logs(&self, uuid: Uuid) -> String {
         format!("{}.logs.{}", self.prefix, uuid)
     }
     pub fn logs_all(&self) -> String {
         format!("{}.logs.>", self.prefix)
+    }
+    /// Core NATS (not stored): the log-collector stored output of `uuid`; live tails wake.
+    pub fn stored(&self, uuid: Uuid) -> String {
+        format!("{}.stored.{}", self.prefix, uuid)
     }
     /// "Queue has work" signals, scheduler → executors, core NATS (no payload): one per
     /// queue per dispatched batch, published after the batch's dispatches are stored, so
@@ -202,8 +228,15 @@ mod tests {
         assert_eq!(n.dispatch(&q), "saltant.dispatch.gpu=40lab");
         assert_eq!(
             n.event(&q, id),
-            "saltant.events.gpu=40lab.00000000-0000-0000-0000-000000000000"
+            "saltant.events.v1.gpu=40lab.00000000-0000-0000-0000-000000000000"
         );
+        assert_eq!(n.event_parts(&n.event(&q, id)), Some((q.clone(), id)));
+        assert_eq!(n.events_of_queue(&q), "saltant.events.v1.gpu=40lab.*");
+        assert_eq!(
+            n.events_of_instance(id),
+            "saltant.events.v1.*.00000000-0000-0000-0000-000000000000"
+        );
+        assert_eq!(n.event_parts("saltant.events.v2.q.x"), None);
         assert_eq!(n.submit_stream(), "SALTANT_SUBMIT");
         assert_eq!(n.executors_bucket(), "saltant_executors");
         assert_eq!(n.dispatch_consumer(&q), "queue-gpu=40lab");

@@ -4,7 +4,7 @@
 
 use crate::error::internal;
 use crate::{
-    Bus, Dispatch, Error, Event, Heartbeat, LogChunk, Names, RECORDED_HEADER, Submission,
+    Bus, Dispatch, Error, Event, Heartbeat, LogChunk, LogEnd, Names, RECORDED_HEADER, Submission,
     Termination, trace,
 };
 use async_nats::HeaderMap;
@@ -49,6 +49,17 @@ impl Outgoing {
             m.headers.insert(RECORDED_HEADER, "true");
         }
         m
+    }
+
+    fn log_end(names: &Names, e: &LogEnd) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, e.message_id().as_str());
+        headers.insert(crate::messages::log_headers::END, "1");
+        Outgoing {
+            subject: names.logs(e.uuid),
+            headers,
+            payload: e.encode(),
+        }
     }
 
     /// Untraced: a header per chunk would cost more than the chunk tells.
@@ -97,6 +108,26 @@ impl Bus {
     pub async fn publish_log_chunk(&self, c: &LogChunk) -> Result<PublishAckFuture, Error> {
         self.send(Outgoing::log_chunk(&self.names, c), "publish log chunk")
             .await
+    }
+
+    /// executor → log-collector, after an attempt's last chunk is stored.
+    pub async fn publish_log_end(&self, e: &LogEnd) -> Result<PublishAckFuture, Error> {
+        self.send(Outgoing::log_end(&self.names, e), "publish end of output")
+            .await
+    }
+
+    /// log-collector → live tails: output of these instances was stored. Core NATS, best
+    /// effort (a tail also looks on its own every second).
+    pub async fn signal_stored(&self, uuids: impl IntoIterator<Item = uuid::Uuid>) {
+        for uuid in uuids {
+            if let Err(e) = self
+                .client
+                .publish(self.names.stored(uuid), bytes::Bytes::new())
+                .await
+            {
+                tracing::debug!(error = %e, "signal stored output");
+            }
+        }
     }
 
     /// Puts a termination request (key: the instance uuid) in the terminations bucket.

@@ -15,44 +15,158 @@ pub struct LogChunk {
 }
 
 impl Store {
-    /// Stores a batch of chunks in one statement; a chunk seen before (redelivery) is kept
-    /// once.
-    pub async fn insert_log_chunks(&self, chunks: &[LogChunk]) -> Result<(), Error> {
-        if chunks.is_empty() {
-            return Ok(());
+    /// Stores a batch of chunks and ends of output in one transaction; a message seen
+    /// before (redelivery) is kept once.
+    pub async fn insert_logs(&self, chunks: &[LogChunk], ends: &[LogEnd]) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await?;
+        if !chunks.is_empty() {
+            let uuids: Vec<Uuid> = chunks.iter().map(|c| c.uuid).collect();
+            let attempts: Vec<i32> = chunks.iter().map(|c| c.attempt).collect();
+            let seqs: Vec<i64> = chunks.iter().map(|c| c.seq).collect();
+            let streams: Vec<&str> = chunks.iter().map(|c| c.stream).collect();
+            let data: Vec<&[u8]> = chunks.iter().map(|c| c.data.as_slice()).collect();
+            sqlx::query(
+                "INSERT INTO task_instance_logs (instance_uuid, attempt, seq, stream, data) \
+                 SELECT * FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::text[], $5::bytea[]) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&uuids)
+            .bind(&attempts)
+            .bind(&seqs)
+            .bind(&streams)
+            .bind(&data)
+            .execute(&mut *tx)
+            .await?;
         }
-        let uuids: Vec<Uuid> = chunks.iter().map(|c| c.uuid).collect();
-        let attempts: Vec<i32> = chunks.iter().map(|c| c.attempt).collect();
-        let seqs: Vec<i64> = chunks.iter().map(|c| c.seq).collect();
-        let streams: Vec<&str> = chunks.iter().map(|c| c.stream).collect();
-        let data: Vec<&[u8]> = chunks.iter().map(|c| c.data.as_slice()).collect();
-        sqlx::query(
-            "INSERT INTO task_instance_logs (instance_uuid, attempt, seq, stream, data) \
-             SELECT * FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::text[], $5::bytea[]) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&uuids)
-        .bind(&attempts)
-        .bind(&seqs)
-        .bind(&streams)
-        .bind(&data)
-        .execute(&self.pool)
-        .await?;
+        for e in ends {
+            sqlx::query(
+                "INSERT INTO task_instance_log_ends \
+                 (instance_uuid, attempt, chunks, dropped_stdout, dropped_stderr) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(e.uuid)
+            .bind(e.attempt)
+            .bind(e.chunks)
+            .bind(e.dropped_stdout)
+            .bind(e.dropped_stderr)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
-    /// The stored output of an instance's latest attempt, per stream, in order.
-    pub async fn instance_output(&self, uuid: Uuid, stream: &str) -> Result<Vec<u8>, Error> {
-        let parts: Vec<Vec<u8>> = sqlx::query_scalar(
-            "SELECT data FROM task_instance_logs WHERE instance_uuid = $1 AND stream = $2 \
-             AND attempt = (SELECT max(attempt) FROM task_instance_logs WHERE instance_uuid = $1) \
-             ORDER BY seq",
+    /// The recorded end of an attempt's output, if it came.
+    pub async fn log_end(&self, uuid: Uuid, attempt: i32) -> Result<Option<LogEnd>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT instance_uuid AS uuid, attempt, chunks, dropped_stdout, dropped_stderr \
+             FROM task_instance_log_ends WHERE instance_uuid = $1 AND attempt = $2",
         )
         .bind(uuid)
-        .bind(stream)
+        .bind(attempt)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The ends of output of an instance's attempts.
+    pub async fn log_ends(&self, uuid: Uuid) -> Result<Vec<LogEnd>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT instance_uuid AS uuid, attempt, chunks, dropped_stdout, dropped_stderr \
+             FROM task_instance_log_ends WHERE instance_uuid = $1 ORDER BY attempt",
+        )
+        .bind(uuid)
         .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The last chunk of an attempt stored with every chunk before it, counting from
+    /// `from` (known stored with all before it, or 0): `from - 1` if `from` is missing.
+    /// Chunks can be stored out of order (a redelivery after a collector crash); a tail
+    /// reads only this gap-free prefix, so its offsets never move.
+    pub async fn contiguous_end(&self, uuid: Uuid, attempt: i32, from: i64) -> Result<i64, Error> {
+        let end: Option<i64> = sqlx::query_scalar(
+            "SELECT max(seq) FROM (SELECT seq, seq - row_number() OVER (ORDER BY seq) AS g \
+             FROM task_instance_logs WHERE instance_uuid = $1 AND attempt = $2 AND seq >= $3) t \
+             WHERE g = $3 - 1",
+        )
+        .bind(uuid)
+        .bind(attempt)
+        .bind(from)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(parts.concat())
+        Ok(end.unwrap_or(from - 1))
+    }
+
+    /// Where byte `offset` of one stream lies among chunks up to `last_seq`: the last chunk
+    /// ending at or before it and where that chunk ends (the start if none). A tail
+    /// starting at `offset` reads on from there with [`Store::log_page`].
+    pub async fn log_seek(
+        &self,
+        uuid: Uuid,
+        attempt: i32,
+        stream: &str,
+        last_seq: i64,
+        offset: i64,
+    ) -> Result<Cursor, Error> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT seq, e FROM (SELECT seq, sum(octet_length(data)) OVER (ORDER BY seq)::bigint AS e \
+             FROM task_instance_logs WHERE instance_uuid = $1 AND attempt = $2 AND stream = $3 \
+             AND seq <= $4) c WHERE e <= $5 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(uuid)
+        .bind(attempt)
+        .bind(stream)
+        .bind(last_seq)
+        .bind(offset)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (after, end) = row.unwrap_or((i64::MIN, 0));
+        Ok(Cursor { after, end })
+    }
+
+    /// Deletes the stored output of at most `limit` instances finished more than `age`
+    /// ago; how many instances lost theirs.
+    pub async fn delete_expired_logs(
+        &self,
+        age: std::time::Duration,
+        limit: i64,
+    ) -> Result<u64, Error> {
+        let n: i64 = sqlx::query_scalar(
+            "WITH old AS (SELECT uuid FROM task_instances i \
+                 WHERE datetime_finished < now() - make_interval(secs => $1) \
+                 AND (EXISTS (SELECT 1 FROM task_instance_logs l WHERE l.instance_uuid = i.uuid) \
+                   OR EXISTS (SELECT 1 FROM task_instance_log_ends e WHERE e.instance_uuid = i.uuid)) \
+                 LIMIT $2), \
+             gone AS (DELETE FROM task_instance_logs WHERE instance_uuid IN (SELECT uuid FROM old)), \
+             ends AS (DELETE FROM task_instance_log_ends WHERE instance_uuid IN (SELECT uuid FROM old)) \
+             SELECT count(*) FROM old",
+        )
+        .bind(age.as_secs_f64())
+        .bind(limit)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u64)
+    }
+}
+
+/// The end of an attempt's output: chunks sent, bytes its output limit dropped.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct LogEnd {
+    pub uuid: Uuid,
+    pub attempt: i32,
+    pub chunks: i64,
+    pub dropped_stdout: i64,
+    pub dropped_stderr: i64,
+}
+
+impl LogEnd {
+    /// Bytes of `stream` dropped.
+    pub fn dropped(&self, stream: &str) -> i64 {
+        if stream == "stderr" {
+            self.dropped_stderr
+        } else {
+            self.dropped_stdout
+        }
     }
 }
 
@@ -131,24 +245,14 @@ impl Store {
         last_seq: i64,
         range: std::ops::Range<i64>,
     ) -> BoxStream<'static, Result<Vec<u8>, Error>> {
-        let pool = self.pool.clone();
+        let store = self.clone();
         let stream = stream.to_owned();
         Box::pin(async_stream::try_stream! {
             // The last chunk read and where it ends: the next page sums on from there.
             let (mut after, mut end) = (i64::MIN, 0i64);
             loop {
-                let page: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(PAGE_OF_CHUNKS)
-                    .bind(uuid)
-                    .bind(attempt)
-                    .bind(&stream)
-                    .bind(last_seq)
-                    .bind(range.start)
-                    .bind(range.end)
-                    .bind(after)
-                    .bind(end)
-                    .bind(LOG_PAGE)
-                    .fetch_all(&pool)
-                    .await?;
+                let at = Cursor { after, end };
+                let page = store.log_page(uuid, attempt, &stream, last_seq, range.clone(), at).await?;
                 let full = page.len() as i64 == LOG_PAGE;
                 for (seq, ends_at, part) in page {
                     (after, end) = (seq, ends_at);
@@ -159,6 +263,41 @@ impl Store {
                 }
             }
         })
+    }
+}
+
+/// Where a read of one stream goes on: after chunk `after`, which ends at byte `end`
+/// (`i64::MIN`, 0: from the start).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cursor {
+    pub after: i64,
+    pub end: i64,
+}
+
+impl Store {
+    /// The next page (at most [`LOG_PAGE`]) of chunks of one stream after `at`, up to chunk
+    /// `last_seq`, cut to the bytes `range`: `(seq, where it ends, its part)`.
+    pub async fn log_page(
+        &self,
+        uuid: Uuid,
+        attempt: i32,
+        stream: &str,
+        last_seq: i64,
+        range: std::ops::Range<i64>,
+        at: Cursor,
+    ) -> Result<Vec<(i64, i64, Vec<u8>)>, Error> {
+        Ok(sqlx::query_as(PAGE_OF_CHUNKS)
+            .bind(uuid)
+            .bind(attempt)
+            .bind(stream)
+            .bind(last_seq)
+            .bind(range.start)
+            .bind(range.end)
+            .bind(at.after)
+            .bind(at.end)
+            .bind(LOG_PAGE)
+            .fetch_all(&self.pool)
+            .await?)
     }
 }
 

@@ -157,6 +157,17 @@ const WHITELIST_TYPES: [Links; 2] = [
 ];
 
 impl Store {
+    /// Names of the private queues `user_id` does not own: their events are not theirs
+    /// to see (docs/events.md).
+    pub async fn private_queues_of_others(&self, user_id: i64) -> Result<Vec<String>, Error> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM task_queues WHERE private AND user_id <> $1")
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn queue(&self, id: i64) -> Result<Option<QueueRow>, Error> {
         self.one(&QUEUES, id).await
     }

@@ -1,6 +1,7 @@
 //! Routes of the REST API. Router paths work with and without the trailing slash; methods
 //! not listed get DRF's 405 body.
 
+pub(crate) mod events;
 pub(crate) mod inputs;
 pub(crate) mod instances;
 mod login;
@@ -146,6 +147,27 @@ pub(crate) fn routes() -> Routes {
             o.summary("Download a log file's text, whole or one byte range (`Range`)")
         }),
     )
+    .both("/api/taskinstances/{uuid}/logs/{name}/tail", || {
+        Methods::new().get(logs::tail, |o| {
+            o.summary("Follow a log file live (Server-Sent Events from any offset)")
+        })
+    })
+    // Native: status events, live and replayable (docs/events.md).
+    .both("/api/events", || {
+        Methods::new().get(events::all, |o| {
+            o.summary("Every instance's status events (Server-Sent Events)")
+        })
+    })
+    .both("/api/taskqueues/{id}/events", || {
+        Methods::new().get(events::of_queue, |o| {
+            o.summary("A queue's status events (Server-Sent Events)")
+        })
+    })
+    .both("/api/taskinstances/{uuid}/events", || {
+        Methods::new().get(events::of_instance, |o| {
+            o.summary("An instance's status events until it is final (Server-Sent Events)")
+        })
+    })
     // API documentation: public, like the original's.
     .hidden(
         "/api/openapi.json",

@@ -57,7 +57,7 @@ impl Outcome {
         Outcome {
             state: State::Successful,
             exit_code: Some(0),
-            reason: None,
+            reason: Some("exited with code 0".into()),
         }
     }
 

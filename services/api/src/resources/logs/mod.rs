@@ -21,7 +21,13 @@ use saltant_store::logs::LogFile;
 use serde::Serialize;
 use uuid::Uuid;
 
+mod tail;
+pub use tail::tail;
+
 const STREAMS: [&str; 2] = ["stdout", "stderr"];
+
+/// On a download of a truncated file: bytes its output limit dropped after the end.
+const TRUNCATED_HEADER: &str = "saltant-truncated-bytes";
 
 /// The name of an attempt's file: the original's `<uuid>-<stream>.txt` for the first
 /// attempt, `<uuid>-attempt<n>-<stream>.txt` for a later one.
@@ -62,6 +68,10 @@ pub struct LogFileRepr {
     stream: &'static str,
     /// Bytes stored.
     size: i64,
+    /// Bytes the attempt's output limit dropped from this stream (0: none).
+    truncated_bytes: i64,
+    /// The attempt's output is all stored (its end was recorded).
+    complete: bool,
     /// When its last output was stored (`null`: none).
     #[schemars(with = "Option<DateTime<Utc>>")]
     #[serde(serialize_with = "opt_datetime")]
@@ -84,7 +94,10 @@ pub async fn list(
 ) -> ApiResult<Json<LogFiles>> {
     let uuid = existing_instance(&s, &id).await?;
     let stored = s.store.log_files(uuid).await?;
+    let ends = s.store.log_ends(uuid).await?;
     let mut attempts: Vec<i32> = stored.iter().map(|f| f.attempt).collect();
+    attempts.extend(ends.iter().map(|e| e.attempt));
+    attempts.sort_unstable();
     attempts.dedup();
     let files = attempts
         .into_iter()
@@ -94,7 +107,10 @@ pub async fn list(
                 .iter()
                 .find(|f: &&LogFile| f.attempt == attempt && f.stream == stream);
             let name = file_name(uuid, attempt, stream);
+            let end = ends.iter().find(|e| e.attempt == attempt);
             LogFileRepr {
+                truncated_bytes: end.map_or(0, |e| e.dropped(stream)),
+                complete: end.is_some(),
                 url: format!("{base}/{name}"),
                 name,
                 attempt,
@@ -115,19 +131,34 @@ pub struct LogFileName {
     name: String,
 }
 
-pub async fn download(
-    State(s): State<AppState>,
-    _: Auth,
-    Path(LogFileName { uuid: id, name }): Path<LogFileName>,
-    QueryAttempt(asked): QueryAttempt,
-    headers: HeaderMap,
-) -> ApiResult<LogText> {
-    let uuid = existing_instance(&s, &id).await?;
+/// The instance, attempt and stream a log file's path and `?attempt=` name; 404 when the
+/// instance or the attempt does not exist, or the name is not a log file's.
+async fn locate(
+    s: &AppState,
+    LogFileName { uuid: id, name }: LogFileName,
+    asked: Option<i32>,
+) -> ApiResult<(Uuid, i32, &'static str)> {
+    let uuid: Uuid = id.parse().map_err(|_| ApiError::NotFound)?;
+    let instance = s.store.instance(uuid).await?.ok_or(ApiError::NotFound)?;
     let (named, stream) = parse_name(uuid, &name).ok_or(ApiError::NotFound)?;
     let attempt = match (named, asked) {
         (Some(a), Some(b)) if a != b => return Err(ApiError::NotFound),
         (a, b) => a.or(b).unwrap_or(1),
     };
+    if attempt > instance.attempt.max(1) {
+        return Err(ApiError::NotFound);
+    }
+    Ok((uuid, attempt, stream))
+}
+
+pub async fn download(
+    State(s): State<AppState>,
+    _: Auth,
+    Path(file): Path<LogFileName>,
+    QueryAttempt(asked): QueryAttempt,
+    headers: HeaderMap,
+) -> ApiResult<LogText> {
+    let (uuid, attempt, stream) = locate(&s, file, asked).await?;
     let extent = s
         .store
         .log_extent(uuid, attempt, stream)
@@ -161,6 +192,11 @@ pub async fn download(
     }
     if let Some(m) = extent.modified {
         h.insert(header::LAST_MODIFIED, header_value(&http_date(m)));
+    }
+    if let Some(end) = s.store.log_end(uuid, attempt).await?
+        && end.dropped(stream) > 0
+    {
+        h.insert(TRUNCATED_HEADER, HeaderValue::from(end.dropped(stream)));
     }
     Ok(LogText(r))
 }

@@ -1,0 +1,332 @@
+//! Live tails of log files (docs/logs.md): they follow a running instance from any offset
+//! and end when its output is complete; a client that reconnects with `Last-Event-ID`
+//! misses nothing, also across a SIGKILLed log-collector; the output limit's truncation is
+//! recorded and shown; retention deletes old output.
+
+use saltant_tests::{Options, Sse, Stack, eventually, psql};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// Text of `output` events and the id of the last, until `end` (its data) or the stream
+/// stops (`None`) — at most `max_bytes` of text if given (then the stream is dropped).
+async fn read_tail(
+    sse: &mut Sse,
+    max_bytes: Option<usize>,
+) -> (String, Option<String>, Option<Value>) {
+    let (mut text, mut last_id) = (String::new(), None);
+    while let Some(e) = sse.next(WAIT).await {
+        match e.event.as_str() {
+            "output" => {
+                let v: Value = serde_json::from_str(&e.data).expect("json data");
+                text.push_str(v["text"].as_str().expect("text"));
+                last_id = Some(e.id.clone());
+                if max_bytes.is_some_and(|m| text.len() >= m) {
+                    return (text, last_id, None);
+                }
+            }
+            "end" => return (text, last_id, serde_json::from_str(&e.data).ok()),
+            "truncated" => text.push_str(&format!("[truncated {}]", e.data)),
+            other => panic!("unexpected event {other}: {}", e.data),
+        }
+    }
+    (text, last_id, None)
+}
+
+fn tail_path(uuid: &str, stream: &str) -> String {
+    format!("taskinstances/{uuid}/logs/{uuid}-{stream}.txt/tail/")
+}
+
+/// `seq 1 n` as the task prints it.
+fn numbers(from: u32, to: u32) -> String {
+    (from..=to).map(|i| format!("{i}\n")).collect()
+}
+
+#[tokio::test]
+async fn a_tail_follows_a_running_instance_and_resumes_from_any_offset() {
+    let stack = Stack::start().await;
+    stack.wait_ready().await;
+    // 60 lines over ~3 s, with a character cut nowhere in particular.
+    let (ty, q) = stack
+        .executable_on_queue(
+            "slow",
+            "sh -c 'for i in $(seq 1 60); do echo \"line $i ✓\"; sleep 0.05; done'",
+            "tq",
+        )
+        .await;
+    let uuid = stack.run_executable(ty, q, json!({})).await;
+    let expected: String = (1..=60).map(|i| format!("line {i} ✓\n")).collect();
+
+    // Started before any output: follows it live and ends when it is complete.
+    let (status, sse) = stack
+        .sse(&stack.token, &tail_path(&uuid, "stdout"), &[])
+        .await;
+    assert_eq!(status, 200);
+    let (text, last_id, end) = read_tail(&mut sse.expect("stream"), None).await;
+    assert_eq!(text, expected);
+    assert_eq!(
+        last_id.as_deref(),
+        Some(expected.len().to_string().as_str())
+    );
+    let end = end.expect("an end event");
+    assert_eq!(end, json!({"size": expected.len(), "complete": true}));
+    let state = stack.wait_state(&uuid, "successful", WAIT).await;
+    assert_eq!(state["state"], "successful");
+
+    // Resumed from every kind of starting point, it gives exactly the rest.
+    let cut = expected.find("line 31").expect("line 31");
+    for (headers, query, from) in [
+        (vec![("Last-Event-ID", cut.to_string())], "", cut),
+        (vec![], "?offset=7", 7),
+        (vec![], "?offset=-12", expected.len() - 12),
+        (vec![], "?offset=100000", expected.len()),
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let path = format!("{}{query}", tail_path(&uuid, "stdout"));
+        let (_, sse) = stack.sse(&stack.token, &path, &headers).await;
+        let (text, _, end) = read_tail(&mut sse.expect("stream"), None).await;
+        let want = String::from_utf8_lossy(&expected.as_bytes()[from.min(expected.len())..]);
+        assert_eq!(text, want, "{path} {headers:?}");
+        assert_eq!(end.expect("end")["complete"], true);
+    }
+    // stderr had nothing: an empty, complete tail.
+    let (_, sse) = stack
+        .sse(&stack.token, &tail_path(&uuid, "stderr"), &[])
+        .await;
+    let (text, _, end) = read_tail(&mut sse.expect("stream"), None).await;
+    assert_eq!(
+        (text.as_str(), end.expect("end")["size"].as_i64()),
+        ("", Some(0))
+    );
+
+    // Refusals: unknown file, attempt or instance 404; bad offsets 400.
+    for (path, status) in [
+        (
+            format!("taskinstances/{uuid}/logs/{uuid}-stdin.txt/tail/"),
+            404,
+        ),
+        (format!("{}?attempt=2", tail_path(&uuid, "stdout")), 404),
+        (
+            tail_path("00000000-0000-0000-0000-000000000000", "stdout"),
+            404,
+        ),
+        (format!("{}?offset=x", tail_path(&uuid, "stdout")), 400),
+    ] {
+        let (got, _) = stack.sse(&stack.token, &path, &[]).await;
+        assert_eq!(got, status, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_killed_log_collector_loses_nothing_and_a_resumed_tail_misses_nothing() {
+    let stack = Stack::start_opts(Options {
+        no_all: true,
+        ..Options::default()
+    })
+    .await;
+    let mut api = stack.spawn(&["api"], "api.log");
+    let mut scheduler = stack.spawn(&["scheduler"], "scheduler.log");
+    let mut executor = stack.spawn(&["executor"], "executor.log");
+    let mut collector = stack.spawn(&["log-collector"], "log-collector-1.log");
+    stack.wait_ready().await;
+    // 300,000 numbers in 60 bursts over ~6 s.
+    let (ty, q) = stack
+        .executable_on_queue(
+            "burst",
+            "sh -c 'for i in $(seq 0 59); do seq $((i*5000+1)) $((i*5000+5000)); sleep 0.1; done'",
+            "kq",
+        )
+        .await;
+    let uuid = stack.run_executable(ty, q, json!({})).await;
+    let expected = numbers(1, 300_000);
+
+    // A client reads the first 200 KB, then its connection drops.
+    let (_, sse) = stack
+        .sse(&stack.token, &tail_path(&uuid, "stdout"), &[])
+        .await;
+    let (mut text, last_id, _) = read_tail(&mut sse.expect("stream"), Some(200_000)).await;
+    let last_id = last_id.expect("an id");
+    // Mid-stream, the collector is killed and comes back 2 s later.
+    collector.kill().expect("SIGKILL the log-collector");
+    collector.wait().expect("reap");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut collector = stack.spawn(&["log-collector"], "log-collector-2.log");
+
+    // The client reconnects with its last id and gets exactly the rest.
+    let (_, sse) = stack
+        .sse(
+            &stack.token,
+            &tail_path(&uuid, "stdout"),
+            &[("Last-Event-ID", &last_id)],
+        )
+        .await;
+    let (rest, _, end) = read_tail(&mut sse.expect("stream"), None).await;
+    text.push_str(&rest);
+    assert_eq!(end.expect("end")["complete"], true);
+    assert!(
+        text == expected,
+        "the tail differs: {} bytes, {} expected",
+        text.len(),
+        expected.len()
+    );
+
+    // In PostgreSQL: every chunk the executor sent, once, with no gap.
+    let sql = |q: &str| psql(&stack.database_url(), q).trim().to_owned();
+    let sent = sql(&format!(
+        "SELECT chunks FROM task_instance_log_ends WHERE instance_uuid = '{uuid}'"
+    ));
+    let stored = sql(&format!(
+        "SELECT count(*) || ' ' || count(DISTINCT seq) || ' ' || (max(seq) + 1) \
+         FROM task_instance_logs WHERE instance_uuid = '{uuid}'"
+    ));
+    assert_eq!(stored, format!("{sent} {sent} {sent}"));
+    let (status, h, body) = stack
+        .request(
+            "GET",
+            &format!("taskinstances/{uuid}/logs/{uuid}-stdout.txt"),
+            &[("Authorization", &stack.auth())],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(h["content-length"], expected.len().to_string().as_str());
+    assert!(
+        body.as_str() == Some(expected.as_str()),
+        "the download differs"
+    );
+    for child in [&mut api, &mut scheduler, &mut executor, &mut collector] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+#[tokio::test]
+async fn output_over_the_limit_is_truncated_and_says_so() {
+    let stack = Stack::start_opts(Options {
+        env: &[("SALTANT_EXECUTOR__OUTPUT_MAX_BYTES", "1000")],
+        ..Options::default()
+    })
+    .await;
+    stack.wait_ready().await;
+    let (ty, q) = stack
+        .executable_on_queue(
+            "loud",
+            "sh -c 'head -c 5000 /dev/zero | tr \"\\0\" y'",
+            "lq",
+        )
+        .await;
+    let uuid = stack.run_executable(ty, q, json!({})).await;
+    stack.wait_state(&uuid, "successful", WAIT).await;
+    let listing = eventually(WAIT, "the end of output to be stored", || async {
+        let (_, l) = stack.get(&format!("taskinstances/{uuid}/logs/")).await;
+        (l["files"][0]["complete"] == true).then_some(l)
+    })
+    .await;
+    let stdout = &listing["files"][0];
+    assert_eq!(
+        (stdout["size"].as_i64(), stdout["truncated_bytes"].as_i64()),
+        (Some(1000), Some(4000)),
+        "{listing}"
+    );
+    assert_eq!(listing["files"][1]["truncated_bytes"], 0);
+    let (status, h, body) = stack
+        .request(
+            "GET",
+            &format!("taskinstances/{uuid}/logs/{uuid}-stdout.txt"),
+            &[("Authorization", &stack.auth())],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(h["saltant-truncated-bytes"], "4000");
+    assert_eq!(body.as_str().map(str::len), Some(1000));
+    let (_, sse) = stack
+        .sse(&stack.token, &tail_path(&uuid, "stdout"), &[])
+        .await;
+    let (text, _, end) = read_tail(&mut sse.expect("stream"), None).await;
+    assert_eq!(
+        text,
+        format!("{}[truncated {{\"dropped_bytes\":4000}}]", "y".repeat(1000))
+    );
+    assert_eq!(end.expect("end")["complete"], true);
+}
+
+#[tokio::test]
+async fn output_of_instances_finished_longer_ago_than_the_retention_is_deleted() {
+    let stack = Stack::start_opts(Options {
+        env: &[
+            ("SALTANT_LOG_COLLECTOR__RETENTION_SECS", "5"),
+            ("SALTANT_LOG_COLLECTOR__RETENTION_EVERY_SECS", "1"),
+        ],
+        ..Options::default()
+    })
+    .await;
+    stack.wait_ready().await;
+    let (ty, q) = stack
+        .executable_on_queue("say", "echo kept for a while", "rq")
+        .await;
+    let uuid = stack.run_executable(ty, q, json!({})).await;
+    stack.wait_state(&uuid, "successful", WAIT).await;
+    let count = |table: &str| {
+        stack.count(&format!(
+            "SELECT count(*) FROM {table} WHERE instance_uuid = '{uuid}'"
+        ))
+    };
+    // Stored first (the retention counts from the end of the instance)…
+    eventually(
+        Duration::from_secs(3),
+        "the output to be stored",
+        || async {
+            let (_, l) = stack.get(&format!("taskinstances/{uuid}/logs/")).await;
+            (l["files"][0]["size"] == "kept for a while\n".len()).then_some(())
+        },
+    )
+    .await;
+    // …then gone, with its end of output.
+    eventually(
+        Duration::from_secs(30),
+        "the expired output to be deleted",
+        || async {
+            (count("task_instance_logs") == 0 && count("task_instance_log_ends") == 0).then_some(())
+        },
+    )
+    .await;
+    let (status, l) = stack.get(&format!("taskinstances/{uuid}/logs/")).await;
+    assert_eq!((status, l["files"].clone()), (200, json!([])));
+}
+
+#[tokio::test]
+async fn a_million_lines_are_kept_in_order_and_tailed_whole() {
+    let stack = Stack::start().await;
+    stack.wait_ready().await;
+    let (ty, q) = stack
+        .executable_on_queue("million", "seq 1 1000000", "mq")
+        .await;
+    let uuid = stack.run_executable(ty, q, json!({})).await;
+    let expected = numbers(1, 1_000_000);
+    let (_, sse) = stack
+        .sse(&stack.token, &tail_path(&uuid, "stdout"), &[])
+        .await;
+    let (text, _, end) = read_tail(&mut sse.expect("stream"), None).await;
+    assert_eq!(end.expect("end")["complete"], true);
+    assert!(
+        text == expected,
+        "the tail differs: {} bytes of {}",
+        text.len(),
+        expected.len()
+    );
+    let (status, _, body) = stack
+        .request(
+            "GET",
+            &format!("taskinstances/{uuid}/logs/{uuid}-stdout.txt"),
+            &[("Authorization", &stack.auth())],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        body.as_str() == Some(expected.as_str()),
+        "the download differs"
+    );
+}
