@@ -3,7 +3,7 @@
 //! throughput with 1 and 2 executors at increasing offered load, dispatch latency at a
 //! fixed rate, API create latency, list latency over many rows including a saltant-py
 //! style unbounded page, container overhead against the raw Engine API, log ingestion,
-//! memory of each service) and the same no-op workload on Celery 5 with RabbitMQ. Every
+//! memory of each service), logs as users meet them (1M lines, live tail latency) and the same no-op workload on Celery 5 with RabbitMQ. Every
 //! figure is printed with its ratio to the limit it is bounded by; `--json` writes them all.
 //!
 //! It runs against the components `deploy/bench` (full) or `deploy/test` (`--smoke`)
@@ -11,6 +11,7 @@
 
 mod celery;
 mod configs;
+mod logs;
 mod measure;
 
 use clap::Parser;
@@ -32,7 +33,7 @@ struct Args {
     /// Skip the Docker measurements.
     #[arg(long)]
     no_docker: bool,
-    /// Only these sections (e2e, dev, killed, soak, celery, redis); all by default.
+    /// Only these sections (e2e, dev, killed, soak, logs, celery, redis); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Rows in the list-latency table (default: 1,000,000; smoke: 20,000).
@@ -158,6 +159,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if run("soak") {
         configs::soak(&mut report, scale).await?;
+    }
+    if run("logs") {
+        logs::logs(&mut report, scale).await?;
     }
     if !args.no_celery && run("redis") {
         celery::compare_redis(&mut report, scale).await?;

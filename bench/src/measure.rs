@@ -19,7 +19,7 @@ pub struct Limits {
     pub docker_parallel_per_sec: Option<f64>,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -27,7 +27,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+pub(crate) fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v.sort_by(|a, b| a.total_cmp(b));
     v
 }
@@ -227,7 +227,7 @@ impl Services {
         }
     }
 
-    fn pid(&self, name: &str) -> Option<u32> {
+    pub(crate) fn pid(&self, name: &str) -> Option<u32> {
         self.children
             .iter()
             .find(|(n, _)| n == name)
@@ -244,7 +244,7 @@ impl Drop for Services {
     }
 }
 
-fn start_services(stack: &Stack, executors: usize, slots: usize) -> Services {
+pub(crate) fn start_services(stack: &Stack, executors: usize, slots: usize) -> Services {
     let slots = slots.to_string();
     let mut children = vec![
         ("api".to_owned(), stack.spawn(&["api"], "api.log")),
@@ -466,7 +466,7 @@ pub async fn saltant(
         anyhow::ensure!(failed == 0, "{failed} instances did not succeed");
         if executors == 1 {
             dispatch_latency(report, scale, &stack, ty, q).await?;
-            log_ingestion(report, scale, &stack).await?;
+            log_ingestion(report, scale, &stack, "").await?;
             list_latency(report, scale, &stack, &services).await?;
             if with_docker {
                 containers(report, scale, &stack, limits).await?;
@@ -583,13 +583,22 @@ async fn dispatch_latency(
     Ok(())
 }
 
-async fn log_ingestion(report: &mut Report, scale: Scale, stack: &Stack) -> anyhow::Result<()> {
-    println!("\n== log ingestion");
+/// One instance writes `scale.log_bytes` to stdout: POST until every byte is in
+/// PostgreSQL. `setup` names the configuration in the report (`""`: the e2e processes).
+pub(crate) async fn log_ingestion(
+    report: &mut Report,
+    scale: Scale,
+    stack: &Stack,
+    setup: &str,
+) -> anyhow::Result<()> {
+    println!("\n== log ingestion {setup}");
     let cmd = format!(
         "sh -c 'yes 0123456789abcdef0123456789abcdef | head -c {}'",
         scale.log_bytes
     );
-    let (ty, q) = stack.executable_on_queue("chatty", &cmd, "logs").await;
+    let (ty, q) = stack
+        .executable_on_queue(&format!("chatty{setup}"), &cmd, &format!("logs{setup}"))
+        .await;
     let start = Instant::now();
     let uuid = stack.run_executable(ty, q, json!({})).await;
     let stored = async |s: &Stack| {
@@ -607,9 +616,13 @@ async fn log_ingestion(report: &mut Report, scale: Scale, stack: &Stack) -> anyh
     }
     let secs = start.elapsed().as_secs_f64();
     let mib = scale.log_bytes as f64 / 1048576.0;
+    let key = format!(
+        "log_ingestion_mib_per_sec{}",
+        setup.replace(['-', ' '], "_")
+    );
     report.add(
-        "log_ingestion_mib_per_sec",
-        &format!("{mib:.0} MiB of output: POST → every byte in PostgreSQL"),
+        &key,
+        &format!("{mib:.0} MiB of output: POST → every byte in PostgreSQL {setup}"),
         format!("{:.1} MiB/s", mib / secs),
         format!("({secs:.2} s)"),
         json!(mib / secs),

@@ -279,3 +279,26 @@ fn chrono_now() -> String {
 fn urlencode(s: &str) -> String {
     s.replace(':', "%3A").replace('+', "%2B")
 }
+
+#[tokio::test]
+async fn open_streams_do_not_hold_up_a_shutdown() {
+    let mut stack = Stack::start().await;
+    stack.wait_ready().await;
+    let (_, events) = stack.sse(&stack.token, "events/", &[]).await;
+    let mut events = events.expect("stream");
+    let (ty, q) = stack.executable_on_queue("long", "sleep 600", "sq").await;
+    let uuid = stack.run_executable(ty, q, json!({})).await;
+    let tail = format!("taskinstances/{uuid}/logs/{uuid}-stdout.txt/tail/");
+    let (_, tail) = stack.sse(&stack.token, &tail, &[]).await;
+    let mut tail = tail.expect("stream");
+    stack.wait_state(&uuid, "running", WAIT).await;
+    // SIGTERM: the streams end, and the process exits within its usual grace period
+    // (the executor's 8 s for the running task), not when the clients hang up.
+    let (took, ok) = stack.terminate(Duration::from_secs(60));
+    assert!(
+        ok,
+        "saltant all did not exit cleanly within 60 s ({took:?})"
+    );
+    while events.next(WAIT).await.is_some() {}
+    while tail.next(WAIT).await.is_some() {}
+}

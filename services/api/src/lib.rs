@@ -74,15 +74,19 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The JWT key, read (or generated) on first use.
     pub jwt_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    /// Cancelled when the api shuts down: live streams end (clients reconnect elsewhere
+    /// with `Last-Event-ID`) so that the graceful shutdown does not wait on them.
+    pub closing: CancellationToken,
 }
 
 impl AppState {
-    pub fn new(store: Store, bus: Bus, config: Config) -> Self {
+    pub fn new(store: Store, bus: Bus, config: Config, closing: CancellationToken) -> Self {
         AppState {
             store,
             bus,
             config: Arc::new(config),
             jwt_key: Arc::new(tokio::sync::OnceCell::new()),
+            closing,
         }
     }
 
@@ -174,7 +178,12 @@ pub async fn run(
             }
         })
     };
-    let app = router(AppState::new(store.clone(), bus.clone(), config));
+    let app = router(AppState::new(
+        store.clone(),
+        bus.clone(),
+        config,
+        shutdown.clone(),
+    ));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;

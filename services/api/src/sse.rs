@@ -13,18 +13,23 @@ use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use indexmap::IndexMap;
 use serde_json::json;
 use std::convert::Infallible;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// A live stream (`text/event-stream`), with a comment every 15 s so that proxies and
-/// clients see a quiet stream is alive.
+/// clients see a quiet stream is alive. It ends when the api shuts down.
 pub struct EventStream(Response);
 
 impl EventStream {
-    pub fn new(events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Self {
+    pub fn new(
+        closing: &CancellationToken,
+        events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
+    ) -> Self {
+        let events = events.take_until(closing.clone().cancelled_owned());
         let sse = Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
         let mut r = sse.into_response();
         // Tell buffering proxies (nginx) to pass each event on at once.

@@ -32,20 +32,8 @@ pub async fn all(
         .bus
         .follow_events(s.bus.names.events_v1(), from.unwrap_or(StartAt::New))
         .await?;
-    let mut hidden = Hidden::new(s.store.clone(), &user);
-    Ok(EventStream::new(async_stream::stream! {
-        let mut events = events;
-        while let Some(item) = events.next().await {
-            match item {
-                Ok(f) if hidden.hides(&f.event.queue).await => {}
-                Ok(f) => yield Ok(sse(&f)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "events reader ended");
-                    break;
-                }
-            }
-        }
-    }))
+    let hidden = Hidden::new(s.store.clone(), &user);
+    Ok(EventStream::new(&s.closing, forward(events, Some(hidden))))
 }
 
 /// One queue's events, from now on unless a replay is asked for. A private queue's are
@@ -66,16 +54,7 @@ pub async fn of_queue(
             from.unwrap_or(StartAt::New),
         )
         .await?;
-    Ok(EventStream::new(
-        events
-            .take_while(|item| {
-                if let Err(e) = item {
-                    tracing::warn!(error = %e, "events reader ended");
-                }
-                std::future::ready(item.is_ok())
-            })
-            .filter_map(|item| std::future::ready(item.ok().map(|f| Ok(sse(&f))))),
-    ))
+    Ok(EventStream::new(&s.closing, forward(events, None)))
 }
 
 /// One instance's events, from its first unless a replay says otherwise; the stream ends
@@ -98,7 +77,34 @@ pub async fn of_instance(
             from.unwrap_or(StartAt::All),
         )
         .await?;
-    Ok(EventStream::new(until_final(s.store.clone(), uuid, events)))
+    Ok(EventStream::new(
+        &s.closing,
+        until_final(s.store.clone(), uuid, events),
+    ))
+}
+
+/// `events` as sent, but those `hidden` hides; the stream ends when the reader fails (the
+/// client reconnects with its last id).
+fn forward(
+    mut events: BoxStream<'static, Result<Followed, saltant_bus::Error>>,
+    mut hidden: Option<Hidden>,
+) -> impl futures::Stream<Item = Result<SseEvent, Infallible>> {
+    async_stream::stream! {
+        while let Some(item) = events.next().await {
+            match item {
+                Ok(f) => {
+                    if let Some(h) = hidden.as_mut() && h.hides(&f.event.queue).await {
+                        continue;
+                    }
+                    yield Ok(sse(&f));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "events reader ended");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// `events` until the instance's recorded state is final for the attempt of the last

@@ -44,7 +44,7 @@ pub async fn tail(
         stream,
     };
     let start = file.start(from).await?;
-    Ok(EventStream::new(file.follow(start, signals)))
+    Ok(EventStream::new(&s.closing, file.follow(start, signals)))
 }
 
 /// The log file followed.
