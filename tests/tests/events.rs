@@ -302,3 +302,68 @@ async fn open_streams_do_not_hold_up_a_shutdown() {
     while events.next(WAIT).await.is_some() {}
     while tail.next(WAIT).await.is_some() {}
 }
+
+#[tokio::test]
+async fn an_instances_stream_stays_open_through_a_retry() {
+    let stack = saltant_tests::Stack::start_opts(saltant_tests::Options {
+        env: &[
+            ("SALTANT_SCHEDULER__SWEEP_EVERY_SECS", "1"),
+            ("SALTANT_SCHEDULER__RETRY_BACKOFF_SECS", "1"),
+        ],
+        ..Default::default()
+    })
+    .await;
+    stack.wait_ready().await;
+    let flag = stack.dir.join("flag");
+    // Fails the first time, succeeds the second.
+    let (ty, q) = stack
+        .executable_on_queue(
+            "flaky",
+            &format!(
+                "sh -c 'test -e {f} && exit 0; touch {f}; exit 1'",
+                f = flag.display()
+            ),
+            "rq",
+        )
+        .await;
+    let uuid = stack
+        .create(
+            saltant_tests::Class::Executable,
+            ty,
+            q,
+            json!({"max_attempts": 2}),
+        )
+        .await;
+    let (_, one) = stack
+        .sse(&stack.token, &format!("taskinstances/{uuid}/events/"), &[])
+        .await;
+    let events = one.expect("stream").until("end", WAIT).await;
+    let steps: Vec<String> = events
+        .iter()
+        .filter(|e| e.event == "message")
+        .map(|e| {
+            format!(
+                "{}:{}",
+                data(e)["attempt"],
+                data(e)["state"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "1:created",
+            "1:published",
+            "1:running",
+            "1:failed",
+            "2:published",
+            "2:running",
+            "2:successful"
+        ]
+    );
+    let end = events.last().expect("end");
+    assert_eq!(
+        (end.event.as_str(), data(end)["state"].as_str()),
+        ("end", Some("successful"))
+    );
+}

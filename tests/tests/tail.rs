@@ -128,7 +128,9 @@ async fn a_killed_log_collector_loses_nothing_and_a_resumed_tail_misses_nothing(
     let mut api = stack.spawn(&["api"], "api.log");
     let mut scheduler = stack.spawn(&["scheduler"], "scheduler.log");
     let mut executor = stack.spawn(&["executor"], "executor.log");
-    let mut collector = stack.spawn(&["log-collector"], "log-collector-1.log");
+    // Small batches: the kill lands in the middle of one (pulled, not yet stored).
+    let small = [("SALTANT_LOG_COLLECTOR__BATCH", "20")];
+    let mut collector = stack.spawn_with_env(&["log-collector"], &small, "log-collector-1.log");
     stack.wait_ready().await;
     // 300,000 numbers in 60 bursts over ~6 s.
     let (ty, q) = stack
@@ -147,11 +149,29 @@ async fn a_killed_log_collector_loses_nothing_and_a_resumed_tail_misses_nothing(
         .await;
     let (mut text, last_id, _) = read_tail(&mut sse.expect("stream"), Some(200_000)).await;
     let last_id = last_id.expect("an id");
-    // Mid-stream, the collector is killed and comes back 2 s later.
+    // Mid-stream, the collector is stopped for 1 s (the batches it pulled meanwhile are
+    // delivered, not acked), then killed; it comes back 2 s later and gets them again
+    // after the consumer's 30 s ack wait, after later chunks: the stored chunks have a gap
+    // until then.
+    let pid = nix::unistd::Pid::from_raw(collector.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+    tokio::time::sleep(Duration::from_secs(1)).await;
     collector.kill().expect("SIGKILL the log-collector");
     collector.wait().expect("reap");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut collector = stack.spawn(&["log-collector"], "log-collector-2.log");
+    let mut collector = stack.spawn_with_env(&["log-collector"], &small, "log-collector-2.log");
+    // The case this test is about: later chunks stored while earlier ones wait for
+    // redelivery.
+    let gap = format!(
+        "SELECT count(*) FILTER (WHERE n <> max_seq + 1) FROM (SELECT count(*) AS n, max(seq) AS max_seq \
+         FROM task_instance_logs WHERE instance_uuid = '{uuid}') x"
+    );
+    eventually(
+        Duration::from_secs(20),
+        "a gap in the stored chunks",
+        || async { (psql(&stack.database_url(), &gap).trim() == "1").then_some(()) },
+    )
+    .await;
 
     // The client reconnects with its last id and gets exactly the rest.
     let (_, sse) = stack
@@ -212,7 +232,7 @@ async fn output_over_the_limit_is_truncated_and_says_so() {
     let (ty, q) = stack
         .executable_on_queue(
             "loud",
-            "sh -c 'head -c 5000 /dev/zero | tr \"\\0\" y'",
+            "sh -c 'head -c 5000 /dev/zero | tr \"\\0\" y; sleep 0.2; echo over >&2'",
             "lq",
         )
         .await;
@@ -229,7 +249,15 @@ async fn output_over_the_limit_is_truncated_and_says_so() {
         (Some(1000), Some(4000)),
         "{listing}"
     );
-    assert_eq!(listing["files"][1]["truncated_bytes"], 0);
+    // The limit is shared by both streams: stderr, written last, kept nothing.
+    assert_eq!(
+        (
+            listing["files"][1]["size"].as_i64(),
+            listing["files"][1]["truncated_bytes"].as_i64()
+        ),
+        (Some(0), Some(5)),
+        "{listing}"
+    );
     let (status, h, body) = stack
         .request(
             "GET",
@@ -329,4 +357,67 @@ async fn a_million_lines_are_kept_in_order_and_tailed_whole() {
         body.as_str() == Some(expected.as_str()),
         "the download differs"
     );
+}
+
+#[tokio::test]
+async fn a_tail_waits_for_a_chunk_stored_late_and_never_splits_a_character() {
+    let stack = Stack::start().await;
+    stack.wait_ready().await;
+    // ✓ is E2 9C 93: its first two bytes and its last are written 0.3 s apart, so they
+    // travel in different chunks.
+    let (ty, q) = stack
+        .executable_on_queue(
+            "cut",
+            "sh -c 'printf \"a \\342\\234\"; sleep 0.3; printf \"\\223 b\\n\"'",
+            "cq",
+        )
+        .await;
+    let uuid = stack.run_executable(ty, q, json!({})).await;
+    let (_, sse) = stack
+        .sse(&stack.token, &tail_path(&uuid, "stdout"), &[])
+        .await;
+    let mut sse = sse.expect("stream");
+    let mut texts: Vec<(String, String)> = Vec::new();
+    while let Some(e) = sse.next(WAIT).await {
+        if e.event == "end" {
+            break;
+        }
+        let v: Value = serde_json::from_str(&e.data).expect("json");
+        texts.push((e.id.clone(), v["text"].as_str().expect("text").to_owned()));
+    }
+    let whole: String = texts.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(whole, "a ✓ b\n");
+    assert!(
+        texts.iter().all(|(_, t)| !t.contains('\u{fffd}')),
+        "{texts:?}"
+    );
+    // The first event stops before the cut character: its id is the offset of ✓.
+    assert_eq!(texts[0], ("2".to_owned(), "a ".to_owned()), "{texts:?}");
+
+    // A gap: chunks 0 and 2 of a made-up attempt 2 are stored, 1 is not yet.
+    let sql = |q: &str| psql(&stack.database_url(), q);
+    sql(&format!(
+        "UPDATE task_instances SET attempt = 2 WHERE uuid = '{uuid}'; \
+         INSERT INTO task_instance_logs (instance_uuid, attempt, seq, stream, data) VALUES \
+         ('{uuid}', 2, 0, 'stdout', 'one\n'::bytea), ('{uuid}', 2, 2, 'stdout', 'three\n'::bytea); \
+         INSERT INTO task_instance_log_ends (instance_uuid, attempt, chunks) VALUES ('{uuid}', 2, 3)"
+    ));
+    let path = format!("{}?attempt=2", tail_path(&uuid, "stdout"));
+    let (_, sse) = stack.sse(&stack.token, &path, &[]).await;
+    let mut sse = sse.expect("stream");
+    let first = sse.next(WAIT).await.expect("the first chunk");
+    assert_eq!((first.event.as_str(), first.id.as_str()), ("output", "4"));
+    // Nothing past the gap while it lasts…
+    assert!(
+        sse.next(Duration::from_secs(3)).await.is_none(),
+        "read past a gap"
+    );
+    // …then the late chunk, and the rest, in order.
+    sql(&format!(
+        "INSERT INTO task_instance_logs (instance_uuid, attempt, seq, stream, data) VALUES \
+         ('{uuid}', 2, 1, 'stdout', 'two\n'::bytea)"
+    ));
+    let (text, _, end) = read_tail(&mut sse, None).await;
+    assert_eq!(text, "two\nthree\n");
+    assert_eq!(end.expect("end"), json!({"size": 14, "complete": true}));
 }

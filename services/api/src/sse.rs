@@ -82,12 +82,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Replay {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         use saltant_bus::StartAt;
         if let Some(v) = parts.headers.get("last-event-id") {
-            let n: u64 = v
+            let next = v
                 .to_str()
                 .ok()
-                .and_then(|v| v.trim().parse().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .and_then(|n| n.checked_add(1))
                 .ok_or_else(|| ApiError::field("Last-Event-ID", "A valid integer is required."))?;
-            return Ok(Replay(Some(StartAt::Seq(n + 1))));
+            return Ok(Replay(Some(StartAt::Seq(next))));
         }
         let q = Query::from_uri(&parts.uri);
         if let Some(v) = q.get("from_seq") {

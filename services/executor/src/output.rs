@@ -9,7 +9,7 @@ use async_nats::jetstream::context::PublishAckFuture;
 use saltant_bus::{LogChunk, LogEnd, LogStream, WIRE_VERSION};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -75,12 +75,14 @@ pub(crate) struct Output {
     attempt: u32,
     seq: AtomicI64,
     pending: Mutex<Vec<(PublishAckFuture, LogChunk)>>,
-    failures: AtomicI64,
+    /// Chunks that could not be stored on the bus.
+    lost: std::sync::Mutex<Vec<i64>>,
     /// Bytes offered so far (kept or not), and the most kept.
     offered: AtomicI64,
     limit: i64,
     /// Bytes dropped by the limit: stdout, stderr.
     dropped: [AtomicI64; 2],
+    truncated: AtomicBool,
 }
 
 impl Output {
@@ -90,7 +92,8 @@ impl Output {
             attempt,
             seq: AtomicI64::new(0),
             pending: Mutex::new(Vec::new()),
-            failures: AtomicI64::new(0),
+            lost: std::sync::Mutex::new(Vec::new()),
+            truncated: AtomicBool::new(false),
             offered: AtomicI64::new(0),
             limit: i64::try_from(shared.config.output_max_bytes).unwrap_or(i64::MAX),
             dropped: [AtomicI64::new(0), AtomicI64::new(0)],
@@ -105,8 +108,8 @@ impl Output {
         let before = self.offered.fetch_add(len, Ordering::Relaxed);
         let kept = (self.limit.saturating_sub(before)).clamp(0, len);
         if kept < len {
-            let dropped = &self.dropped[stream as usize];
-            if dropped.fetch_add(len - kept, Ordering::Relaxed) == 0 && kept > 0 {
+            self.dropped[stream as usize].fetch_add(len - kept, Ordering::Relaxed);
+            if !self.truncated.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     limit = self.limit,
                     "output limit reached; the rest is dropped"
@@ -159,7 +162,7 @@ impl Output {
             }
             Err(_) => {
                 if let Err(failure) = self.republish(&chunk).await {
-                    self.lose(&failure);
+                    self.lose(chunk.seq, &failure);
                 }
             }
         }
@@ -185,8 +188,8 @@ impl Output {
         Err(failure)
     }
 
-    fn lose(&self, why: &str) {
-        self.failures.fetch_add(1, Ordering::Relaxed);
+    fn lose(&self, seq: i64, why: &str) {
+        self.lost_seqs().push(seq);
         tracing::warn!(
             error = why,
             "output chunk not stored on the bus (kept in the logs folder)"
@@ -209,7 +212,7 @@ impl Output {
         }
         for c in refused {
             if self.republish(&c).await.is_err() {
-                self.lose("the logs stream refused it");
+                self.lose(c.seq, "the logs stream refused it");
             }
         }
     }
@@ -219,7 +222,7 @@ impl Output {
     pub async fn finish(&self) {
         let acks = std::mem::take(&mut *self.pending.lock().await);
         self.await_acks(acks).await;
-        let lost = self.failures.load(Ordering::Relaxed);
+        let lost = self.lost_seqs().len();
         if lost > 0 {
             tracing::warn!(
                 lost,
@@ -234,6 +237,10 @@ impl Output {
         self.end().await;
     }
 
+    fn lost_seqs(&self) -> std::sync::MutexGuard<'_, Vec<i64>> {
+        self.lost.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Tells the log-collector (and live tails) that the output is complete: how many
     /// chunks were sent and what the limit dropped. Retried like a chunk; if it is lost,
     /// tails end on their own once the attempt is over.
@@ -245,6 +252,7 @@ impl Output {
             chunks: self.seq.load(Ordering::SeqCst),
             dropped_stdout: self.dropped[LogStream::Stdout as usize].load(Ordering::Relaxed),
             dropped_stderr: self.dropped[LogStream::Stderr as usize].load(Ordering::Relaxed),
+            lost: self.lost_seqs().clone(),
         };
         let mut delay = std::time::Duration::from_millis(50);
         for _ in 0..RETRIES {

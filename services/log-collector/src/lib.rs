@@ -131,6 +131,7 @@ async fn store_batch(
                     chunks: e.chunks,
                     dropped_stdout: e.dropped_stdout,
                     dropped_stderr: e.dropped_stderr,
+                    lost: e.lost,
                 });
                 to_ack.push(msg);
             }
@@ -165,19 +166,26 @@ async fn store_batch(
     true
 }
 
-/// Deletes the output of instances finished more than `retention_secs` ago, a bounded
-/// number of instances per statement, every `retention_every_secs`.
+/// Deletes the output of instances finished more than `retention_secs` ago, 100 instances
+/// per statement, every `retention_every_secs`. Each instance is looked at once in the
+/// life of the process: a pass goes on from where the last one stopped.
 async fn expire(store: Store, config: Config, shutdown: CancellationToken) {
     if config.retention_secs == 0 {
         return;
     }
     let age = Duration::from_secs(config.retention_secs);
     let every = Duration::from_secs(config.retention_every_secs.max(1));
+    let mut cursor = None;
     loop {
         loop {
-            match store.delete_expired_logs(age, 100).await {
-                Ok(0) => break,
-                Ok(n) => tracing::info!(instances = n, "deleted expired output"),
+            match store.delete_expired_logs(age, 100, cursor).await {
+                Ok((n, next)) => {
+                    cursor = next;
+                    tracing::debug!(instances = n, "retention pass");
+                    if n < 100 {
+                        break;
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "delete expired output");
                     break;

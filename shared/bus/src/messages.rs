@@ -206,6 +206,10 @@ pub struct LogEnd {
     pub dropped_stdout: i64,
     #[serde(default)]
     pub dropped_stderr: i64,
+    /// Chunks sent but never stored on the bus (their bytes are in the capture files):
+    /// readers skip these numbers instead of waiting for them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<i64>,
 }
 
 impl LogEnd {
@@ -391,6 +395,7 @@ mod tests {
             chunks: 3,
             dropped_stdout: 10,
             dropped_stderr: 0,
+            lost: vec![1],
         };
         let mut h = async_nats::HeaderMap::new();
         h.insert(log_headers::END, "1");

@@ -7,10 +7,12 @@ CREATE TABLE task_instance_log_ends (
     chunks          bigint NOT NULL,
     dropped_stdout  bigint NOT NULL DEFAULT 0,
     dropped_stderr  bigint NOT NULL DEFAULT 0,
+    -- Chunks sent but never stored (kept in the executor's capture files): not waited for.
+    lost            bigint[] NOT NULL DEFAULT '{}',
     at              timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (instance_uuid, attempt)
 );
 
--- Retention passes look for instances finished before a time.
-CREATE INDEX task_instances_finished ON task_instances (datetime_finished)
+-- Retention passes walk instances in the order they finished.
+CREATE INDEX task_instances_finished ON task_instances (datetime_finished, uuid)
     WHERE datetime_finished IS NOT NULL;

@@ -41,14 +41,15 @@ impl Store {
         for e in ends {
             sqlx::query(
                 "INSERT INTO task_instance_log_ends \
-                 (instance_uuid, attempt, chunks, dropped_stdout, dropped_stderr) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                 (instance_uuid, attempt, chunks, dropped_stdout, dropped_stderr, lost) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             )
             .bind(e.uuid)
             .bind(e.attempt)
             .bind(e.chunks)
             .bind(e.dropped_stdout)
             .bind(e.dropped_stderr)
+            .bind(&e.lost)
             .execute(&mut *tx)
             .await?;
         }
@@ -59,7 +60,7 @@ impl Store {
     /// The recorded end of an attempt's output, if it came.
     pub async fn log_end(&self, uuid: Uuid, attempt: i32) -> Result<Option<LogEnd>, Error> {
         Ok(sqlx::query_as(
-            "SELECT instance_uuid AS uuid, attempt, chunks, dropped_stdout, dropped_stderr \
+            "SELECT instance_uuid AS uuid, attempt, chunks, dropped_stdout, dropped_stderr, lost \
              FROM task_instance_log_ends WHERE instance_uuid = $1 AND attempt = $2",
         )
         .bind(uuid)
@@ -71,7 +72,7 @@ impl Store {
     /// The ends of output of an instance's attempts.
     pub async fn log_ends(&self, uuid: Uuid) -> Result<Vec<LogEnd>, Error> {
         Ok(sqlx::query_as(
-            "SELECT instance_uuid AS uuid, attempt, chunks, dropped_stdout, dropped_stderr \
+            "SELECT instance_uuid AS uuid, attempt, chunks, dropped_stdout, dropped_stderr, lost \
              FROM task_instance_log_ends WHERE instance_uuid = $1 ORDER BY attempt",
         )
         .bind(uuid)
@@ -82,11 +83,15 @@ impl Store {
     /// The last chunk of an attempt stored with every chunk before it, counting from
     /// `from` (known stored with all before it, or 0): `from - 1` if `from` is missing.
     /// Chunks can be stored out of order (a redelivery after a collector crash); a tail
-    /// reads only this gap-free prefix, so its offsets never move.
+    /// reads only this gap-free prefix, so its offsets never move. Chunks the end of
+    /// output lists as lost count as present (they never will be).
     pub async fn contiguous_end(&self, uuid: Uuid, attempt: i32, from: i64) -> Result<i64, Error> {
         let end: Option<i64> = sqlx::query_scalar(
             "SELECT max(seq) FROM (SELECT seq, seq - row_number() OVER (ORDER BY seq) AS g \
-             FROM task_instance_logs WHERE instance_uuid = $1 AND attempt = $2 AND seq >= $3) t \
+             FROM (SELECT seq FROM task_instance_logs \
+                   WHERE instance_uuid = $1 AND attempt = $2 AND seq >= $3 \
+                   UNION SELECT s FROM task_instance_log_ends e, unnest(e.lost) s \
+                   WHERE e.instance_uuid = $1 AND e.attempt = $2 AND s >= $3) x) t \
              WHERE g = $3 - 1",
         )
         .bind(uuid)
@@ -124,29 +129,44 @@ impl Store {
         Ok(Cursor { after, end })
     }
 
-    /// Deletes the stored output of at most `limit` instances finished more than `age`
-    /// ago; how many instances lost theirs.
+    /// Deletes the stored output of the next `limit` instances (in the order they
+    /// finished, after `after`) finished more than `age` ago. Returns how many instances
+    /// were looked at and where the next call goes on (`None`: none was).
     pub async fn delete_expired_logs(
         &self,
         age: std::time::Duration,
         limit: i64,
-    ) -> Result<u64, Error> {
-        let n: i64 = sqlx::query_scalar(
-            "WITH old AS (SELECT uuid FROM task_instances i \
-                 WHERE datetime_finished < now() - make_interval(secs => $1) \
-                 AND (EXISTS (SELECT 1 FROM task_instance_logs l WHERE l.instance_uuid = i.uuid) \
-                   OR EXISTS (SELECT 1 FROM task_instance_log_ends e WHERE e.instance_uuid = i.uuid)) \
-                 LIMIT $2), \
-             gone AS (DELETE FROM task_instance_logs WHERE instance_uuid IN (SELECT uuid FROM old)), \
-             ends AS (DELETE FROM task_instance_log_ends WHERE instance_uuid IN (SELECT uuid FROM old)) \
-             SELECT count(*) FROM old",
-        )
-        .bind(age.as_secs_f64())
-        .bind(limit)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(n as u64)
+        after: Option<FinishedCursor>,
+    ) -> Result<(i64, Option<FinishedCursor>), Error> {
+        let (n, at, uuid): (i64, Option<chrono::DateTime<chrono::Utc>>, Option<Uuid>) =
+            sqlx::query_as(
+                "WITH old AS (SELECT uuid, datetime_finished FROM task_instances \
+                     WHERE datetime_finished < now() - make_interval(secs => $1) \
+                     AND ($3::timestamptz IS NULL OR (datetime_finished, uuid) > ($3, $4)) \
+                     ORDER BY datetime_finished, uuid LIMIT $2), \
+                 gone AS (DELETE FROM task_instance_logs WHERE instance_uuid IN (SELECT uuid FROM old)), \
+                 ends AS (DELETE FROM task_instance_log_ends WHERE instance_uuid IN (SELECT uuid FROM old)) \
+                 SELECT count(*), max(datetime_finished), \
+                        (array_agg(uuid ORDER BY datetime_finished DESC, uuid DESC))[1] FROM old",
+            )
+            .bind(age.as_secs_f64())
+            .bind(limit)
+            .bind(after.map(|c| c.finished))
+            .bind(after.map(|c| c.uuid))
+            .fetch_one(&self.pool)
+            .await?;
+        let next = at
+            .zip(uuid)
+            .map(|(finished, uuid)| FinishedCursor { finished, uuid });
+        Ok((n, next.or(after)))
     }
+}
+
+/// Where a retention pass goes on: the last instance it looked at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FinishedCursor {
+    pub finished: chrono::DateTime<chrono::Utc>,
+    pub uuid: Uuid,
 }
 
 /// The end of an attempt's output: chunks sent, bytes its output limit dropped.
@@ -157,6 +177,8 @@ pub struct LogEnd {
     pub chunks: i64,
     pub dropped_stdout: i64,
     pub dropped_stderr: i64,
+    /// Chunks sent but never stored.
+    pub lost: Vec<i64>,
 }
 
 impl LogEnd {

@@ -157,13 +157,23 @@ const WHITELIST_TYPES: [Links; 2] = [
 ];
 
 impl Store {
-    /// Names of the private queues `user_id` does not own: their events are not theirs
-    /// to see (docs/events.md).
-    pub async fn private_queues_of_others(&self, user_id: i64) -> Result<Vec<String>, Error> {
+    /// Ids of the private queues `user_id` does not own: their events are not theirs to
+    /// see (docs/events.md).
+    pub async fn private_queues_of_others(&self, user_id: i64) -> Result<Vec<i64>, Error> {
         Ok(
-            sqlx::query_scalar("SELECT name FROM task_queues WHERE private AND user_id <> $1")
+            sqlx::query_scalar("SELECT id FROM task_queues WHERE private AND user_id <> $1")
                 .bind(user_id)
                 .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The queue an instance was created on.
+    pub async fn queue_of_instance(&self, uuid: uuid::Uuid) -> Result<Option<i64>, Error> {
+        Ok(
+            sqlx::query_scalar("SELECT task_queue_id FROM task_instances WHERE uuid = $1")
+                .bind(uuid)
+                .fetch_optional(&self.pool)
                 .await?,
         )
     }

@@ -16,7 +16,7 @@ use saltant_bus::{Followed, StartAt};
 use saltant_core::QueueName;
 use saltant_store::Store;
 use saltant_store::users::User;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -32,8 +32,11 @@ pub async fn all(
         .bus
         .follow_events(s.bus.names.events_v1(), from.unwrap_or(StartAt::New))
         .await?;
-    let hidden = Hidden::new(s.store.clone(), &user);
-    Ok(EventStream::new(&s.closing, forward(events, Some(hidden))))
+    let shown = Shown::Visible(Hidden::new(&user));
+    Ok(EventStream::new(
+        &s.closing,
+        forward(s.store.clone(), events, shown),
+    ))
 }
 
 /// One queue's events, from now on unless a replay is asked for. A private queue's are
@@ -54,7 +57,11 @@ pub async fn of_queue(
             from.unwrap_or(StartAt::New),
         )
         .await?;
-    Ok(EventStream::new(&s.closing, forward(events, None)))
+    // Instances created on another queue that had this name before are not this queue's.
+    Ok(EventStream::new(
+        &s.closing,
+        forward(s.store.clone(), events, Shown::OfQueue(id)),
+    ))
 }
 
 /// One instance's events, from its first unless a replay says otherwise; the stream ends
@@ -83,48 +90,64 @@ pub async fn of_instance(
     ))
 }
 
-/// `events` as sent, but those `hidden` hides; the stream ends when the reader fails (the
+/// Which events of the stream a client gets.
+enum Shown {
+    /// Those of queues it may see.
+    Visible(Hidden),
+    /// Those of this queue's instances.
+    OfQueue(i64),
+}
+
+/// `events` as sent, but those not `shown`; the stream ends when the reader fails (the
 /// client reconnects with its last id).
 fn forward(
+    store: Store,
     mut events: BoxStream<'static, Result<Followed, saltant_bus::Error>>,
-    mut hidden: Option<Hidden>,
+    mut shown: Shown,
 ) -> impl futures::Stream<Item = Result<SseEvent, Infallible>> {
     async_stream::stream! {
+        let mut queues = QueueOf::default();
         while let Some(item) = events.next().await {
-            match item {
-                Ok(f) => {
-                    if let Some(h) = hidden.as_mut() && h.hides(&f.event.queue).await {
-                        continue;
-                    }
-                    yield Ok(sse(&f));
-                }
+            let f = match item {
+                Ok(f) => f,
                 Err(e) => {
                     tracing::warn!(error = %e, "events reader ended");
                     break;
                 }
+            };
+            let show = match &mut shown {
+                Shown::Visible(hidden) => hidden.shows(&store, &mut queues, f.event.uuid).await,
+                Shown::OfQueue(id) => queues.get(&store, f.event.uuid).await == Some(*id),
+            };
+            if show {
+                yield Ok(sse(&f));
             }
         }
     }
 }
 
-/// `events` until the instance's recorded state is final for the attempt of the last
-/// final event sent (the recorder decides on retries; it may lag the event). An instance
-/// final before any event is read (its events expired) ends after a second.
+/// `events` until the instance's recorded state is final and its final event was sent (or
+/// will not come: expired, or its publish failed after the state was recorded). The
+/// recorder decides on retries and may lag the event: the state is read every 500 ms
+/// once a final event was sent, every 2 s before.
 fn until_final(
     store: Store,
     uuid: Uuid,
     mut events: BoxStream<'static, Result<Followed, saltant_bus::Error>>,
 ) -> impl futures::Stream<Item = Result<SseEvent, Infallible>> {
     async_stream::stream! {
-        let started = Instant::now();
-        let (mut seen, mut last_final) = (false, None::<u32>);
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        // The latest attempt whose final event was sent.
+        let mut final_sent = None::<u32>;
+        let mut recorded_final_since = None::<Instant>;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut ticks = 0u64;
         loop {
             tokio::select! {
                 item = events.next() => match item {
                     Some(Ok(f)) => {
-                        seen = true;
-                        last_final = f.event.state.is_final().then_some(f.event.attempt);
+                        if f.event.state.is_final() {
+                            final_sent = final_sent.max(Some(f.event.attempt));
+                        }
                         yield Ok(sse(&f));
                     }
                     Some(Err(e)) => {
@@ -134,7 +157,8 @@ fn until_final(
                     None => break,
                 },
                 _ = tick.tick() => {
-                    if seen && last_final.is_none() {
+                    ticks += 1;
+                    if final_sent.is_none() && recorded_final_since.is_none() && ticks % 4 != 1 {
                         continue;
                     }
                     let row = match store.instance(uuid).await {
@@ -147,10 +171,14 @@ fn until_final(
                     let over = match &row {
                         None => true,
                         Some(i) if i.state.is_final() => {
-                            last_final == Some(i.attempt as u32)
-                                || (!seen && started.elapsed() > Duration::from_secs(1))
+                            let since = *recorded_final_since.get_or_insert_with(Instant::now);
+                            final_sent >= Some(i.attempt as u32)
+                                || since.elapsed() >= Duration::from_secs(3)
                         }
-                        Some(_) => false,
+                        Some(_) => {
+                            recorded_final_since = None;
+                            false
+                        }
                     };
                     if over {
                         let state = row.map(|i| i.state.to_string());
@@ -181,48 +209,79 @@ fn may_see(user: &User, private: bool, owner: i64) -> Result<(), ApiError> {
     }
 }
 
-/// The private queues of others, as the events of everything see them: looked up again
-/// every 10 s, so a queue made private (or public) is followed.
+/// The queue of each instance seen, read once (at most 10,000 kept).
+#[derive(Default)]
+struct QueueOf(HashMap<Uuid, Option<i64>>);
+
+impl QueueOf {
+    async fn get(&mut self, store: &Store, uuid: Uuid) -> Option<i64> {
+        if let Some(q) = self.0.get(&uuid) {
+            return *q;
+        }
+        match store.queue_of_instance(uuid).await {
+            Ok(q) => {
+                if self.0.len() >= 10_000 {
+                    self.0.clear();
+                }
+                self.0.insert(uuid, q);
+                q
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "read an instance's queue");
+                None
+            }
+        }
+    }
+}
+
+/// The private queues of others (by id: names can change), as the events of everything
+/// see them: read again every 10 s, so a queue made private (or public) is followed.
 struct Hidden {
-    store: Store,
     user_id: i64,
     everything: bool,
-    names: HashSet<String>,
+    ids: HashSet<i64>,
     read_at: Option<Instant>,
 }
 
 impl Hidden {
-    fn new(store: Store, user: &User) -> Self {
+    fn new(user: &User) -> Self {
         Hidden {
-            store,
             user_id: user.id,
             everything: user.is_superuser,
-            names: HashSet::new(),
+            ids: HashSet::new(),
             read_at: None,
         }
     }
 
-    async fn hides(&mut self, queue: &QueueName) -> bool {
+    /// Whether the events of `uuid` are for this user.
+    async fn shows(&mut self, store: &Store, queues: &mut QueueOf, uuid: Uuid) -> bool {
         if self.everything {
-            return false;
+            return true;
         }
         if self
             .read_at
             .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
         {
-            match self.store.private_queues_of_others(self.user_id).await {
-                Ok(names) => {
-                    self.names = names.into_iter().collect();
+            match store.private_queues_of_others(self.user_id).await {
+                Ok(ids) => {
+                    self.ids = ids.into_iter().collect();
                     self.read_at = Some(Instant::now());
                 }
                 // Not known: nothing is shown until it is.
                 Err(e) if self.read_at.is_none() => {
                     tracing::warn!(error = %e, "read private queues");
-                    return true;
+                    return false;
                 }
                 Err(e) => tracing::warn!(error = %e, "read private queues; using the last read"),
             }
         }
-        self.names.contains(queue.as_str())
+        // Most deployments have no private queue: no lookup then.
+        if self.ids.is_empty() {
+            return true;
+        }
+        match queues.get(store, uuid).await {
+            Some(q) => !self.ids.contains(&q),
+            None => false,
+        }
     }
 }

@@ -159,11 +159,17 @@ pub async fn download(
     headers: HeaderMap,
 ) -> ApiResult<LogText> {
     let (uuid, attempt, stream) = locate(&s, file, asked).await?;
-    let extent = s
-        .store
-        .log_extent(uuid, attempt, stream)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let end = s.store.log_end(uuid, attempt).await?;
+    // An attempt that printed nothing is listed (its end is stored): an empty file.
+    let extent = match s.store.log_extent(uuid, attempt, stream).await? {
+        Some(e) => e,
+        None if end.is_some() => saltant_store::logs::LogExtent {
+            len: 0,
+            last_seq: -1,
+            modified: None,
+        },
+        None => return Err(ApiError::NotFound),
+    };
     let len = extent.len;
     let (status, range) = match requested_range(&headers, len) {
         Ok(Some(r)) => (StatusCode::PARTIAL_CONTENT, r),
@@ -193,7 +199,7 @@ pub async fn download(
     if let Some(m) = extent.modified {
         h.insert(header::LAST_MODIFIED, header_value(&http_date(m)));
     }
-    if let Some(end) = s.store.log_end(uuid, attempt).await?
+    if let Some(end) = end
         && end.dropped(stream) > 0
     {
         h.insert(TRUNCATED_HEADER, HeaderValue::from(end.dropped(stream)));

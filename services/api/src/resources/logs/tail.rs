@@ -3,8 +3,8 @@
 //! signals. Only the gap-free prefix of the attempt's chunks is read, so byte offsets never
 //! move; each `output` event's `id` is the offset after its text, and a client that
 //! reconnects with it as `Last-Event-ID` misses nothing and sees nothing twice. The stream
-//! ends (`end`) once the attempt's end of output is stored and every chunk before it, or
-//! some seconds after the attempt is over if its end never comes (executor lost).
+//! ends (`end`) once the attempt's end of output is stored and every chunk before it, or,
+//! not complete, when chunks stay missing or the attempt is over with no end of output.
 
 use super::{LogFileName, locate};
 use crate::AppState;
@@ -22,8 +22,11 @@ use std::convert::Infallible;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// After the attempt is over with no end of output stored, how long a tail waits for more.
-const LOST_END_WAIT: Duration = Duration::from_secs(5);
+/// How long a tail waits without a new chunk for chunks still missing (a killed
+/// log-collector's unacked batch is redelivered after its 30 s ack wait).
+const MISSING_WAIT: Duration = Duration::from_secs(60);
+/// How long the tail of an attempt that is over but never started waits for output.
+const NEVER_RAN_WAIT: Duration = Duration::from_secs(2);
 /// A tail looks for new output at least this often, signal or not.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -88,11 +91,13 @@ impl File {
         async_stream::stream! {
             // Bytes of a UTF-8 character cut by a chunk's end wait for the rest.
             let mut held: Vec<u8> = Vec::new();
-            let mut over_since: Option<Instant> = None;
+            let mut quiet = Quiet::new(pos.prefix_end);
+            let (mut signalled, mut first) = (true, true);
             loop {
-                // Everything stored up to the prefix's end.
-                let mut got_any = false;
-                loop {
+                // Everything stored up to the prefix's end (nothing to read if it did not
+                // grow since the last look).
+                let mut full = quiet.grew(pos.prefix_end) | std::mem::take(&mut first);
+                while full {
                     let page = match self.store.log_page(
                         self.uuid, self.attempt, self.stream, pos.prefix_end,
                         pos.offset..i64::MAX, pos.at,
@@ -100,7 +105,7 @@ impl File {
                         Ok(p) => p,
                         Err(e) => { yield Ok(failure(&e)); return; }
                     };
-                    let full = page.len() as i64 == LOG_PAGE;
+                    full = page.len() as i64 == LOG_PAGE;
                     for (seq, end, part) in page {
                         pos.at = Cursor { after: seq, end };
                         pos.offset = end;
@@ -109,15 +114,11 @@ impl File {
                         let text = String::from_utf8_lossy(&held[..held.len() - keep]).into_owned();
                         held.drain(..held.len() - keep);
                         if !text.is_empty() {
-                            got_any = true;
                             yield Ok(output(end - keep as i64, &text));
                         }
                     }
-                    if !full {
-                        break;
-                    }
                 }
-                match self.finished(&pos, got_any, &mut over_since).await {
+                match self.finished(&pos, &quiet).await {
                     Ok(Some(end)) => {
                         if !held.is_empty() {
                             yield Ok(output(pos.offset, &String::from_utf8_lossy(&held)));
@@ -131,7 +132,7 @@ impl File {
                     Err(e) => { yield Ok(failure(&e)); return; }
                 }
                 tokio::select! {
-                    _ = signals.next() => {}
+                    s = signals.next(), if signalled => signalled = s.is_some(),
                     _ = tokio::time::sleep(POLL) => {}
                 }
                 match self.store.contiguous_end(self.uuid, self.attempt, pos.prefix_end + 1).await {
@@ -142,44 +143,79 @@ impl File {
         }
     }
 
-    /// The events ending the tail, once everything is read: the attempt's end of output is
-    /// stored and the prefix holds every chunk before it, or the attempt has been over for
-    /// [`LOST_END_WAIT`] with no new output and no end stored.
+    /// The events ending the tail, once everything is read:
+    /// - the attempt's end of output is stored and the prefix holds every chunk it
+    ///   announced (`complete`); chunks still missing are waited for [`MISSING_WAIT`] with
+    ///   no new chunk (a killed collector's batch is redelivered after its ack wait);
+    /// - no end of output, and the attempt is over: it never started ([`NEVER_RAN_WAIT`])
+    ///   or its executor was lost ([`MISSING_WAIT`] without a new chunk): not complete.
     async fn finished(
         &self,
         pos: &Position,
-        got_any: bool,
-        over_since: &mut Option<Instant>,
+        quiet: &Quiet,
     ) -> Result<Option<Vec<Event>>, saltant_store::Error> {
-        if let Some(end) = self.store.log_end(self.uuid, self.attempt).await?
-            && pos.prefix_end + 1 >= end.chunks
-        {
-            let mut events = Vec::new();
-            let dropped = end.dropped(self.stream);
-            if dropped > 0 {
-                events.push(
-                    Event::default()
-                        .event("truncated")
-                        .data(json!({ "dropped_bytes": dropped }).to_string()),
-                );
+        let size = pos.at.end;
+        if let Some(end) = self.store.log_end(self.uuid, self.attempt).await? {
+            if pos.prefix_end + 1 >= end.chunks {
+                let mut events = Vec::new();
+                let dropped = end.dropped(self.stream);
+                if dropped > 0 {
+                    events.push(
+                        Event::default()
+                            .event("truncated")
+                            .data(json!({ "dropped_bytes": dropped }).to_string()),
+                    );
+                }
+                events.push(ending(size, true));
+                return Ok(Some(events));
             }
-            events.push(ending(pos.offset, true));
-            return Ok(Some(events));
+            return Ok((quiet.for_() >= MISSING_WAIT).then(|| vec![ending(size, false)]));
         }
-        if got_any {
-            *over_since = None;
+        if quiet.for_() < NEVER_RAN_WAIT {
             return Ok(None);
         }
-        let over = match self.store.instance(self.uuid).await? {
-            None => true,
-            Some(i) => i.attempt > self.attempt || i.state.is_final(),
+        let (over, started) = match self.store.instance(self.uuid).await? {
+            None => (true, false),
+            Some(i) => (
+                i.attempt > self.attempt || i.state.is_final(),
+                i.attempt > self.attempt || i.datetime_started.is_some(),
+            ),
         };
-        if !over {
-            *over_since = None;
-            return Ok(None);
+        let wait = if started {
+            MISSING_WAIT
+        } else {
+            NEVER_RAN_WAIT
+        };
+        Ok((over && quiet.for_() >= wait).then(|| vec![ending(size, false)]))
+    }
+}
+
+/// Since when the gap-free prefix has not grown.
+struct Quiet {
+    prefix_end: i64,
+    since: Instant,
+}
+
+impl Quiet {
+    fn new(prefix_end: i64) -> Self {
+        Quiet {
+            prefix_end,
+            since: Instant::now(),
         }
-        let since = *over_since.get_or_insert_with(Instant::now);
-        Ok((since.elapsed() >= LOST_END_WAIT).then(|| vec![ending(pos.offset, false)]))
+    }
+
+    /// Whether the prefix grew since the last look (the quiet then starts again).
+    fn grew(&mut self, prefix_end: i64) -> bool {
+        let grew = prefix_end > self.prefix_end;
+        if grew {
+            self.prefix_end = prefix_end;
+            self.since = Instant::now();
+        }
+        grew
+    }
+
+    fn for_(&self) -> Duration {
+        self.since.elapsed()
     }
 }
 
