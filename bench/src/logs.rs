@@ -2,7 +2,8 @@
 //! 1,000,000 lines (stored, downloaded and tailed whole, in order), the live tail's latency
 //! from a line's write to an SSE client at 1 MB/s, and ingestion; then the same million
 //! lines and a large output through separate processes, with the peak RSS of each service
-//! before and after (memory must not grow with the output).
+//! before and after (memory must not grow with the output). And the measurement behind the
+//! choice of storage: output chunks as PostgreSQL rows or as object-store blocks.
 
 use crate::measure::{Services, count, log_ingestion, percentile, rss, sorted, start_services};
 use crate::{Report, Scale};
@@ -37,6 +38,7 @@ pub async fn logs(report: &mut Report, scale: Scale) -> anyhow::Result<()> {
     stack.wait_ready().await;
     million_lines(report, &stack, "dev").await?;
     tail_latency(report, scale, &stack).await?;
+    storage_choice(report, scale, &stack).await?;
     log_ingestion(report, scale, &stack, "dev").await?;
     drop(stack);
 
@@ -104,12 +106,7 @@ async fn million_lines(report: &mut Report, stack: &Stack, setup: &str) -> anyho
 
     let t = Instant::now();
     let (status, _, body) = stack
-        .request(
-            "GET",
-            &format!("taskinstances/{uuid}/logs/{uuid}-stdout.txt"),
-            &[("Authorization", &stack.auth())],
-            None,
-        )
+        .download_log(&uuid, &format!("{uuid}-stdout.txt"))
         .await;
     let downloaded_in = t.elapsed();
     anyhow::ensure!(status == 200, "download: {status}");
@@ -209,6 +206,74 @@ async fn tail_latency(report: &mut Report, scale: Scale, stack: &Stack) -> anyho
             bytes as f64 / 1e6
         ),
         json!({"p50": p50, "p99": p99, "max": max, "lines": lat.len(), "bytes": bytes}),
+    );
+    Ok(())
+}
+
+/// Writes the same output (`scale.log_bytes` at most 64 MiB, in 32 KiB chunks) three ways,
+/// each as a log-collector would: PostgreSQL rows in batches of 256 (the statement the
+/// store uses), JetStream object-store blocks of 1 MiB (32 chunks), and one object per
+/// chunk. Figures are MiB/s of writes on this machine's PostgreSQL and NATS.
+async fn storage_choice(report: &mut Report, scale: Scale, stack: &Stack) -> anyhow::Result<()> {
+    const CHUNK: usize = 32 * 1024;
+    let total = (scale.log_bytes as usize).min(64 * 1024 * 1024);
+    let chunks = total / CHUNK;
+    let chunk: Vec<u8> = (0..CHUNK).map(|i| b'a' + (i % 26) as u8).collect();
+    let mib = (chunks * CHUNK) as f64 / 1048576.0;
+
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&stack.database_url())
+        .await?;
+    sqlx::query("CREATE TABLE bench_chunks (LIKE task_instance_logs INCLUDING ALL)")
+        .execute(&pool)
+        .await?;
+    let uuid = uuid::Uuid::new_v4();
+    let t = Instant::now();
+    for batch in (0..chunks as i64).collect::<Vec<_>>().chunks(256) {
+        let data: Vec<&[u8]> = batch.iter().map(|_| chunk.as_slice()).collect();
+        sqlx::query(
+            "INSERT INTO bench_chunks (instance_uuid, attempt, seq, stream, data) \
+             SELECT $1, 1, s, 'stdout', d FROM unnest($2::bigint[], $3::bytea[]) AS u(s, d)",
+        )
+        .bind(uuid)
+        .bind(batch)
+        .bind(&data)
+        .execute(&pool)
+        .await?;
+    }
+    let rows = mib / t.elapsed().as_secs_f64();
+    sqlx::query("DROP TABLE bench_chunks")
+        .execute(&pool)
+        .await?;
+
+    let url = saltant_tests::required_env("SALTANT_TEST_NATS_URL");
+    let js = async_nats::jetstream::new(async_nats::connect(url).await?);
+    let mut rates = Vec::new();
+    for per_object in [32usize, 1] {
+        let bucket = format!("bench_blocks_{}", uuid.simple());
+        let store = js
+            .create_object_store(async_nats::jetstream::object_store::Config {
+                bucket: bucket.clone(),
+                ..Default::default()
+            })
+            .await?;
+        let block = chunk.repeat(per_object);
+        let t = Instant::now();
+        for i in 0..chunks / per_object {
+            store
+                .put(format!("{uuid}/1/{i}").as_str(), &mut block.as_slice())
+                .await?;
+        }
+        rates.push(mib / t.elapsed().as_secs_f64());
+        js.delete_object_store(&bucket).await?;
+    }
+    report.add(
+        "log_storage_mib_per_sec",
+        &format!("storing {mib:.0} MiB of 32 KiB chunks: PostgreSQL rows / 1 MiB blocks / an object per chunk"),
+        format!("{rows:.0} / {:.0} / {:.0} MiB/s", rates[0], rates[1]),
+        "rows: batches of 256, the store's statement; objects: JetStream object store".into(),
+        json!({"postgres_rows": rows, "object_blocks_1mib": rates[0], "object_per_chunk": rates[1]}),
     );
     Ok(())
 }

@@ -260,6 +260,18 @@ impl Stack {
             .await
     }
 
+    /// The log file `name` of an instance, downloaded with the admin's token: status,
+    /// headers, the text as a JSON string (see [`Stack::request`]).
+    pub async fn download_log(
+        &self,
+        uuid: &str,
+        name: &str,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let path = format!("taskinstances/{uuid}/logs/{name}");
+        self.request("GET", &path, &[("Authorization", &self.auth())], None)
+            .await
+    }
+
     /// Sends a request with the admin's token; the status and the body as JSON (null
     /// when it is not JSON).
     async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {

@@ -202,12 +202,7 @@ async fn a_killed_log_collector_loses_nothing_and_a_resumed_tail_misses_nothing(
     ));
     assert_eq!(stored, format!("{sent} {sent} {sent}"));
     let (status, h, body) = stack
-        .request(
-            "GET",
-            &format!("taskinstances/{uuid}/logs/{uuid}-stdout.txt"),
-            &[("Authorization", &stack.auth())],
-            None,
-        )
+        .download_log(&uuid, &format!("{uuid}-stdout.txt"))
         .await;
     assert_eq!(status, 200);
     assert_eq!(h["content-length"], expected.len().to_string().as_str());
@@ -259,12 +254,7 @@ async fn output_over_the_limit_is_truncated_and_says_so() {
         "{listing}"
     );
     let (status, h, body) = stack
-        .request(
-            "GET",
-            &format!("taskinstances/{uuid}/logs/{uuid}-stdout.txt"),
-            &[("Authorization", &stack.auth())],
-            None,
-        )
+        .download_log(&uuid, &format!("{uuid}-stdout.txt"))
         .await;
     assert_eq!(status, 200);
     assert_eq!(h["saltant-truncated-bytes"], "4000");
@@ -345,12 +335,7 @@ async fn a_million_lines_are_kept_in_order_and_tailed_whole() {
         expected.len()
     );
     let (status, _, body) = stack
-        .request(
-            "GET",
-            &format!("taskinstances/{uuid}/logs/{uuid}-stdout.txt"),
-            &[("Authorization", &stack.auth())],
-            None,
-        )
+        .download_log(&uuid, &format!("{uuid}-stdout.txt"))
         .await;
     assert_eq!(status, 200);
     assert!(
