@@ -60,26 +60,52 @@ pub struct Dispatch {
     pub run_timeout_secs: Option<u64>,
 }
 
-/// A state change, from whoever caused it, on `events.<queue>.<uuid>`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A state change, from whoever caused it, on `events.v1.<queue>.<uuid>`: the status
+/// event subscribers read (docs/events.md; its JSON Schema, generated from this type, is
+/// docs/events.schema.json).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(title = "saltant status event (version 1)")]
 pub struct Event {
+    /// Schema version: 1.
+    #[schemars(range(min = 1, max = 1))]
     pub v: u32,
+    /// The instance.
     pub uuid: Uuid,
+    /// Its queue's name.
+    #[schemars(with = "String")]
     pub queue: QueueName,
+    /// The attempt (1, then 2, … for retries).
+    #[schemars(range(min = 1))]
     pub attempt: u32,
+    #[schemars(with = "StateName")]
     pub state: State,
+    /// When it happened (RFC 3339, UTC).
     pub at: DateTime<Utc>,
     /// The executor that ran (or runs) the attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<String>,
+    /// The task's exit status, when it exited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
-    /// Why a `failed` or `terminated` happened, for people.
+    /// Why a final state happened, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// A `failed` that must not be retried whatever the instance's policy (queue time-out).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_retry: bool,
+}
+
+/// The states of an instance, as events name them (the schema of [`State`]).
+#[derive(schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum StateName {
+    Created,
+    Published,
+    Running,
+    Successful,
+    Failed,
+    Terminated,
 }
 
 impl Dispatch {
@@ -416,6 +442,23 @@ mod tests {
         let s = Submission::decode(old.to_string().as_bytes()).expect("decodes");
         assert_eq!(s.attempt, 1);
         assert_eq!(s.message_id(), format!("{}.1", Uuid::nil()));
+    }
+
+    /// docs/events.schema.json is this type's schema; `SALTANT_WRITE_SCHEMA=1` rewrites it.
+    #[test]
+    fn the_documented_event_schema_is_the_types() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/events.schema.json");
+        let schema =
+            serde_json::to_string_pretty(&schemars::schema_for!(Event)).expect("json") + "\n";
+        if std::env::var_os("SALTANT_WRITE_SCHEMA").is_some() {
+            std::fs::write(&path, &schema).expect("write the schema");
+        }
+        let documented = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            documented == schema,
+            "docs/events.schema.json is not Event's schema; rerun with SALTANT_WRITE_SCHEMA=1"
+        );
     }
 
     #[test]
