@@ -12,6 +12,7 @@ mod registry;
 mod results;
 mod run;
 mod runtime;
+mod task_env;
 
 use anyhow::Context as _;
 pub use runtime::docker::{DockerConfig, PullPolicy};
@@ -61,6 +62,12 @@ pub struct Config {
     /// Most bytes of output (stdout and stderr together) an attempt keeps: the rest is
     /// dropped, counted, and the truncation recorded with its logs (docs/logs.md).
     pub output_max_bytes: u64,
+    /// Names of the executor's environment variables tasks may use (`*` wildcards);
+    /// empty: all but `env_deny`'s.
+    pub env_allow: Vec<String>,
+    /// Names tasks may never use, whatever `env_allow` says (default: saltant's settings,
+    /// credentials, database, NATS and telemetry variables; docs/security.md).
+    pub env_deny: Vec<String>,
     /// Docker runtime (`[executor.docker]`).
     pub docker: DockerConfig,
     /// Singularity/Apptainer runtime (`[executor.singularity]`).
@@ -84,6 +91,11 @@ impl Default for Config {
             kill_grace_secs: 5,
             results_max_bytes: 1024 * 1024 * 1024,
             output_max_bytes: 1024 * 1024 * 1024,
+            env_allow: Vec::new(),
+            env_deny: task_env::DEFAULT_DENY
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             docker: DockerConfig::default(),
             singularity: SingularityConfig::default(),
         }
@@ -109,6 +121,8 @@ pub(crate) struct Shared {
     pub groups_dir: PathBuf,
     /// Cancelled when running instances must be killed (end of the shutdown grace period).
     pub kill_all: CancellationToken,
+    /// What tasks may take from the executor's environment.
+    pub task_env: task_env::TaskEnv,
 }
 
 fn default_id() -> String {
@@ -175,7 +189,9 @@ async fn start(bus_config: &BusConfig, config: Config) -> anyhow::Result<Arc<Sha
     let runtimes = runtime::Runtimes::detect(&config).await;
     let id = config.id.clone().unwrap_or_else(default_id);
     let bus = Bus::connect(bus_config, &format!("saltant-executor {id}")).await?;
+    let task_env = task_env::TaskEnv::new(std::env::vars(), &config.env_allow, &config.env_deny);
     let shared = Arc::new(Shared {
+        task_env,
         bus,
         slots: Arc::new(Semaphore::new(config.slots as usize)),
         config,

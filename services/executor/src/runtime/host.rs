@@ -1,5 +1,5 @@
 //! Host executables, as the original worker ran them: argv from the command (with `$VAR`
-//! expanded against the executor's environment, split without a shell) plus the arguments
+//! expanded against what the executor offers tasks of its environment, split without a shell) plus the arguments
 //! JSON; a replaced environment; output to `<logs>/<uuid>/<uuid>-std{out,err}.txt`. The
 //! process gets its own process group so that it and its children are killed together
 //! (`process`, `groups`).
@@ -48,7 +48,8 @@ async fn run(task: &Task<'_>) -> Outcome {
 /// `<json_file_option> <file>` with the file written here (returned, to be removed).
 async fn argv(task: &Task<'_>) -> Result<(Vec<String>, Option<PathBuf>), Outcome> {
     let spec = &task.dispatch.spec;
-    let command = expand_vars(&spec.command_to_run, |k| std::env::var(k).ok());
+    // `$NAME` reads what tasks may see, never the executor's secrets.
+    let command = expand_vars(&spec.command_to_run, |k| task.shared.task_env.get(k));
     let mut argv = split_command(&command).map_err(|e| Outcome::failed(e.to_string()))?;
     match argument_passing(&spec.arguments, spec.json_file_option.as_deref()) {
         ArgumentPassing::None => Ok((argv, None)),

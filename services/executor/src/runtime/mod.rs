@@ -91,14 +91,14 @@ pub(crate) struct Task<'a> {
 }
 
 impl Task<'_> {
-    /// The environment the task gets: the variables its type lists, from the executor's
-    /// environment, then `JOB_UUID`, `PATH` (see [`PathFrom`]) and `TRACEPARENT` (the
+    /// The environment the task gets: the variables its type lists, from what the executor
+    /// offers tasks of its environment (`task_env`: no secrets), then `JOB_UUID`, `PATH` (see [`PathFrom`]) and `TRACEPARENT` (the
     /// attempt's trace, for tasks that trace). A listed variable the executor lacks fails
     /// the attempt with the original's message.
     pub fn environment(&self, path: PathFrom) -> Result<Vec<(String, String)>, Outcome> {
         let lookup = |name: &str| match path {
             PathFrom::Image if name == "PATH" => None,
-            _ => std::env::var(name).ok(),
+            _ => self.shared.task_env.get(name),
         };
         task_environment(
             &self.dispatch.spec.environment_variables,
