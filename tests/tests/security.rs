@@ -64,3 +64,143 @@ async fn tasks_see_none_of_the_servers_secrets() {
         assert!(!out.contains(secret), "the task saw {secret}: {out}");
     }
 }
+
+#[tokio::test]
+async fn only_superusers_write_executable_types_when_so_configured() {
+    let stack = saltant_tests::Stack::start_opts(saltant_tests::Options {
+        env: &[("SALTANT_API__EXECUTABLE_TYPES_BY", "superusers")],
+        ..Default::default()
+    })
+    .await;
+    stack.wait_ready().await;
+    let bob = stack.user("bob", false);
+    let post = |token: String, path: &'static str, body: serde_json::Value| {
+        let stack = &stack;
+        async move {
+            let (status, _, body) = stack
+                .request(
+                    "POST",
+                    path,
+                    &[("Authorization", &format!("Token {token}"))],
+                    Some(("application/json", body.to_string().into_bytes())),
+                )
+                .await;
+            (status, body)
+        }
+    };
+    let exe = json!({"name": "x", "command_to_run": "true"});
+    let (status, body) = post(bob.clone(), "executabletasktypes/", exe.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["detail"],
+        "You do not have permission to perform this action."
+    );
+    let (status, body) = post(
+        bob.clone(),
+        "containertasktypes/",
+        json!({"name": "c", "command_to_run": "true", "container_image": "busybox", "container_type": "docker"}),
+    )
+    .await;
+    assert_eq!(status, 201, "container types are not host code: {body}");
+    let (status, body) = post(stack.token.clone(), "executabletasktypes/", exe).await;
+    assert_eq!(status, 201, "{body}");
+    // Bob cannot change it either (not his, and host code).
+    let (status, _, _) = stack
+        .request(
+            "PUT",
+            &format!("executabletasktypes/{}/", body["id"]),
+            &[("Authorization", &format!("Token {bob}"))],
+            Some((
+                "application/json",
+                br#"{"name": "x", "command_to_run": "id"}"#.to_vec(),
+            )),
+        )
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_and_answers_carry_security_headers() {
+    let stack = saltant_tests::Stack::start().await;
+    stack.wait_ready().await;
+    stack.user("carol", false);
+    let attempt = |password: &'static str| {
+        let stack = &stack;
+        async move {
+            let body = json!({"username": "carol", "password": password}).to_string();
+            stack
+                .request(
+                    "POST",
+                    "token/",
+                    &[],
+                    Some(("application/json", body.into_bytes())),
+                )
+                .await
+        }
+    };
+    for i in 0..10 {
+        let (status, _, body) = attempt("wrong").await;
+        assert_eq!(status, 401, "failure {i}: {body}");
+    }
+    // The 11th within the minute, even with the right password.
+    let (status, h, body) = attempt("pw-of-test-user").await;
+    assert_eq!(status, 429, "{body}");
+    let retry: u64 = h["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Request was throttled. Expected available in")),
+        "{body}"
+    );
+    // The session login shares the count.
+    let (status, _, _) = stack
+        .request(
+            "POST",
+            "auth/login/",
+            &[],
+            Some((
+                "application/x-www-form-urlencoded",
+                b"username=carol&password=wrong".to_vec(),
+            )),
+        )
+        .await;
+    assert_eq!(status, 429);
+
+    // Security headers, on answers of every kind.
+    for path in ["", "users/", "nope/", "swagger/"] {
+        let (_, h, _) = stack
+            .request("GET", path, &[("Authorization", &stack.auth())], None)
+            .await;
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("content-security-policy", "frame-ancestors 'none'"),
+            ("referrer-policy", "same-origin"),
+        ] {
+            assert_eq!(
+                h.get(name).and_then(|v| v.to_str().ok()),
+                Some(value),
+                "{path} {name}"
+            );
+        }
+    }
+    // The database's own words stay inside: a bad regular expression is a plain 400.
+    let (status, _, body) = stack
+        .request(
+            "GET",
+            "users/?username__regex=(",
+            &[("Authorization", &stack.auth())],
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        json!({"detail": "Invalid input: invalid regular expression."})
+    );
+}

@@ -26,6 +26,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// 503: PostgreSQL or NATS cannot be reached; try again.
     Unavailable(String),
+    /// 429 with `Retry-After: <seconds>` (DRF's `Throttled`).
+    Throttled(u64),
     Internal(anyhow::Error),
 }
 
@@ -130,6 +132,18 @@ impl IntoResponse for ApiError {
                     .into_response();
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                return r;
+            }
+            ApiError::Throttled(secs) => {
+                let detail =
+                    format!("Request was throttled. Expected available in {secs} seconds.");
+                let mut r = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    axum::Json(ApiError::detail(&detail)),
+                )
+                    .into_response();
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                 return r;
             }
             ApiError::Internal(e) => {

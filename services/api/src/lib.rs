@@ -16,6 +16,7 @@ mod resources;
 mod routes;
 mod sse;
 mod suffix;
+mod throttle;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -25,6 +26,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::ApiError;
 
@@ -49,6 +51,20 @@ pub struct Config {
     pub session_lifetime_secs: u64,
     /// Mark cookies `Secure` (serve over HTTPS).
     pub secure_cookies: bool,
+    /// Who may create and change executable task types (code that runs on executors'
+    /// machines): `everyone`, as the original, or `superusers` (docs/security.md).
+    pub executable_types_by: WhoMay,
+    /// Failed logins (`/api/token/`, `/api/auth/login/`) allowed per client address and
+    /// per username within a minute; more answer 429.
+    pub login_failures_per_minute: u32,
+}
+
+/// Who may do something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhoMay {
+    Everyone,
+    Superusers,
 }
 
 impl Default for Config {
@@ -62,6 +78,8 @@ impl Default for Config {
             jwt_refresh_lifetime_secs: 245 * 24 * 3600,
             session_lifetime_secs: 14 * 24 * 3600,
             secure_cookies: false,
+            executable_types_by: WhoMay::Everyone,
+            login_failures_per_minute: 10,
         }
     }
 }
@@ -77,6 +95,7 @@ pub struct AppState {
     /// Cancelled when the api shuts down: live streams end (clients reconnect elsewhere
     /// with `Last-Event-ID`) so that the graceful shutdown does not wait on them.
     pub closing: CancellationToken,
+    pub failed_logins: Arc<throttle::FailedLogins>,
 }
 
 impl AppState {
@@ -84,8 +103,11 @@ impl AppState {
         AppState {
             store,
             bus,
-            config: Arc::new(config),
+            config: Arc::new(config.clone()),
             jwt_key: Arc::new(tokio::sync::OnceCell::new()),
+            failed_logins: Arc::new(throttle::FailedLogins::new(
+                config.login_failures_per_minute,
+            )),
             closing,
         }
     }
@@ -116,10 +138,24 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     // The format suffix is taken off before routing, so it wraps the routed app.
     let app = tower::Layer::layer(&axum::middleware::map_request(suffix::strip), app);
-    Router::new()
-        .fallback_service(app)
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+    let mut router = Router::new().fallback_service(app);
+    for (name, value) in SECURITY_HEADERS {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            axum::http::HeaderName::from_static(name),
+            axum::http::HeaderValue::from_static(value),
+        ));
+    }
+    router.layer(tower_http::trace::TraceLayer::new_for_http())
 }
+
+/// On every answer (docs/security.md): no content sniffing, no framing by other sites, no
+/// full URLs in `Referer` to other origins.
+const SECURITY_HEADERS: [(&str, &str); 4] = [
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("content-security-policy", "frame-ancestors 'none'"),
+    ("referrer-policy", "same-origin"),
+];
 
 /// Checked before any handler: a body announced larger than the limit is refused at once,
 /// before the client sends it.
@@ -184,9 +220,12 @@ pub async fn run(
         config,
         shutdown.clone(),
     ));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await?;
     if let Err(e) = bus.client.drain().await {
         tracing::warn!(error = %e, "drain nats connection");
     }

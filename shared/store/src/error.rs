@@ -10,9 +10,10 @@ pub enum Error {
     #[error("unique constraint {constraint} violated")]
     Duplicate { constraint: String },
     /// PostgreSQL refused a value the request supplied (SQLSTATE class 22, data exception:
-    /// an invalid regular expression, a NUL character, a number out of range…).
+    /// an invalid regular expression, a NUL character, a number out of range…): what was
+    /// wrong, in our words (the server's text can name internals).
     #[error("invalid input: {0}")]
-    InvalidInput(String),
+    InvalidInput(&'static str),
     #[error("{0}")]
     Config(String),
     #[error(transparent)]
@@ -38,7 +39,13 @@ impl From<sqlx::Error> for Error {
                     return Error::Unavailable(e);
                 }
                 if code.starts_with("22") {
-                    return Error::InvalidInput(db.message().to_owned());
+                    return Error::InvalidInput(match code.as_ref() {
+                        "2201B" => "invalid regular expression",
+                        "22021" | "22P05" => "a character that cannot be stored (NUL)",
+                        "22003" => "a number out of range",
+                        "22007" | "22008" => "an invalid date or time",
+                        _ => "a value the database cannot take",
+                    });
                 }
                 Error::Internal(anyhow::Error::new(e))
             }

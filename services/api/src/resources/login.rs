@@ -12,6 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::fields::{Fields, Text};
 use crate::io::Input;
 use crate::jwt::{self, JwtError, TokenType};
+use crate::throttle::PeerIp;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -53,10 +54,13 @@ fn credentials(p: &Payload) -> ApiResult<(String, String)> {
 /// `POST /api/token/` → 200 `{"refresh","access"}`; wrong credentials → 401.
 pub async fn obtain(
     State(s): State<AppState>,
+    PeerIp(ip): PeerIp,
     Input(p, _): Input<TokenObtainInput>,
 ) -> ApiResult<Json<TokenPair>> {
     let (username, password) = credentials(&p)?;
+    s.failed_logins.check(ip, &username)?;
     let Some(user) = s.store.authenticate(&username, &password).await? else {
+        s.failed_logins.failed(ip, &username);
         return Err(ApiError::Unauthorized(ApiError::detail(
             "No active account found with the given credentials",
         )));
@@ -121,11 +125,14 @@ pub async fn refresh(
 /// `csrftoken`, which unsafe requests echo in `X-CSRFToken`).
 pub async fn login(
     State(s): State<AppState>,
+    PeerIp(ip): PeerIp,
     jar: CookieJar,
     Input(p, _): Input<LoginInput>,
 ) -> ApiResult<Response> {
     let (username, password) = credentials(&p)?;
+    s.failed_logins.check(ip, &username)?;
     let Some(user) = s.store.authenticate(&username, &password).await? else {
+        s.failed_logins.failed(ip, &username);
         return Err(ApiError::field(
             "non_field_errors",
             "Unable to log in with provided credentials.",

@@ -32,6 +32,9 @@ pub(crate) trait Owned: Send + Sync + 'static {
     const PATCH: bool;
     /// The table, as lists and reads see it.
     const TABLE: &'static Table;
+    /// Its rows are code run on executors' machines (executable task types): writes follow
+    /// `api.executable_types_by`.
+    const HOST_CODE: bool = false;
     type Row: for<'r> FromRow<'r, PgRow> + Send + Sync + Unpin + 'static;
     type Fields: Send + Sync;
     type Repr: From<Self::Row> + Serialize + JsonSchema + Send + 'static;
@@ -78,10 +81,12 @@ macro_rules! owned_resource {
         input: $input:ty,
         owner: $owner:expr,
         save: $save:expr,
-        read: $read:expr $(,)?
+        read: $read:expr
+        $(, host_code: $host_code:expr)? $(,)?
     }) => {
         impl $crate::resources::owned::Owned for $res {
             const TABLE: &'static saltant_store::owned::Table = $table;
+            $(const HOST_CODE: bool = $host_code;)?
             const PATH: &'static str = $path;
             const VERBOSE: &'static str = $verbose;
             const PATCH: bool = $patch;
@@ -188,6 +193,7 @@ async fn create<R: Owned>(
     user: Auth,
     Input(p, _): Input<R::Input>,
 ) -> ApiResult<Created<R::Repr>> {
+    may_write_host_code::<R>(&s, &user)?;
     let fields = R::read(&s, &p, false, None).await?;
     let id = name_taken(
         R::save(&s.store, None, user.0.id, &fields).await,
@@ -213,6 +219,7 @@ async fn update<R: Owned, const PARTIAL: bool>(
     let existing = found::<R>(&s, id).await?;
     let owner = R::owner(&existing);
     user.may_change(owner)?;
+    may_write_host_code::<R>(&s, &user)?;
     let fields = R::read(&s, &p, PARTIAL, Some(&existing)).await?;
     let owner = owner.unwrap_or(user.0.id);
     name_taken(
@@ -220,6 +227,17 @@ async fn update<R: Owned, const PARTIAL: bool>(
         R::VERBOSE,
     )?;
     Ok(Json(found::<R>(&s, id).await?.into()))
+}
+
+/// Writes of code run on executors' machines, when only superusers may make them.
+fn may_write_host_code<R: Owned>(s: &AppState, user: &Auth) -> Result<(), ApiError> {
+    if R::HOST_CODE
+        && s.config.executable_types_by == crate::WhoMay::Superusers
+        && !user.0.is_superuser
+    {
+        return Err(ApiError::PermissionDenied);
+    }
+    Ok(())
 }
 
 /// The list and detail routes of `R`.

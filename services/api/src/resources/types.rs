@@ -255,6 +255,7 @@ macro_rules! task_types {
             owner: |r: &TaskTypeRow| r.user_id,
             save: save::<$class>,
             read: read::<$class>,
+            host_code: matches!(TypeClass::$class, TypeClass::Executable),
         });
     )*};
 }

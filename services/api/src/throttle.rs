@@ -1,0 +1,121 @@
+//! Failed logins, throttled per client address and per username (docs/security.md): after
+//! `api.login_failures_per_minute` failures within a minute, further attempts of that
+//! address or username answer 429 with `Retry-After` until the oldest failure is a minute
+//! old, whatever the credentials. Kept in memory, per api process.
+
+use crate::error::ApiError;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const WINDOW: Duration = Duration::from_secs(60);
+/// Keys kept at most; beyond it, keys with no failure in the window are forgotten.
+const MAX_KEYS: usize = 100_000;
+
+pub struct FailedLogins {
+    limit: usize,
+    seen: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl FailedLogins {
+    pub fn new(limit: u32) -> Self {
+        FailedLogins {
+            limit: limit.max(1) as usize,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn keys(ip: Option<IpAddr>, username: &str) -> Vec<String> {
+        let mut keys = vec![format!("user:{username}")];
+        keys.extend(ip.map(|ip| format!("ip:{ip}")));
+        keys
+    }
+
+    /// 429 if the address or the username failed too often in the last minute.
+    pub fn check(&self, ip: Option<IpAddr>, username: &str) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut wait = None;
+        for key in Self::keys(ip, username) {
+            let Some(times) = seen.get_mut(&key) else {
+                continue;
+            };
+            while times
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+            {
+                times.pop_front();
+            }
+            if times.len() >= self.limit
+                && let Some(oldest) = times.front()
+            {
+                wait = wait.max(Some(WINDOW - now.duration_since(*oldest)));
+            }
+        }
+        match wait {
+            Some(w) => Err(ApiError::Throttled(w.as_secs() + 1)),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failure of the address and of the username.
+    pub fn failed(&self, ip: Option<IpAddr>, username: &str) {
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= MAX_KEYS {
+            seen.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < WINDOW)
+            });
+        }
+        for key in Self::keys(ip, username) {
+            let times = seen.entry(key).or_default();
+            times.push_back(now);
+            if times.len() > self.limit {
+                times.pop_front();
+            }
+        }
+    }
+}
+
+/// The client's address (the TCP peer: behind a proxy, the proxy's).
+pub struct PeerIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(PeerIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+impl aide::OperationInput for PeerIp {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_eleventh_failure_in_a_minute_is_refused() {
+        let t = FailedLogins::new(10);
+        let ip = Some(IpAddr::from([127, 0, 0, 1]));
+        for _ in 0..10 {
+            assert!(t.check(ip, "bob").is_ok());
+            t.failed(ip, "bob");
+        }
+        assert!(matches!(t.check(ip, "bob"), Err(ApiError::Throttled(s)) if (1..=60).contains(&s)));
+        // The same address for another user, and the same user from elsewhere.
+        assert!(t.check(ip, "alice").is_err());
+        assert!(t.check(Some(IpAddr::from([10, 0, 0, 1])), "bob").is_err());
+        assert!(t.check(Some(IpAddr::from([10, 0, 0, 1])), "alice").is_ok());
+    }
+}
