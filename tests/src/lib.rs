@@ -272,6 +272,23 @@ impl Stack {
             .await
     }
 
+    /// Logs in through the browser session view as a login form does: `GET` for the form's
+    /// CSRF cookie, then `POST` `body` (JSON) with the cookie and `X-CSRFToken`. Returns the
+    /// POST's status, headers and body.
+    pub async fn login(&self, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+        let (status, _, form) = self.request("GET", "auth/login/", &[], None).await;
+        assert_eq!(status, 200, "{form}");
+        let token = form["csrftoken"].as_str().expect("csrftoken").to_owned();
+        let cookie = format!("csrftoken={token}");
+        self.request(
+            "POST",
+            "auth/login/",
+            &[("Cookie", &cookie), ("X-CSRFToken", &token)],
+            Some(("application/json", body.to_string().into_bytes())),
+        )
+        .await
+    }
+
     /// Sends a request with the admin's token; the status and the body as JSON (null
     /// when it is not JSON).
     async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {

@@ -161,15 +161,7 @@ async fn every_path_method_and_auth_scheme() {
     assert_eq!(status, 200, "{jwt}");
     let bearer = format!("Bearer {}", jwt["access"].as_str().expect("access"));
     let (status, headers, login) = stack
-        .request(
-            "POST",
-            "auth/login/",
-            &[],
-            Some((
-                "application/json",
-                br#"{"username":"admin","password":"pw-of-admin"}"#.to_vec(),
-            )),
-        )
+        .login(&json!({"username": "admin", "password": "pw-of-admin"}))
         .await;
     assert_eq!(status, 200, "{login}");
     let cookies: Vec<String> = headers
@@ -300,15 +292,7 @@ async fn every_path_method_and_auth_scheme() {
     }
     // A wrong password starts no session; logging out ends the one we have.
     let (status, _, body) = stack
-        .request(
-            "POST",
-            "auth/login/",
-            &[],
-            Some((
-                "application/json",
-                br#"{"username":"admin","password":"wrong"}"#.to_vec(),
-            )),
-        )
+        .login(&json!({"username": "admin", "password": "wrong"}))
         .await;
     if status != 400 {
         failures.push(format!("login with a wrong password: {status} {body}"));
@@ -587,7 +571,7 @@ async fn the_document_and_the_served_routes_agree() {
         format!("taskinstances/{}/events/", f.exec_instance),
         vec!["GET"],
     ));
-    spec.push(("auth/login/".into(), vec!["POST"]));
+    spec.push(("auth/login/".into(), vec!["GET", "POST"]));
     spec.push(("auth/logout/".into(), vec!["POST"]));
     for (path, allowed) in spec {
         let full = format!("/api/{path}");

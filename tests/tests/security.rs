@@ -159,15 +159,7 @@ async fn failed_logins_are_throttled_and_answers_carry_security_headers() {
     );
     // The session login shares the count.
     let (status, _, _) = stack
-        .request(
-            "POST",
-            "auth/login/",
-            &[],
-            Some((
-                "application/x-www-form-urlencoded",
-                b"username=carol&password=wrong".to_vec(),
-            )),
-        )
+        .login(&json!({"username": "carol", "password": "wrong"}))
         .await;
     assert_eq!(status, 429);
 
@@ -203,4 +195,60 @@ async fn failed_logins_are_throttled_and_answers_carry_security_headers() {
         body,
         json!({"detail": "Invalid input: invalid regular expression."})
     );
+}
+
+#[tokio::test]
+async fn a_login_must_echo_its_forms_csrf_cookie() {
+    let stack = saltant_tests::Stack::start().await;
+    stack.wait_ready().await;
+    stack.user("dave", false);
+    let form = "username=dave&password=pw-of-test-user";
+    let post = |headers: Vec<(&'static str, String)>, body: String| {
+        let stack = &stack;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (status, _, body) = stack
+                .request(
+                    "POST",
+                    "auth/login/",
+                    &headers,
+                    Some(("application/x-www-form-urlencoded", body.into_bytes())),
+                )
+                .await;
+            (
+                status,
+                body["detail"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    // A cross-site form post carries no cookie of ours.
+    assert_eq!(
+        post(vec![], form.into()).await,
+        (403, "CSRF Failed: CSRF cookie not set.".into())
+    );
+    let (_, _, page) = stack.request("GET", "auth/login/", &[], None).await;
+    let token = page["csrftoken"].as_str().expect("token").to_owned();
+    let cookie = ("Cookie", format!("csrftoken={token}"));
+    assert_eq!(
+        post(vec![cookie.clone()], form.into()).await,
+        (403, "CSRF Failed: CSRF token missing.".into())
+    );
+    assert_eq!(
+        post(
+            vec![cookie.clone(), ("X-CSRFToken", "0".repeat(32))],
+            form.into()
+        )
+        .await,
+        (403, "CSRF Failed: CSRF token incorrect.".into())
+    );
+    // The form field (a plain HTML form) or the header.
+    let (status, _) = post(
+        vec![cookie.clone()],
+        format!("{form}&csrfmiddlewaretoken={token}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = post(vec![cookie, ("X-CSRFToken", token.clone())], form.into()).await;
+    assert_eq!(status, 200);
 }

@@ -15,6 +15,11 @@ pub struct Session {
     pub expires: DateTime<Utc>,
 }
 
+/// A fresh random token (32 hex digits) for a login form's CSRF cookie.
+pub fn login_csrf_token() -> String {
+    random_hex(16)
+}
+
 fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut b);

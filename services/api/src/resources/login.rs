@@ -6,7 +6,7 @@
 
 use super::inputs::{LoginInput, TokenObtainInput, TokenRefreshInput};
 use crate::AppState;
-use crate::auth::{CSRF_COOKIE, SESSION_COOKIE};
+use crate::auth::{CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE};
 use crate::body::Payload;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{Fields, Text};
@@ -15,10 +15,12 @@ use crate::jwt::{self, JwtError, TokenType};
 use crate::throttle::PeerIp;
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde_json::json;
+use subtle::ConstantTimeEq;
 
 /// A JWT pair (simplejwt's obtain answer).
 #[derive(serde::Serialize, schemars::JsonSchema)]
@@ -121,14 +123,66 @@ pub async fn refresh(
     Ok(Json(AccessToken { access }))
 }
 
+/// The token of a login form (its `csrftoken` cookie), as the login form is served.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct LoginForm {
+    csrftoken: String,
+}
+
+/// `GET /api/auth/login/`: the CSRF cookie (`csrftoken`) a login must send back in
+/// `X-CSRFToken` or the form field `csrfmiddlewaretoken`, as Django's login page sets it.
+/// An existing well-formed cookie is kept.
+pub async fn login_form(State(s): State<AppState>, jar: CookieJar) -> (CookieJar, Json<LoginForm>) {
+    let token = jar
+        .get(CSRF_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(saltant_store::sessions::login_csrf_token);
+    let cookie = Cookie::build((CSRF_COOKIE, token.clone()))
+        .path("/")
+        .same_site(SameSite::Lax)
+        .secure(s.config.secure_cookies)
+        .max_age(time_duration(s.config.session_lifetime_secs));
+    (jar.add(cookie), Json(LoginForm { csrftoken: token }))
+}
+
+/// A login must echo its form's CSRF cookie (login CSRF: no site may log a visitor in as
+/// someone else). DRF's texts.
+fn login_csrf(jar: &CookieJar, headers: &HeaderMap, p: &Payload) -> Result<(), ApiError> {
+    let forbidden =
+        |why: &str| ApiError::Forbidden(ApiError::detail(&format!("CSRF Failed: {why}")));
+    let Some(cookie) = jar.get(CSRF_COOKIE) else {
+        return Err(forbidden("CSRF cookie not set."));
+    };
+    let sent = headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            p.get("csrfmiddlewaretoken")
+                .and_then(|v| v.as_str().map(str::to_owned))
+        });
+    let Some(sent) = sent else {
+        return Err(forbidden("CSRF token missing."));
+    };
+    if bool::from(sent.as_bytes().ct_eq(cookie.value().as_bytes())) {
+        Ok(())
+    } else {
+        Err(forbidden("CSRF token incorrect."))
+    }
+}
+
 /// `POST /api/auth/login/`: starts a browser session (cookies `sessionid`, HttpOnly, and
-/// `csrftoken`, which unsafe requests echo in `X-CSRFToken`).
+/// `csrftoken`, which unsafe requests echo in `X-CSRFToken`). The login form's CSRF
+/// cookie (`GET` first) must be echoed.
 pub async fn login(
     State(s): State<AppState>,
     PeerIp(ip): PeerIp,
     jar: CookieJar,
+    headers: HeaderMap,
     Input(p, _): Input<LoginInput>,
 ) -> ApiResult<Response> {
+    login_csrf(&jar, &headers, &p)?;
     let (username, password) = credentials(&p)?;
     s.failed_logins.check(ip, &username)?;
     let Some(user) = s.store.authenticate(&username, &password).await? else {

@@ -115,9 +115,16 @@ pub(crate) fn routes() -> Routes {
     )
     .slashed(
         "/api/auth/login",
-        Methods::new().post(login::login, |o| {
-            openapi::public(o.summary("Start a browser session (cookies `sessionid`, `csrftoken`)"))
-        }),
+        Methods::new()
+            .get(login::login_form, |o| {
+                openapi::public(o.summary("The login form's CSRF cookie (`csrftoken`)"))
+            })
+            .post(login::login, |o| {
+                openapi::public(o.summary(
+                    "Start a browser session (cookies `sessionid`, `csrftoken`); echo the \
+                     form's `csrftoken` in `X-CSRFToken`",
+                ))
+            }),
     )
     .slashed(
         "/api/auth/logout",
