@@ -97,6 +97,9 @@ impl Stack {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = std::env::temp_dir().join(format!("saltant-test-{id}"));
         std::fs::create_dir_all(&dir).expect("create test folder");
+        // Tasks of a root executor run as `nobody`: they may leave marker files here.
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+            .expect("open the test folder to tasks");
         let own_nats = o.own_nats.then(|| servers::Nats::start(&dir));
         let own_pg = o.own_postgres.then(|| servers::Postgres::start(&dir));
         let admin_url = own_pg

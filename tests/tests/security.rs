@@ -252,3 +252,42 @@ async fn a_login_must_echo_its_forms_csrf_cookie() {
     let (status, _) = post(vec![cookie, ("X-CSRFToken", token.clone())], form.into()).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn host_tasks_of_a_root_executor_run_as_an_unprivileged_user() {
+    let stack = saltant_tests::Stack::start().await;
+    stack.wait_ready().await;
+    let root = nix::unistd::Uid::effective().is_root();
+    let expected = if root {
+        nix::unistd::User::from_name("nobody")
+            .expect("users")
+            .expect("nobody")
+            .uid
+    } else {
+        nix::unistd::Uid::effective()
+    };
+    // Its user, a file in its own folder, and the executor's environment (its parent's).
+    let (ty, q) = stack
+        .executable_on_queue(
+            "who",
+            "sh -c 'id -u; touch mine && echo wrote; cat /proc/$PPID/environ || echo refused'",
+            "wq",
+        )
+        .await;
+    let uuid = stack.run_executable(ty, q, json!({})).await;
+    stack.wait_state(&uuid, "successful", WAIT).await;
+    let out = saltant_tests::eventually(WAIT, "the output to be stored", || async {
+        let (status, _, body) = stack
+            .download_log(&uuid, &format!("{uuid}-stdout.txt"))
+            .await;
+        (status == 200).then(|| body.as_str().unwrap_or_default().to_owned())
+    })
+    .await;
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some(expected.to_string().as_str()), "{out}");
+    assert_eq!(lines.next(), Some("wrote"), "{out}");
+    if root {
+        assert_eq!(lines.next(), Some("refused"), "{out}");
+        assert!(!out.contains("SALTANT_"), "{out}");
+    }
+}

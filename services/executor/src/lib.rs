@@ -11,6 +11,7 @@ mod output;
 mod registry;
 mod results;
 mod run;
+mod run_as;
 mod runtime;
 mod task_env;
 
@@ -62,6 +63,9 @@ pub struct Config {
     /// Most bytes of output (stdout and stderr together) an attempt keeps: the rest is
     /// dropped, counted, and the truncation recorded with its logs (docs/logs.md).
     pub output_max_bytes: u64,
+    /// The user (`name` or `name:group`) host tasks run as. Unset: `nobody` when the
+    /// executor runs as root, else the executor's own user (docs/security.md).
+    pub run_as: Option<String>,
     /// Names of the executor's environment variables tasks may use (`*` wildcards);
     /// empty: all but `env_deny`'s.
     pub env_allow: Vec<String>,
@@ -91,6 +95,7 @@ impl Default for Config {
             kill_grace_secs: 5,
             results_max_bytes: 1024 * 1024 * 1024,
             output_max_bytes: 1024 * 1024 * 1024,
+            run_as: None,
             env_allow: Vec::new(),
             env_deny: task_env::DEFAULT_DENY
                 .iter()
@@ -123,6 +128,8 @@ pub(crate) struct Shared {
     pub kill_all: CancellationToken,
     /// What tasks may take from the executor's environment.
     pub task_env: task_env::TaskEnv,
+    /// Whom host tasks run as (`None`: the executor's user).
+    pub run_as: Option<run_as::RunAs>,
 }
 
 fn default_id() -> String {
@@ -190,8 +197,13 @@ async fn start(bus_config: &BusConfig, config: Config) -> anyhow::Result<Arc<Sha
     let id = config.id.clone().unwrap_or_else(default_id);
     let bus = Bus::connect(bus_config, &format!("saltant-executor {id}")).await?;
     let task_env = task_env::TaskEnv::new(std::env::vars(), &config.env_allow, &config.env_deny);
+    let run_as = run_as::resolve(config.run_as.as_deref())?;
+    if let Some(r) = run_as {
+        tracing::info!(uid = r.uid, gid = r.gid, "host tasks run as this user");
+    }
     let shared = Arc::new(Shared {
         task_env,
+        run_as,
         bus,
         slots: Arc::new(Semaphore::new(config.slots as usize)),
         config,

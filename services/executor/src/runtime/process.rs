@@ -6,6 +6,7 @@
 use super::groups::Group;
 use super::{Outcome, Task};
 use crate::output::Output;
+use crate::run_as::RunAs;
 use saltant_bus::LogStream;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -18,11 +19,12 @@ pub(super) async fn run(
     env: Vec<(String, String)>,
     cwd: Option<&Path>,
 ) -> Outcome {
-    let [out_file, err_file] = match prepare_files(task.logs_dir(), &task.uuid, cwd).await {
+    let run_as = task.shared.run_as;
+    let [out_file, err_file] = match prepare_files(task.logs_dir(), &task.uuid, cwd, run_as).await {
         Ok(files) => files,
         Err(reason) => return Outcome::failed(reason),
     };
-    let mut child = match spawn(&argv, env, cwd) {
+    let mut child = match spawn(&argv, env, cwd, run_as) {
         Ok(child) => child,
         Err(outcome) => return outcome,
     };
@@ -66,11 +68,12 @@ pub(super) async fn run(
 /// The logs folder, both capture files and the working folder (if any), made in one trip
 /// to the blocking pool: under load each trip is a thread wake-up on a busy machine. A
 /// capture file that cannot be made is logged and left out (the output still goes to the
-/// bus); the folders are required.
+/// bus); the folders are required. The working folder belongs to the user the task runs as.
 async fn prepare_files(
     logs: PathBuf,
     uuid: &str,
     cwd: Option<&Path>,
+    run_as: Option<RunAs>,
 ) -> Result<[Option<tokio::fs::File>; 2], String> {
     let names = [
         logs.join(format!("{uuid}-stdout.txt")),
@@ -83,6 +86,10 @@ async fn prepare_files(
         if let Some(dir) = &cwd {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("create working folder {}: {e}", dir.display()))?;
+            if let Some(r) = run_as {
+                std::os::unix::fs::chown(dir, Some(r.uid), Some(r.gid))
+                    .map_err(|e| format!("hand the working folder to the task's user: {e}"))?;
+            }
         }
         Ok::<_, String>(names.map(|n| match std::fs::File::create(&n) {
             Ok(f) => Some(tokio::fs::File::from_std(f)),
@@ -97,11 +104,13 @@ async fn prepare_files(
     Ok(made)
 }
 
-/// Starts `argv` in a process group of its own, output piped, killed if dropped.
+/// Starts `argv` in a process group of its own, as `run_as` if given, output piped,
+/// killed if dropped.
 fn spawn(
     argv: &[String],
     env: Vec<(String, String)>,
     cwd: Option<&Path>,
+    run_as: Option<RunAs>,
 ) -> Result<tokio::process::Child, Outcome> {
     // The program is looked up in the task's PATH here, so that the standard library can
     // start it with posix_spawn (vfork-like) instead of fork: a fork copies the page
@@ -128,6 +137,10 @@ fn spawn(
         .kill_on_drop(true);
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
+    }
+    if let Some(r) = run_as {
+        // The standard library also drops the supplementary groups when it sets the user.
+        cmd.uid(r.uid).gid(r.gid);
     }
     cmd.spawn()
         .map_err(|e| Outcome::failed(format!("start {:?}: {e}", argv[0])))
