@@ -181,6 +181,28 @@ async fn failed_logins_are_throttled_and_answers_carry_security_headers() {
             );
         }
     }
+    // A foreign Host (links would point there) is refused, as Django's ALLOWED_HOSTS.
+    for host in ["evil.example", "evil.example:80"] {
+        let (status, _, body) = stack
+            .request(
+                "GET",
+                "users/",
+                &[("Authorization", &stack.auth()), ("Host", host)],
+                None,
+            )
+            .await;
+        assert_eq!(status, 400, "{host}: {body}");
+        assert_eq!(body["detail"], format!("Invalid Host header: {host:?}."));
+    }
+    let (status, _, _) = stack
+        .request(
+            "GET",
+            "users/",
+            &[("Authorization", &stack.auth()), ("Host", "localhost")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
     // The database's own words stay inside: a bad regular expression is a plain 400.
     let (status, _, body) = stack
         .request(

@@ -7,6 +7,7 @@ mod auth;
 mod body;
 mod error;
 mod fields;
+mod hosts;
 mod io;
 mod jwt;
 mod openapi;
@@ -57,6 +58,10 @@ pub struct Config {
     /// Failed logins (`/api/token/`, `/api/auth/login/`) allowed per client address and
     /// per username within a minute; more answer 429.
     pub login_failures_per_minute: u32,
+    /// Host names the api answers to (Django's `ALLOWED_HOSTS`): exact names or addresses,
+    /// `.example.com` for the domain and its subdomains, `*` for any. A request naming
+    /// another host is 400 (its links would point there). The listen address is added.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Who may do something.
@@ -80,6 +85,7 @@ impl Default for Config {
             secure_cookies: false,
             executable_types_by: WhoMay::Everyone,
             login_failures_per_minute: 10,
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
         }
     }
 }
@@ -129,6 +135,7 @@ impl AppState {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
+    let state_config = state.config.clone();
     let (routes, api, _) = resources::routes().finish();
     let doc = openapi::Document(Arc::new(openapi::document(api)));
     let app = routes
@@ -138,7 +145,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     // The format suffix is taken off before routing, so it wraps the routed app.
     let app = tower::Layer::layer(&axum::middleware::map_request(suffix::strip), app);
-    let mut router = Router::new().fallback_service(app);
+    let hosts = Arc::new(hosts::AllowedHosts::new(
+        &state_config.allowed_hosts,
+        state_config.listen,
+    ));
+    let mut router = Router::new()
+        .fallback_service(app)
+        .layer(axum::middleware::from_fn(move |req, next| {
+            hosts::check(hosts.clone(), req, next)
+        }));
     for (name, value) in SECURITY_HEADERS {
         router = router.layer(SetResponseHeaderLayer::if_not_present(
             axum::http::HeaderName::from_static(name),
