@@ -275,6 +275,34 @@ impl Stack {
             .await
     }
 
+    /// The first attempt's whole output on `stream` (`stdout`, `stderr`), once its end of
+    /// output is stored (the instance may be final before its last chunk is).
+    pub async fn output_of(&self, uuid: &str, stream: &str) -> String {
+        eventually(
+            Duration::from_secs(60),
+            "the output to be stored",
+            || async {
+                let (_, listing) = self.get(&format!("taskinstances/{uuid}/logs/")).await;
+                (listing["files"][0]["complete"] == true).then_some(())
+            },
+        )
+        .await;
+        let r = self
+            .http
+            .get(format!(
+                "{}/taskinstances/{uuid}/logs/{uuid}-{stream}.txt",
+                self.url
+            ))
+            .header("Authorization", self.auth())
+            .send()
+            .await
+            .expect("download a log");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("log text");
+        assert_eq!(status, 200, "download of {uuid}'s {stream}: {text}");
+        text
+    }
+
     /// Logs in through the browser session view as a login form does: `GET` for the form's
     /// CSRF cookie, then `POST` `body` (JSON) with the cookie and `X-CSRFToken`. Returns the
     /// POST's status, headers and body.

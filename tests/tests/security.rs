@@ -52,13 +52,7 @@ async fn tasks_see_none_of_the_servers_secrets() {
         .await;
     let uuid = stack.run_executable(ty, q, json!({})).await;
     stack.wait_state(&uuid, "successful", WAIT).await;
-    let out = saltant_tests::eventually(WAIT, "the output to be stored", || async {
-        let (status, _, body) = stack
-            .download_log(&uuid, &format!("{uuid}-stdout.txt"))
-            .await;
-        (status == 200).then(|| body.as_str().unwrap_or_default().to_owned())
-    })
-    .await;
+    let out = stack.output_of(&uuid, "stdout").await;
     assert!(out.starts_with("[] [] [/data/here]\n<>\n"), "{out}");
     for secret in [database_url.as_str(), "t0ps3cret", "SALTANT_", "nats://"] {
         assert!(!out.contains(secret), "the task saw {secret}: {out}");
@@ -298,13 +292,7 @@ async fn host_tasks_of_a_root_executor_run_as_an_unprivileged_user() {
         .await;
     let uuid = stack.run_executable(ty, q, json!({})).await;
     stack.wait_state(&uuid, "successful", WAIT).await;
-    let out = saltant_tests::eventually(WAIT, "the output to be stored", || async {
-        let (status, _, body) = stack
-            .download_log(&uuid, &format!("{uuid}-stdout.txt"))
-            .await;
-        (status == 200).then(|| body.as_str().unwrap_or_default().to_owned())
-    })
-    .await;
+    let out = stack.output_of(&uuid, "stdout").await;
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some(expected.to_string().as_str()), "{out}");
     assert_eq!(lines.next(), Some("wrote"), "{out}");
@@ -312,4 +300,83 @@ async fn host_tasks_of_a_root_executor_run_as_an_unprivileged_user() {
         assert_eq!(lines.next(), Some("refused"), "{out}");
         assert!(!out.contains("SALTANT_"), "{out}");
     }
+}
+
+/// Reads from `tcp` until the server closes it (or `limit` passes): whether it closed.
+async fn closed_within(tcp: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed_and_connections_are_limited() {
+    use tokio::io::AsyncWriteExt;
+    let stack = saltant_tests::Stack::start_opts(saltant_tests::Options {
+        env: &[
+            ("SALTANT_API__HEADER_TIMEOUT_SECS", "2"),
+            ("SALTANT_API__BODY_TIMEOUT_SECS", "2"),
+            ("SALTANT_API__MAX_CONNECTIONS", "4"),
+        ],
+        ..Default::default()
+    })
+    .await;
+    stack.wait_ready().await;
+    let addr = stack
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/api")
+        .to_owned();
+    let connect = || tokio::net::TcpStream::connect(addr.clone());
+    let bound = Duration::from_secs(20);
+    // The test client's pooled connections are closed by the idle time-out first.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Headers that never end.
+    let mut slow_head = connect().await.expect("connect");
+    slow_head
+        .write_all(b"GET /api/ HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .expect("send");
+    // A body that stops after its first byte.
+    let mut slow_body = connect().await.expect("connect");
+    slow_body
+        .write_all(
+            b"POST /api/token/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .await
+        .expect("send");
+    // A keep-alive connection left idle after one request.
+    let mut idle = connect().await.expect("connect");
+    idle.write_all(b"GET /api/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .expect("send");
+    // With a fourth, the limit is reached: a fifth is closed at once.
+    let _fourth = connect().await.expect("connect");
+    let mut fifth = connect().await.expect("connect");
+    assert!(
+        closed_within(&mut fifth, Duration::from_secs(1)).await,
+        "a fifth connection was served"
+    );
+
+    for (what, tcp) in [
+        ("slow headers", &mut slow_head),
+        ("a slow body", &mut slow_body),
+        ("an idle keep-alive connection", &mut idle),
+    ] {
+        assert!(
+            closed_within(tcp, bound).await,
+            "{what} still open after {bound:?}"
+        );
+    }
+    // Their slots are free again.
+    let (status, _) = stack.get("").await;
+    assert_eq!(status, 200);
 }

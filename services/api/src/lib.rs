@@ -15,6 +15,7 @@ mod query;
 mod repr;
 mod resources;
 mod routes;
+mod serve;
 mod sse;
 mod suffix;
 mod throttle;
@@ -62,6 +63,13 @@ pub struct Config {
     /// `.example.com` for the domain and its subdomains, `*` for any. A request naming
     /// another host is 400 (its links would point there). The listen address is added.
     pub allowed_hosts: Vec<String>,
+    /// Seconds a request's headers may take to arrive; also how long a keep-alive
+    /// connection may stay idle.
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may go without sending anything.
+    pub body_timeout_secs: u64,
+    /// Connections at once; more are closed as soon as accepted.
+    pub max_connections: usize,
 }
 
 /// Who may do something.
@@ -86,6 +94,9 @@ impl Default for Config {
             executable_types_by: WhoMay::Everyone,
             login_failures_per_minute: 10,
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            max_connections: 4096,
         }
     }
 }
@@ -219,28 +230,13 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("listen on {}: {e}", config.listen))?;
     tracing::info!(url = %format!("http://{}", listener.local_addr()?), "api listening");
-    // Small answers (and the last chunk of streamed lists) go out at once instead of
-    // waiting out Nagle's algorithm against the client's delayed ACK (~40 ms).
-    let listener = {
-        use axum::serve::ListenerExt;
-        listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "set TCP_NODELAY");
-            }
-        })
-    };
     let app = router(AppState::new(
         store.clone(),
         bus.clone(),
-        config,
+        config.clone(),
         shutdown.clone(),
     ));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await?;
+    serve::serve(listener, app, &config, shutdown).await?;
     if let Err(e) = bus.client.drain().await {
         tracing::warn!(error = %e, "drain nats connection");
     }
