@@ -380,3 +380,100 @@ async fn slow_and_idle_connections_are_closed_and_connections_are_limited() {
     let (status, _) = stack.get("").await;
     assert_eq!(status, 200);
 }
+
+/// The catastrophic pattern of the probe that held the database for 17.5 s.
+const SLOW_REGEX: &str = "(.*.*.*.*.*.*.*.*.*.*){1,100}x";
+
+#[tokio::test]
+async fn an_expensive_filter_is_stopped_and_cannot_take_every_connection() {
+    let stack = saltant_tests::Stack::start_opts(saltant_tests::Options {
+        env: &[
+            ("SALTANT_API__STATEMENT_TIMEOUT_SECS", "2"),
+            ("SALTANT_API__LISTS_PER_USER", "2"),
+            ("SALTANT_DATABASE__MAX_CONNECTIONS", "3"),
+            ("SALTANT_DATABASE__ACQUIRE_TIMEOUT_SECS", "1"),
+        ],
+        ..Default::default()
+    })
+    .await;
+    stack.wait_ready().await;
+    let (ty, q) = stack.executable_on_queue("t", "true", "eq").await;
+    for _ in 0..3 {
+        stack.run_executable(ty, q, json!({})).await;
+    }
+    let bob = stack.user("bob", false);
+    let pattern: String = form_urlencoded::byte_serialize(SLOW_REGEX.as_bytes()).collect();
+    let path = format!("executabletaskinstances/?user__username__regex={pattern}");
+    let get = |token: String, path: String| {
+        let stack = &stack;
+        async move {
+            let (status, _, body) = stack
+                .request(
+                    "GET",
+                    &path,
+                    &[("Authorization", &format!("Token {token}"))],
+                    None,
+                )
+                .await;
+            (status, body)
+        }
+    };
+
+    // Six at once from bob: two run at a time, each stopped at the time-out with a 400;
+    // meanwhile another user's list is served.
+    let slow: Vec<_> = (0..6)
+        .map(|_| {
+            tokio::spawn({
+                let (bob, path) = (bob.clone(), path.clone());
+                let stack_url = stack.url.clone();
+                async move {
+                    let r = reqwest::Client::new()
+                        .get(format!("{stack_url}/{path}"))
+                        .header("Authorization", format!("Token {bob}"))
+                        .send()
+                        .await
+                        .expect("send");
+                    let status = r.status().as_u16();
+                    (
+                        status,
+                        r.json::<serde_json::Value>().await.unwrap_or_default(),
+                    )
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, body) = get(stack.token.clone(), "executabletaskinstances/".into()).await;
+    assert_eq!(status, 200, "another user's list while bob's run: {body}");
+    // (The pattern is a bound value: the statement's text shows `u.username ~ $n`.)
+    let running = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%u.username ~ $%' \
+                   AND pid <> pg_backend_pid() AND state = 'active'";
+    let now = stack.count(running);
+    assert!(
+        (1..=2).contains(&now),
+        "{now} of bob's lists running at once (2 allowed)"
+    );
+    for s in slow {
+        let (status, body) = s.await.expect("join");
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(
+            body["detail"],
+            "The request took too long in the database and was stopped; narrow its filters."
+        );
+    }
+    // Nothing of them is left running in PostgreSQL.
+    saltant_tests::eventually(
+        Duration::from_secs(10),
+        "the stopped queries to end",
+        || async { (stack.count(running) == 0).then_some(()) },
+    )
+    .await;
+    // A longer pattern is refused before it reaches the database.
+    let long: String = "a".repeat(201);
+    let (status, body) = get(bob, format!("executabletaskinstances/?name__regex={long}")).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["name__regex"][0],
+        "Ensure this value has at most 200 characters."
+    );
+}

@@ -74,6 +74,9 @@ impl From<saltant_store::Error> for ApiError {
             saltant_store::Error::Unavailable(e) => {
                 ApiError::Unavailable(format!("database unavailable: {e}"))
             }
+            saltant_store::Error::TimedOut => ApiError::BadRequest(ApiError::detail(
+                "The request took too long in the database and was stopped; narrow its filters.",
+            )),
             saltant_store::Error::InvalidInput(m) => {
                 ApiError::BadRequest(ApiError::detail(&format!("Invalid input: {m}.")))
             }

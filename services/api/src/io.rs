@@ -326,14 +326,22 @@ impl<L: Listed> Listing<L> {
         filters(&self.query, L::FILTERS).checked(store).await
     }
 
-    /// The page asked for, out of `count` rows.
+    /// The page asked for, out of `count` rows; `turn` (the user's turn to list) is held
+    /// until the last row is sent.
     pub fn page<T: Serialize + Send + 'static>(
         &self,
         count: i64,
+        turn: tokio::sync::OwnedSemaphorePermit,
         rows: impl FnOnce(StorePage) -> BoxStream<'static, Result<T, saltant_store::Error>>,
     ) -> ApiResult<Page<T>> {
+        use futures::StreamExt;
         let p = paginate(&self.query, &self.uri, &self.headers, L::PAGE_SIZE, count)?;
-        let rows = rows(p.page);
+        let rows = rows(p.page)
+            .map(move |row| {
+                let _turn = &turn;
+                row
+            })
+            .boxed();
         Ok(Page::new(stream_page(count, p, rows)))
     }
 }

@@ -27,6 +27,7 @@ use saltant_store::{Store, StoreConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -70,6 +71,13 @@ pub struct Config {
     pub body_timeout_secs: u64,
     /// Connections at once; more are closed as soon as accepted.
     pub max_connections: usize,
+    /// Seconds any one database statement of a request may run; longer is 400.
+    pub statement_timeout_secs: u64,
+    /// Seconds a streamed list (rows sent as the client reads them) may run.
+    pub list_timeout_secs: u64,
+    /// Lists (with their count) one user may have running at once; more wait their turn,
+    /// so that one user's expensive filters cannot take every database connection.
+    pub lists_per_user: u32,
 }
 
 /// Who may do something.
@@ -97,6 +105,9 @@ impl Default for Config {
             header_timeout_secs: 10,
             body_timeout_secs: 30,
             max_connections: 4096,
+            statement_timeout_secs: 5,
+            list_timeout_secs: 300,
+            lists_per_user: 4,
         }
     }
 }
@@ -113,6 +124,8 @@ pub struct AppState {
     /// with `Last-Event-ID`) so that the graceful shutdown does not wait on them.
     pub closing: CancellationToken,
     pub failed_logins: Arc<throttle::FailedLogins>,
+    /// Lists running per user (`api.lists_per_user` at once).
+    pub list_turns: Arc<throttle::Turns>,
 }
 
 impl AppState {
@@ -125,6 +138,7 @@ impl AppState {
             failed_logins: Arc::new(throttle::FailedLogins::new(
                 config.login_failures_per_minute,
             )),
+            list_turns: Arc::new(throttle::Turns::new(config.lists_per_user)),
             closing,
         }
     }
@@ -221,10 +235,19 @@ pub async fn run(
     if config.jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
         anyhow::bail!("api.jwt_secret must be at least 32 bytes");
     }
-    let store = Store::connect_lazy(&store_config)?;
     if config.migrate {
-        store.migrate().await?;
+        // Migrations may run long: not under the requests' time-outs.
+        let admin = Store::connect_lazy(&store_config)?;
+        admin.migrate().await?;
+        admin.pool.close().await;
     }
+    let store = Store::connect_lazy_limited(
+        &store_config,
+        Some(saltant_store::Limits {
+            statement: Duration::from_secs(config.statement_timeout_secs),
+            list: Duration::from_secs(config.list_timeout_secs),
+        }),
+    )?;
     let bus = Bus::connect(&bus_config, "saltant-api").await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

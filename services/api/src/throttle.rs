@@ -8,8 +8,9 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 const WINDOW: Duration = Duration::from_secs(60);
 /// Keys kept at most; beyond it, keys with no failure in the window are forgotten.
@@ -78,6 +79,39 @@ impl FailedLogins {
             if times.len() > self.limit {
                 times.pop_front();
             }
+        }
+    }
+}
+
+/// Turns per user: at most `per_user` of one user's lists run at once; the others wait
+/// (up to `WAIT_FOR_TURN`, then 429), holding no database connection meanwhile.
+pub struct Turns {
+    per_user: usize,
+    users: Mutex<HashMap<i64, Arc<Semaphore>>>,
+}
+
+const WAIT_FOR_TURN: Duration = Duration::from_secs(30);
+
+impl Turns {
+    pub fn new(per_user: u32) -> Self {
+        Turns {
+            per_user: per_user.max(1) as usize,
+            users: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A turn of `user_id`'s, held as long as the permit lives.
+    pub async fn take(&self, user_id: i64) -> Result<OwnedSemaphorePermit, ApiError> {
+        let sem = self
+            .users
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(user_id)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_user)))
+            .clone();
+        match tokio::time::timeout(WAIT_FOR_TURN, sem.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(ApiError::Throttled(1)),
         }
     }
 }

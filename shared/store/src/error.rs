@@ -14,6 +14,9 @@ pub enum Error {
     /// wrong, in our words (the server's text can name internals).
     #[error("invalid input: {0}")]
     InvalidInput(&'static str),
+    /// PostgreSQL stopped the statement at its time-out (SQLSTATE 57014).
+    #[error("the statement ran past its time-out")]
+    TimedOut,
     #[error("{0}")]
     Config(String),
     #[error(transparent)]
@@ -35,6 +38,9 @@ impl From<sqlx::Error> for Error {
                 // Class 57 (operator intervention: shutdown, cannot connect now) and 08
                 // (connection exception) mean the server is going away or starting.
                 let code = db.code().unwrap_or_default();
+                if code == "57014" {
+                    return Error::TimedOut;
+                }
                 if code.starts_with("57") || code.starts_with("08") {
                     return Error::Unavailable(e);
                 }

@@ -48,6 +48,18 @@ impl Default for StoreConfig {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub pool: PgPool,
+    /// How long a streamed list may run (its rows go out as the client reads them); the
+    /// pool's own statement time-out, if any, bounds every other statement.
+    list_timeout: Option<Duration>,
+}
+
+/// Time limits of the statements of a [`Store`] serving requests (the api).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Every statement.
+    pub statement: Duration,
+    /// A streamed list, which runs as long as its client reads.
+    pub list: Duration,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -56,14 +68,32 @@ impl Store {
     /// Opens a pool. Connections are made lazily, so a database that is down at start-up
     /// shows as errors on use (503 in the api) instead of a crash.
     pub fn connect_lazy(config: &StoreConfig) -> Result<Store, Error> {
-        let options = PgConnectOptions::from_str(&config.url)
+        Store::connect_lazy_limited(config, None)
+    }
+
+    /// [`Store::connect_lazy`], each statement stopped by PostgreSQL after `limits`
+    /// (SQLSTATE 57014, [`Error::TimedOut`]).
+    pub fn connect_lazy_limited(
+        config: &StoreConfig,
+        limits: Option<Limits>,
+    ) -> Result<Store, Error> {
+        let mut options = PgConnectOptions::from_str(&config.url)
             .map_err(|e| Error::Config(format!("database url: {e}")))?
             .application_name("saltant");
+        if let Some(l) = limits {
+            options = options.options([(
+                "statement_timeout",
+                format!("{}ms", l.statement.as_millis()),
+            )]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(Duration::from_secs(config.acquire_timeout_secs))
             .connect_lazy_with(options);
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            list_timeout: limits.map(|l| l.list),
+        })
     }
 
     /// Applies pending migrations (idempotent; concurrent callers are serialised by
@@ -84,19 +114,32 @@ impl Store {
 
 /// Runs a built query and streams its rows over a connection held for the stream's life,
 /// so large lists never sit in memory.
+/// The statement runs in a transaction of its own with the store's list time-out.
 pub(crate) fn stream_rows<T>(
-    pool: PgPool,
+    store: &Store,
     mut qb: sqlx::QueryBuilder<sqlx::Postgres>,
 ) -> futures::stream::BoxStream<'static, Result<T, Error>>
 where
     T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin + 'static,
 {
+    let (pool, list_timeout) = (store.pool.clone(), store.list_timeout);
     Box::pin(async_stream::try_stream! {
         use futures::StreamExt;
-        let mut conn = pool.acquire().await?;
-        let mut rows = qb.build_query_as::<T>().fetch(&mut *conn);
-        while let Some(row) = rows.next().await {
-            yield row?;
+        let mut tx = pool.begin().await?;
+        if let Some(t) = list_timeout {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SET LOCAL statement_timeout = {}",
+                t.as_millis()
+            )))
+            .execute(&mut *tx)
+            .await?;
         }
+        {
+            let mut rows = qb.build_query_as::<T>().fetch(&mut *tx);
+            while let Some(row) = rows.next().await {
+                yield row?;
+            }
+        }
+        tx.commit().await?;
     })
 }

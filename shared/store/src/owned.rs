@@ -76,7 +76,7 @@ impl Store {
         push_filters(&mut qb, filters);
         qb.push(" ORDER BY ").push(table.order);
         push_page(&mut qb, page);
-        crate::stream_rows(self.pool.clone(), qb)
+        crate::stream_rows(self, qb)
     }
 }
 

@@ -235,13 +235,14 @@ impl<C: Class> Listed for Instances<C> {
 
 async fn list<C: Class>(
     State(s): State<AppState>,
-    _: Auth,
+    user: Auth,
     l: Listing<Instances<C>>,
 ) -> ApiResult<Page<InstanceRepr>> {
+    let turn = s.list_turns.take(user.0.id).await?;
     let class = C::CLASS;
     let f = l.filters(&s.store).await?;
     let count = s.store.count_instances(class, &f).await?;
-    l.page(count, |page| {
+    l.page(count, turn, |page| {
         s.store
             .list_instances(class, &f, page)
             .map(|r| r.map(InstanceRepr::from))

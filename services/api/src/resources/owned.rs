@@ -175,12 +175,13 @@ async fn found<R: Owned>(s: &AppState, id: i64) -> ApiResult<R::Row> {
 
 async fn list<R: Owned>(
     State(s): State<AppState>,
-    _: Auth,
+    user: Auth,
     l: Listing<R>,
 ) -> ApiResult<Page<R::Repr>> {
+    let turn = s.list_turns.take(user.0.id).await?;
     let f = l.filters(&s.store).await?;
     let count = s.store.count(R::TABLE, &f).await?;
-    l.page(count, |page| {
+    l.page(count, turn, |page| {
         s.store
             .page::<R::Row>(R::TABLE, &f, page)
             .map(|r| r.map(R::Repr::from))

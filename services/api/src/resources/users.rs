@@ -19,10 +19,15 @@ impl Listed for Users {
     const PAGE_SIZE: i64 = 100;
 }
 
-async fn list(State(s): State<AppState>, _: Auth, l: Listing<Users>) -> ApiResult<Page<UserRepr>> {
+async fn list(
+    State(s): State<AppState>,
+    user: Auth,
+    l: Listing<Users>,
+) -> ApiResult<Page<UserRepr>> {
+    let turn = s.list_turns.take(user.0.id).await?;
     let f = l.filters(&s.store).await?;
     let count = s.store.count(&USERS, &f).await?;
-    l.page(count, |page| {
+    l.page(count, turn, |page| {
         s.store
             .page::<User>(&USERS, &f, page)
             .map(|r| r.map(UserRepr::from))

@@ -167,6 +167,6 @@ impl Store {
         push_filters(&mut qb, filters);
         qb.push(" ORDER BY i.datetime_created DESC, i.uuid");
         push_page(&mut qb, page);
-        crate::stream_rows(self.pool.clone(), qb)
+        crate::stream_rows(self, qb)
     }
 }
