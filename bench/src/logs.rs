@@ -158,11 +158,12 @@ async fn tail_latency(report: &mut Report, scale: Scale, stack: &Stack) -> anyho
     let rate = 1_000_000;
     let script = stack.dir.join("paced.py");
     std::fs::write(&script, PACED_WRITER)?;
-    // The interpreter by its real path: a task's PATH need not hold this one's.
-    let python = std::process::Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()?;
-    let python = String::from_utf8(python.stdout)?.trim().to_owned();
+    // A system interpreter by its real path: a task's PATH need not hold ours, and a root
+    // executor's tasks run as an unprivileged user who cannot reach one under /root.
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .ok_or_else(|| anyhow::anyhow!("no python3 in /usr/bin or /usr/local/bin"))?;
     let cmd = format!("{python} {} {rate} {secs}", script.display());
     let (ty, q) = stack.executable_on_queue("paced", &cmd, "paced").await;
     let uuid = stack.run_executable(ty, q, json!({})).await;

@@ -182,7 +182,9 @@ async fn postgres_restart_under_load_answers_503_and_loses_nothing() {
     let cut = outage(&progress, 100, Duration::from_secs(3), |up| {
         if up { pg.up() } else { pg.down() }
     });
-    let (answers, ()) = tokio::join!(burst(&stack, ty, q, 400, 4, progress.clone()), cut);
+    // Enough requests that the burst outlasts a slow shutdown of PostgreSQL (its shutdown
+    // checkpoint on a loaded machine): 400 could all be answered before it stopped.
+    let (answers, ()) = tokio::join!(burst(&stack, ty, q, 1500, 4, progress.clone()), cut);
     let created = answers.iter().filter(|(s, _)| *s == 201).count();
     let unavailable: Vec<_> = answers.iter().filter(|(s, _)| *s == 503).collect();
     let other: Vec<_> = answers
