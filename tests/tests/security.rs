@@ -176,7 +176,7 @@ async fn failed_logins_are_throttled_and_answers_carry_security_headers() {
         }
     }
     // A foreign Host (links would point there) is refused, as Django's ALLOWED_HOSTS.
-    for host in ["evil.example", "evil.example:80"] {
+    for host in ["evil.example", "evil.example:80", "localhost:@evil.example"] {
         let (status, _, body) = stack
             .request(
                 "GET",
@@ -359,7 +359,7 @@ async fn slow_and_idle_connections_are_closed_and_connections_are_limited() {
         .await
         .expect("send");
     // With a fourth, the limit is reached: a fifth is closed at once.
-    let _fourth = connect().await.expect("connect");
+    let mut silent = connect().await.expect("connect");
     let mut fifth = connect().await.expect("connect");
     assert!(
         closed_within(&mut fifth, Duration::from_secs(1)).await,
@@ -370,6 +370,7 @@ async fn slow_and_idle_connections_are_closed_and_connections_are_limited() {
         ("slow headers", &mut slow_head),
         ("a slow body", &mut slow_body),
         ("an idle keep-alive connection", &mut idle),
+        ("a connection that never sent anything", &mut silent),
     ] {
         assert!(
             closed_within(tcp, bound).await,
@@ -475,5 +476,42 @@ async fn an_expensive_filter_is_stopped_and_cannot_take_every_connection() {
     assert_eq!(
         body["name__regex"][0],
         "Ensure this value has at most 200 characters."
+    );
+}
+
+#[tokio::test]
+async fn an_abandoned_list_leaves_no_transaction_behind() {
+    let stack = saltant_tests::Stack::start().await;
+    stack.wait_ready().await;
+    let (ty, q) = stack.executable_on_queue("t", "true", "aq").await;
+    for _ in 0..3 {
+        stack.run_executable(ty, q, json!({})).await;
+    }
+    let idle_in_transaction = "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND state LIKE 'idle in transaction%'";
+    for _ in 0..5 {
+        // The client reads the status and hangs up on the rows.
+        let r = stack
+            .http
+            .get(format!(
+                "{}/executabletaskinstances/?page_size=1000",
+                stack.url
+            ))
+            .header("Authorization", stack.auth())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status().as_u16(), 200);
+        drop(r);
+        // What the next requests write is committed and seen at once.
+        let uuid = stack.run_executable(ty, q, json!({})).await;
+        let (status, body) = stack.get(&format!("executabletaskinstances/{uuid}/")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        stack.count(idle_in_transaction),
+        0,
+        "a transaction was left open"
     );
 }

@@ -43,8 +43,13 @@ impl AllowedHosts {
         }
     }
 
-    /// Whether `host` (a `Host` header's value, port included or not) is allowed.
+    /// Whether `host` (a `Host` header's value, port included or not) is allowed. A value
+    /// that is not a host name or bracketed address with an optional port is not (Django's
+    /// pattern), whatever the list says: links are built from it.
     pub fn allows(&self, host: &str) -> bool {
+        if !well_formed(host) {
+            return false;
+        }
         if self.any {
             return true;
         }
@@ -58,6 +63,38 @@ impl AllowedHosts {
                         .is_some_and(|rest| rest.ends_with('.'))
             })
     }
+}
+
+/// Django's `host_validation_re`: `name` or `[v6 address]`, then an optional `:port`.
+fn well_formed(host: &str) -> bool {
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let Some((addr, after)) = rest.split_once(']') else {
+            return false;
+        };
+        let ok = !addr.is_empty()
+            && addr.contains(':')
+            && addr
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        if !ok {
+            return false;
+        }
+        ("x", after)
+    } else {
+        match host.find(':') {
+            Some(i) => (&host[..i], &host[i..]),
+            None => (host, ""),
+        }
+    };
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+        });
+    name_ok && port_ok
 }
 
 /// `example.com:8000` → `example.com`; `[::1]:8000` → `[::1]`.
@@ -128,5 +165,6 @@ mod tests {
         }
         let any = AllowedHosts::new(&["*".into()], "0.0.0.0:80".parse().expect("addr"));
         assert!(any.allows("anything.at.all"));
+        assert!(!any.allows("x:@evil.example"), "malformed even under *");
     }
 }

@@ -1,10 +1,14 @@
-//! The HTTP server: HTTP/1.1 and HTTP/2 (hyper-util), with the time-outs and the connection
-//! limit a server facing the network needs (docs/security.md):
-//! - a request's headers must arrive within `header_timeout_secs`; the same bound closes a
-//!   keep-alive connection left idle (hyper times the wait for the next request's head);
+//! The HTTP server: HTTP/1.1 (hyper), as the original's gunicorn served, with the
+//! time-outs and the connection limit a server facing the network needs
+//! (docs/security.md):
+//! - a request's headers must arrive within `header_timeout_secs`, counted from the moment
+//!   the connection waits for them: a new connection that sends nothing, and a keep-alive
+//!   connection left idle, are closed after that long;
 //! - its body must keep arriving: `body_timeout_secs` at most between two reads of it;
-//! - at most `max_connections` at once; more are closed as soon as accepted;
-//! - HTTP/2 connections are pinged when quiet and closed when the peer stops answering.
+//! - at most `max_connections` at once; more are closed as soon as accepted.
+//!
+//! (No HTTP/2: telling it from HTTP/1 means reading the first bytes without a timer, and
+//! an idle HTTP/2 connection that answers pings would never be closed.)
 //!
 //! On shutdown, idle connections close, requests under way finish (live streams end
 //! themselves), then `serve` returns.
@@ -12,8 +16,8 @@
 use crate::Config;
 use axum::Router;
 use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,16 +35,10 @@ pub async fn serve(
     let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
         Duration::from_secs(config.body_timeout_secs),
     ));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(config.header_timeout_secs));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
@@ -73,9 +71,8 @@ pub async fn serve(
                 req.extensions_mut().insert(ConnectInfo(peer));
                 app.clone().oneshot(req.map(axum::body::Body::new))
             });
-        let builder = builder.clone();
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-        let connection = graceful.watch(connection.into_owned());
+        let connection = builder.serve_connection(TokioIo::new(tcp), service);
+        let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended");

@@ -29,19 +29,30 @@ impl FailedLogins {
         }
     }
 
+    /// The username's key and the address's (an IPv6 address by its /64: one host has
+    /// many).
     fn keys(ip: Option<IpAddr>, username: &str) -> Vec<String> {
         let mut keys = vec![format!("user:{username}")];
-        keys.extend(ip.map(|ip| format!("ip:{ip}")));
+        keys.extend(ip.map(|ip| match ip {
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                format!("ip6:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            v4 => format!("ip:{v4}"),
+        }));
         keys
     }
 
-    /// 429 if the address or the username failed too often in the last minute.
-    pub fn check(&self, ip: Option<IpAddr>, username: &str) -> Result<(), ApiError> {
+    /// 429 if the address or the username failed too often in the last minute; else the
+    /// attempt counts as a failure at once (so a burst of concurrent guesses is counted
+    /// before any is checked) until [`FailedLogins::succeeded`] takes it back.
+    pub fn attempt(&self, ip: Option<IpAddr>, username: &str) -> Result<(), ApiError> {
         let now = Instant::now();
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let keys = Self::keys(ip, username);
         let mut wait = None;
-        for key in Self::keys(ip, username) {
-            let Some(times) = seen.get_mut(&key) else {
+        for key in &keys {
+            let Some(times) = seen.get_mut(key) else {
                 continue;
             };
             while times
@@ -56,28 +67,35 @@ impl FailedLogins {
                 wait = wait.max(Some(WINDOW - now.duration_since(*oldest)));
             }
         }
-        match wait {
-            Some(w) => Err(ApiError::Throttled(w.as_secs() + 1)),
-            None => Ok(()),
+        if let Some(w) = wait {
+            return Err(ApiError::Throttled(w.as_secs() + 1));
         }
-    }
-
-    /// Counts a failure of the address and of the username.
-    pub fn failed(&self, ip: Option<IpAddr>, username: &str) {
-        let now = Instant::now();
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if seen.len() >= MAX_KEYS {
             seen.retain(|_, times| {
                 times
                     .back()
                     .is_some_and(|t| now.duration_since(*t) < WINDOW)
             });
+            if seen.len() >= MAX_KEYS {
+                // Every key is recent: a flood. Refuse rather than grow without bound.
+                return Err(ApiError::Throttled(WINDOW.as_secs()));
+            }
         }
+        for key in keys {
+            seen.entry(key).or_default().push_back(now);
+        }
+        Ok(())
+    }
+
+    /// The attempt succeeded: it no longer counts.
+    pub fn succeeded(&self, ip: Option<IpAddr>, username: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         for key in Self::keys(ip, username) {
-            let times = seen.entry(key).or_default();
-            times.push_back(now);
-            if times.len() > self.limit {
-                times.pop_front();
+            if let Some(times) = seen.get_mut(&key) {
+                times.pop_back();
+                if times.is_empty() {
+                    seen.remove(&key);
+                }
             }
         }
     }
@@ -142,14 +160,22 @@ mod tests {
     fn the_eleventh_failure_in_a_minute_is_refused() {
         let t = FailedLogins::new(10);
         let ip = Some(IpAddr::from([127, 0, 0, 1]));
+        // A success does not count.
+        assert!(t.attempt(ip, "bob").is_ok());
+        t.succeeded(ip, "bob");
+        // Ten attempts at once (none answered yet): the eleventh is refused.
         for _ in 0..10 {
-            assert!(t.check(ip, "bob").is_ok());
-            t.failed(ip, "bob");
+            assert!(t.attempt(ip, "bob").is_ok());
         }
-        assert!(matches!(t.check(ip, "bob"), Err(ApiError::Throttled(s)) if (1..=60).contains(&s)));
+        assert!(
+            matches!(t.attempt(ip, "bob"), Err(ApiError::Throttled(s)) if (1..=60).contains(&s))
+        );
         // The same address for another user, and the same user from elsewhere.
-        assert!(t.check(ip, "alice").is_err());
-        assert!(t.check(Some(IpAddr::from([10, 0, 0, 1])), "bob").is_err());
-        assert!(t.check(Some(IpAddr::from([10, 0, 0, 1])), "alice").is_ok());
+        assert!(t.attempt(ip, "alice").is_err());
+        assert!(t.attempt(Some(IpAddr::from([10, 0, 0, 1])), "bob").is_err());
+        assert!(
+            t.attempt(Some(IpAddr::from([10, 0, 0, 1])), "alice")
+                .is_ok()
+        );
     }
 }

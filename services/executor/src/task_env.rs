@@ -8,21 +8,28 @@ use std::collections::HashMap;
 use wildmatch::WildMatch;
 
 /// Names never offered to tasks unless the configuration says otherwise (`*` matches any
-/// run of characters; case matters).
+/// run of characters; case does not matter).
 pub const DEFAULT_DENY: &[&str] = &[
     "SALTANT_*",
     "NATS_*",
     "OTEL_*",
     "PG*",
+    "CELERY_*",
     "*DATABASE_URL*",
+    "*_DSN",
+    "*BROKER_URL*",
     "*PASSWORD*",
     "*PASSWD*",
+    "*_PASS",
+    "*_PWD",
     "*SECRET*",
     "*TOKEN*",
+    "*AUTH*",
     "*CREDENTIAL*",
     "*_KEY",
     "*_KEY_*",
     "AWS_*",
+    "AZURE_*",
     "GOOGLE_APPLICATION_CREDENTIALS",
     "DOCKER_*",
     "SSH_AUTH_SOCK",
@@ -39,8 +46,9 @@ impl TaskEnv {
         allow: &[String],
         deny: &[String],
     ) -> Self {
-        let allow: Vec<WildMatch> = allow.iter().map(|p| WildMatch::new(p)).collect();
-        let deny: Vec<WildMatch> = deny.iter().map(|p| WildMatch::new(p)).collect();
+        let pattern = |p: &String| WildMatch::new_case_insensitive(p);
+        let allow: Vec<WildMatch> = allow.iter().map(pattern).collect();
+        let deny: Vec<WildMatch> = deny.iter().map(pattern).collect();
         TaskEnv(
             vars.into_iter()
                 .filter(|(k, _)| allow.is_empty() || allow.iter().any(|p| p.matches(k)))
@@ -71,6 +79,9 @@ mod tests {
             ("AWS_SECRET_ACCESS_KEY", "k"),
             ("API_KEY", "k"),
             ("MY_DATA_DIR", "/data"),
+            ("celery_broker_url", "amqp://u:p@h"),
+            ("SENTRY_DSN", "https://k@sentry"),
+            ("DB_PASS", "pw"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -93,6 +104,9 @@ mod tests {
             "GITHUB_TOKEN",
             "AWS_SECRET_ACCESS_KEY",
             "API_KEY",
+            "celery_broker_url",
+            "SENTRY_DSN",
+            "DB_PASS",
         ] {
             assert_eq!(env.get(gone), None, "{gone}");
         }

@@ -113,8 +113,10 @@ impl Store {
 }
 
 /// Runs a built query and streams its rows over a connection held for the stream's life,
-/// so large lists never sit in memory.
-/// The statement runs in a transaction of its own with the store's list time-out.
+/// so large lists never sit in memory. The statement runs in a transaction of its own with
+/// the store's list time-out. A stream dropped before its end (the client went away, or an
+/// error) closes its connection instead of returning it to the pool: no open transaction,
+/// unread rows or session setting ever reaches another request.
 pub(crate) fn stream_rows<T>(
     store: &Store,
     mut qb: sqlx::QueryBuilder<sqlx::Postgres>,
@@ -125,21 +127,37 @@ where
     let (pool, list_timeout) = (store.pool.clone(), store.list_timeout);
     Box::pin(async_stream::try_stream! {
         use futures::StreamExt;
-        let mut tx = pool.begin().await?;
+        let mut held = Held { conn: pool.acquire().await?, done: false };
+        sqlx::query("BEGIN").execute(&mut *held.conn).await?;
         if let Some(t) = list_timeout {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SET LOCAL statement_timeout = {}",
                 t.as_millis()
             )))
-            .execute(&mut *tx)
+            .execute(&mut *held.conn)
             .await?;
         }
         {
-            let mut rows = qb.build_query_as::<T>().fetch(&mut *tx);
+            let mut rows = qb.build_query_as::<T>().fetch(&mut *held.conn);
             while let Some(row) = rows.next().await {
                 yield row?;
             }
         }
-        tx.commit().await?;
+        sqlx::query("COMMIT").execute(&mut *held.conn).await?;
+        held.done = true;
     })
+}
+
+/// A connection streaming a list: closed, not pooled, unless the list ran to its end.
+struct Held {
+    conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
+    done: bool,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.close_on_drop();
+        }
+    }
 }

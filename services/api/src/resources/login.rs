@@ -60,13 +60,13 @@ pub async fn obtain(
     Input(p, _): Input<TokenObtainInput>,
 ) -> ApiResult<Json<TokenPair>> {
     let (username, password) = credentials(&p)?;
-    s.failed_logins.check(ip, &username)?;
+    s.failed_logins.attempt(ip, &username)?;
     let Some(user) = s.store.authenticate(&username, &password).await? else {
-        s.failed_logins.failed(ip, &username);
         return Err(ApiError::Unauthorized(ApiError::detail(
             "No active account found with the given credentials",
         )));
     };
+    s.failed_logins.succeeded(ip, &username);
     let secret = s.jwt_secret().await?;
     let c = &s.config;
     Ok(Json(TokenPair {
@@ -151,7 +151,10 @@ pub async fn login_form(State(s): State<AppState>, jar: CookieJar) -> (CookieJar
 fn login_csrf(jar: &CookieJar, headers: &HeaderMap, p: &Payload) -> Result<(), ApiError> {
     let forbidden =
         |why: &str| ApiError::Forbidden(ApiError::detail(&format!("CSRF Failed: {why}")));
-    let Some(cookie) = jar.get(CSRF_COOKIE) else {
+    let Some(cookie) = jar
+        .get(CSRF_COOKIE)
+        .filter(|c| c.value().len() == 32 && c.value().bytes().all(|b| b.is_ascii_hexdigit()))
+    else {
         return Err(forbidden("CSRF cookie not set."));
     };
     let sent = headers
@@ -184,14 +187,14 @@ pub async fn login(
 ) -> ApiResult<Response> {
     login_csrf(&jar, &headers, &p)?;
     let (username, password) = credentials(&p)?;
-    s.failed_logins.check(ip, &username)?;
+    s.failed_logins.attempt(ip, &username)?;
     let Some(user) = s.store.authenticate(&username, &password).await? else {
-        s.failed_logins.failed(ip, &username);
         return Err(ApiError::field(
             "non_field_errors",
             "Unable to log in with provided credentials.",
         ));
     };
+    s.failed_logins.succeeded(ip, &username);
     let lifetime = s.config.session_lifetime_secs;
     let expires = chrono::Utc::now() + chrono::Duration::seconds(lifetime as i64);
     let (key, csrf) = s.store.create_session(user.id, expires).await?;

@@ -59,7 +59,28 @@ async fn argv(task: &Task<'_>) -> Result<(Vec<String>, Option<PathBuf>), Outcome
         }
         ArgumentPassing::File { option, contents } => {
             let path = (task.shared.config.temp_dir).join(format!("{}_args.json", task.uuid));
-            if let Err(e) = tokio::fs::write(&path, contents).await {
+            // Readable by the task's user only.
+            let run_as = task.shared.run_as;
+            let written = {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+                    let _ = std::fs::remove_file(&path);
+                    let mut f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&path)?;
+                    std::io::Write::write_all(&mut f, contents.as_bytes())?;
+                    if let Some(r) = run_as {
+                        std::os::unix::fs::fchown(&f, Some(r.uid), Some(r.gid))?;
+                    }
+                    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                })
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            };
+            if let Err(e) = written {
                 return Err(Outcome::failed(format!(
                     "write arguments file {}: {e}",
                     path.display()

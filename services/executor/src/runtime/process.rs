@@ -87,7 +87,12 @@ async fn prepare_files(
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("create working folder {}: {e}", dir.display()))?;
             if let Some(r) = run_as {
-                std::os::unix::fs::chown(dir, Some(r.uid), Some(r.gid))
+                // Never through a link someone planted: the folder itself, or nothing.
+                let real = std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir());
+                if !real {
+                    return Err(format!("working folder {} is not a folder", dir.display()));
+                }
+                std::os::unix::fs::lchown(dir, Some(r.uid), Some(r.gid))
                     .map_err(|e| format!("hand the working folder to the task's user: {e}"))?;
             }
         }
