@@ -80,6 +80,23 @@ impl Stack {
         (ty["id"].as_i64().expect("type id"), ids)
     }
 
+    /// An executable task type that fails its first run and succeeds after (while its flag
+    /// file exists), on a new public queue `queue`. Returns (type id, queue id, the flag:
+    /// remove it for the next run to fail again).
+    pub async fn flaky_on_queue(
+        &self,
+        type_name: &str,
+        queue: &str,
+    ) -> (i64, i64, std::path::PathBuf) {
+        let flag = self.dir.join(format!("{type_name}.flag"));
+        let command = format!(
+            "sh -c 'test -e {f} && exit 0; touch {f}; exit 1'",
+            f = flag.display()
+        );
+        let (ty, q) = self.executable_on_queue(type_name, &command, queue).await;
+        (ty, q, flag)
+    }
+
     /// An executable task type running `command`, whitelisted on a new public queue
     /// `queue`. Returns (type id, queue id).
     pub async fn executable_on_queue(

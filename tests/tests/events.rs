@@ -314,18 +314,7 @@ async fn an_instances_stream_stays_open_through_a_retry() {
     })
     .await;
     stack.wait_ready().await;
-    let flag = stack.dir.join("flag");
-    // Fails the first time, succeeds the second.
-    let (ty, q) = stack
-        .executable_on_queue(
-            "flaky",
-            &format!(
-                "sh -c 'test -e {f} && exit 0; touch {f}; exit 1'",
-                f = flag.display()
-            ),
-            "rq",
-        )
-        .await;
+    let (ty, q, _) = stack.flaky_on_queue("flaky", "rq").await;
     let uuid = stack
         .create(
             saltant_tests::Class::Executable,

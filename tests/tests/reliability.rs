@@ -134,18 +134,7 @@ async fn failed_attempts_are_retried_per_policy_and_late_events_are_fenced() {
     })
     .await;
     stack.wait_ready().await;
-    let flag = stack.dir.join("flag");
-    // Fails the first time, succeeds the second.
-    let (ty, q) = stack
-        .executable_on_queue(
-            "flaky",
-            &format!(
-                "sh -c 'test -e {f} && exit 0; touch {f}; exit 1'",
-                f = flag.display()
-            ),
-            "rq",
-        )
-        .await;
+    let (ty, q, flag) = stack.flaky_on_queue("flaky", "rq").await;
     let uuid = stack
         .create(Class::Executable, ty, q, json!({"max_attempts": 3}))
         .await;
