@@ -187,6 +187,11 @@ async fn subscribers_and_streams_see_every_state_in_order() {
         ("events/?since=yesterday", vec![], "since"),
         ("events/?from_seq=0", vec![], "from_seq"),
         ("events/", vec![("Last-Event-ID", "x")], "Last-Event-ID"),
+        (
+            "events/",
+            vec![("Last-Event-ID", "18446744073709551615")],
+            "Last-Event-ID",
+        ),
     ] {
         let (status, body) = stack.sse(&stack.token, path, &headers).await;
         assert_eq!(status, 400, "{path}");

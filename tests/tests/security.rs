@@ -243,6 +243,18 @@ async fn a_login_must_echo_its_forms_csrf_cookie() {
         post(vec![], form.into()).await,
         (403, "CSRF Failed: CSRF cookie not set.".into())
     );
+    // An empty cookie echoed by an empty header is no token at all.
+    assert_eq!(
+        post(
+            vec![
+                ("Cookie", "csrftoken=".into()),
+                ("X-CSRFToken", String::new())
+            ],
+            form.into()
+        )
+        .await,
+        (403, "CSRF Failed: CSRF cookie not set.".into())
+    );
     let (_, _, page) = stack.request("GET", "auth/login/", &[], None).await;
     let token = page["csrftoken"].as_str().expect("token").to_owned();
     let cookie = ("Cookie", format!("csrftoken={token}"));

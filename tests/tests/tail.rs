@@ -116,6 +116,13 @@ async fn a_tail_follows_a_running_instance_and_resumes_from_any_offset() {
         let (got, _) = stack.sse(&stack.token, &path, &[]).await;
         assert_eq!(got, status, "{path}");
     }
+    for bad in ["-1", "x", "18446744073709551615"] {
+        let path = tail_path(&uuid, "stdout");
+        let (got, body) = stack
+            .sse(&stack.token, &path, &[("Last-Event-ID", bad)])
+            .await;
+        assert_eq!(got, 400, "Last-Event-ID {bad}: {:?}", body.err());
+    }
 }
 
 #[tokio::test]
@@ -268,6 +275,14 @@ async fn output_over_the_limit_is_truncated_and_says_so() {
         format!("{}[truncated {{\"dropped_bytes\":4000}}]", "y".repeat(1000))
     );
     assert_eq!(end.expect("end")["complete"], true);
+
+    // An attempt that printed nothing is listed (its end is stored) and downloads empty.
+    let (ty, q) = stack.executable_on_queue("quiet", "true", "qq").await;
+    let uuid = stack.run_executable(ty, q, json!({})).await;
+    assert_eq!(stack.output_of(&uuid, "stdout").await, "");
+    let (_, listing) = stack.get(&format!("taskinstances/{uuid}/logs/")).await;
+    assert_eq!(listing["files"][0]["size"], 0, "{listing}");
+    assert_eq!(listing["files"][1]["complete"], true, "{listing}");
 }
 
 #[tokio::test]

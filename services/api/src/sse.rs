@@ -70,6 +70,25 @@ impl OperationOutput for EventStream {
     }
 }
 
+/// `Last-Event-ID`, the `id` of the last event a reconnecting client saw (our ids are
+/// non-negative integers); anything else is a 400 naming the header.
+fn last_event_id(parts: &Parts) -> Result<Option<u64>, ApiError> {
+    parts
+        .headers
+        .get("last-event-id")
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(bad_last_event_id)
+        })
+        .transpose()
+}
+
+fn bad_last_event_id() -> ApiError {
+    ApiError::field("Last-Event-ID", "A valid integer is required.")
+}
+
 /// Where an events stream starts, if the request says: after `Last-Event-ID` (a stream
 /// sequence number, as sent in each event's `id`), at `?from_seq=`, or at `?since=` (an
 /// RFC 3339 time). A value that does not parse is a 400 naming it.
@@ -81,13 +100,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Replay {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         use saltant_bus::StartAt;
-        if let Some(v) = parts.headers.get("last-event-id") {
-            let next = v
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .and_then(|n| n.checked_add(1))
-                .ok_or_else(|| ApiError::field("Last-Event-ID", "A valid integer is required."))?;
+        if let Some(last) = last_event_id(parts)? {
+            let next = last.checked_add(1).ok_or_else(bad_last_event_id)?;
             return Ok(Replay(Some(StartAt::Seq(next))));
         }
         let q = Query::from_uri(&parts.uri);
@@ -150,14 +164,9 @@ impl<S: Send + Sync> FromRequestParts<S> for TailFrom {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        if let Some(v) = parts.headers.get("last-event-id") {
-            let n: i64 = v
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| ApiError::field("Last-Event-ID", "A valid integer is required."))?;
-            return Ok(TailFrom(Some(n)));
+        if let Some(last) = last_event_id(parts)? {
+            let offset = i64::try_from(last).map_err(|_| bad_last_event_id())?;
+            return Ok(TailFrom(Some(offset)));
         }
         match Query::from_uri(&parts.uri).get("offset") {
             None => Ok(TailFrom(None)),

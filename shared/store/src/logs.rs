@@ -125,8 +125,7 @@ impl Store {
         .bind(offset)
         .fetch_optional(&self.pool)
         .await?;
-        let (after, end) = row.unwrap_or((i64::MIN, 0));
-        Ok(Cursor { after, end })
+        Ok(row.map_or(Cursor::START, |(after, end)| Cursor { after, end }))
     }
 
     /// Deletes the stored output of the next `limit` instances (in the order they
@@ -271,16 +270,15 @@ impl Store {
         let stream = stream.to_owned();
         Box::pin(async_stream::try_stream! {
             // The last chunk read and where it ends: the next page sums on from there.
-            let (mut after, mut end) = (i64::MIN, 0i64);
+            let mut at = Cursor::START;
             loop {
-                let at = Cursor { after, end };
                 let page = store.log_page(uuid, attempt, &stream, last_seq, range.clone(), at).await?;
                 let full = page.len() as i64 == LOG_PAGE;
-                for (seq, ends_at, part) in page {
-                    (after, end) = (seq, ends_at);
+                for (after, end, part) in page {
+                    at = Cursor { after, end };
                     yield part;
                 }
-                if !full || end >= range.end {
+                if !full || at.end >= range.end {
                     break;
                 }
             }
@@ -288,12 +286,19 @@ impl Store {
     }
 }
 
-/// Where a read of one stream goes on: after chunk `after`, which ends at byte `end`
-/// (`i64::MIN`, 0: from the start).
+/// Where a read of one stream goes on: after chunk `after`, which ends at byte `end`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Cursor {
     pub after: i64,
     pub end: i64,
+}
+
+impl Cursor {
+    /// Before the first chunk.
+    pub const START: Cursor = Cursor {
+        after: i64::MIN,
+        end: 0,
+    };
 }
 
 impl Store {
