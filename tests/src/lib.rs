@@ -2,6 +2,7 @@
 //! a fresh database and bus prefix per test, the real `saltant` binary as a child process,
 //! and `eventually` instead of sleeps. A missing component fails the test loudly.
 
+pub mod otlp;
 pub mod servers;
 mod sse;
 mod tasks;
@@ -119,6 +120,8 @@ impl Stack {
             .expect("database url");
         let port = free_port();
         let mut env = vec![
+            // Readable lines in the logs tests keep (the default off a terminal is JSON).
+            ("SALTANT_LOG_FORMAT".to_owned(), "text".to_owned()),
             ("SALTANT_DATABASE_URL".to_owned(), db_url),
             ("SALTANT_NATS_URL".to_owned(), nats),
             ("SALTANT_BUS__PREFIX".to_owned(), prefix.clone()),

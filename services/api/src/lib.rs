@@ -10,6 +10,7 @@ mod fields;
 mod hosts;
 mod io;
 mod jwt;
+mod observe;
 mod openapi;
 mod query;
 mod repr;
@@ -78,6 +79,9 @@ pub struct Config {
     /// Lists (with their count) one user may have running at once; more wait their turn,
     /// so that one user's expensive filters cannot take every database connection.
     pub lists_per_user: u32,
+    /// Link to an instance's trace in the operator's tracing UI, `{trace_id}` replaced
+    /// (e.g. `http://127.0.0.1:16686/trace/{trace_id}` for Jaeger); none by default.
+    pub trace_url: Option<String>,
 }
 
 /// Who may do something.
@@ -108,6 +112,7 @@ impl Default for Config {
             statement_timeout_secs: 5,
             list_timeout_secs: 300,
             lists_per_user: 4,
+            trace_url: None,
         }
     }
 }
@@ -164,6 +169,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, api, _) = resources::routes().finish();
     let doc = openapi::Document(Arc::new(openapi::document(api)));
     let app = routes
+        .route_layer(axum::middleware::from_fn(observe::name_route))
         .layer(axum::Extension(doc))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
@@ -185,7 +191,10 @@ pub fn router(state: AppState) -> Router {
             axum::http::HeaderValue::from_static(value),
         ));
     }
-    router.layer(tower_http::trace::TraceLayer::new_for_http())
+    // Probes and scrapes are answered outside the host check, and are not traced.
+    Router::new()
+        .merge(saltant_telemetry::metrics::router())
+        .fallback_service(router.layer(axum::middleware::from_fn(observe::observe)))
 }
 
 /// On every answer (docs/security.md): no content sniffing, no framing by other sites, no
@@ -248,7 +257,11 @@ pub async fn run(
             list: Duration::from_secs(config.list_timeout_secs),
         }),
     )?;
+    saltant_telemetry::metrics::starting("api");
     let bus = Bus::connect(&bus_config, "saltant-api").await?;
+    saltant_telemetry::metrics::register_check("api.postgres", store.readiness());
+    saltant_telemetry::metrics::register_check("api.nats", bus.readiness());
+    saltant_telemetry::metrics::started("api");
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("listen on {}: {e}", config.listen))?;

@@ -44,6 +44,7 @@ enum Claimed {
 }
 
 /// Claims the attempt of `d` for this executor, or says why it is not to run here.
+#[tracing::instrument(name = "claim", skip_all)]
 pub(crate) async fn claim(shared: &Shared, d: &Dispatch) -> Verdict {
     let holder = match create(shared, d).await {
         Ok(None) => return Verdict::Run,

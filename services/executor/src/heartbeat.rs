@@ -16,6 +16,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        shared.observe_slots();
         let running = shared.registry.running();
         let (capabilities, engines) = shared.runtimes.capabilities();
         let beat = Heartbeat {

@@ -132,19 +132,31 @@ pub(crate) struct Shared {
     pub run_as: Option<run_as::RunAs>,
 }
 
+impl Shared {
+    /// Sets the slots gauge (`saltant_executor_slots`) from the semaphore.
+    pub(crate) fn observe_slots(&self) {
+        use saltant_telemetry::metrics::{SlotLabels, metrics};
+        let free = self.slots.available_permits() as i64;
+        let used = i64::from(self.config.slots) - free;
+        for (state, n) in [("free", free), ("used", used)] {
+            metrics()
+                .slots
+                .get_or_create(&SlotLabels {
+                    executor: self.id.clone(),
+                    state,
+                })
+                .set(n);
+        }
+    }
+}
+
 fn default_id() -> String {
     let host = hostname();
     let suffix: String = Uuid::new_v4().simple().to_string()[..6].to_owned();
     format!("{host}-{suffix}")
 }
 
-pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "executor".into())
-}
+pub(crate) use saltant_telemetry::hostname;
 
 /// Runs until `shutdown` is cancelled, then stops taking work, lets running instances
 /// finish within the grace period, kills what is left and returns.
@@ -195,7 +207,9 @@ async fn start(bus_config: &BusConfig, config: Config) -> anyhow::Result<Arc<Sha
     let groups_dir = runtime::reap_orphan_groups(&config.temp_dir);
     let runtimes = runtime::Runtimes::detect(&config).await;
     let id = config.id.clone().unwrap_or_else(default_id);
+    saltant_telemetry::metrics::starting("executor");
     let bus = Bus::connect(bus_config, &format!("saltant-executor {id}")).await?;
+    saltant_telemetry::metrics::register_check("executor.nats", bus.readiness());
     let task_env = task_env::TaskEnv::new(std::env::vars(), &config.env_allow, &config.env_deny);
     let run_as = run_as::resolve(config.run_as.as_deref())?;
     if let Some(r) = run_as {
@@ -215,6 +229,8 @@ async fn start(bus_config: &BusConfig, config: Config) -> anyhow::Result<Arc<Sha
         kill_all: CancellationToken::new(),
         runtimes,
     });
+    shared.observe_slots();
+    saltant_telemetry::metrics::started("executor");
     tracing::info!(executor = %shared.id, slots = shared.config.slots, queues = ?shared.config.queues, "executor started");
     Ok(shared)
 }

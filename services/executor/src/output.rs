@@ -83,6 +83,8 @@ pub(crate) struct Output {
     /// Bytes dropped by the limit: stdout, stderr.
     dropped: [AtomicI64; 2],
     truncated: AtomicBool,
+    /// The attempt's trace context, carried by every chunk.
+    trace: Option<String>,
 }
 
 impl Output {
@@ -97,6 +99,7 @@ impl Output {
             offered: AtomicI64::new(0),
             limit: i64::try_from(shared.config.output_max_bytes).unwrap_or(i64::MAX),
             dropped: [AtomicI64::new(0), AtomicI64::new(0)],
+            trace: saltant_bus::trace::traceparent(),
             shared,
         })
     }
@@ -107,7 +110,15 @@ impl Output {
         let len = len as i64;
         let before = self.offered.fetch_add(len, Ordering::Relaxed);
         let kept = (self.limit.saturating_sub(before)).clamp(0, len);
+        let m = saltant_telemetry::metrics::metrics();
+        let labels = saltant_telemetry::metrics::StreamLabels {
+            stream: stream.as_str(),
+        };
+        m.log_bytes.get_or_create(&labels).inc_by(kept as u64);
         if kept < len {
+            m.log_dropped_bytes
+                .get_or_create(&labels)
+                .inc_by((len - kept) as u64);
             self.dropped[stream as usize].fetch_add(len - kept, Ordering::Relaxed);
             if !self.truncated.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
@@ -148,7 +159,12 @@ impl Output {
             stream,
             data: bytes::Bytes::copy_from_slice(chunk),
         };
-        match self.shared.bus.publish_log_chunk(&chunk).await {
+        match self
+            .shared
+            .bus
+            .publish_log_chunk(&chunk, self.trace.as_deref())
+            .await
+        {
             // Its ack is awaited later, in a window with the others.
             Ok(ack) => {
                 let full = {
@@ -177,7 +193,12 @@ impl Output {
         for _ in 0..RETRIES {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(std::time::Duration::from_secs(1));
-            failure = match self.shared.bus.publish_log_chunk(chunk).await {
+            failure = match self
+                .shared
+                .bus
+                .publish_log_chunk(chunk, self.trace.as_deref())
+                .await
+            {
                 Ok(ack) => match ack.await {
                     Ok(_) => return Ok(()),
                     Err(e) => e.to_string(),
@@ -256,7 +277,12 @@ impl Output {
         };
         let mut delay = std::time::Duration::from_millis(50);
         for _ in 0..RETRIES {
-            match self.shared.bus.publish_log_end(&end).await {
+            match self
+                .shared
+                .bus
+                .publish_log_end(&end, self.trace.as_deref())
+                .await
+            {
                 Ok(ack) => match ack.await {
                     Ok(_) => return,
                     Err(e) => tracing::debug!(error = %e, "end of output refused; retrying"),

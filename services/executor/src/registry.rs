@@ -136,7 +136,13 @@ pub(crate) async fn watch(shared: Arc<Shared>, stop: CancellationToken) {
                         continue;
                     }
                     match Termination::decode(&entry.value) {
-                        Ok(t) => shared.registry.request(t.uuid),
+                        Ok(t) => {
+                            let span =
+                                tracing::info_span!("terminate", instance = %t.uuid, by = ?t.by);
+                            saltant_bus::trace::set_parent_traceparent(&span, t.trace.as_deref());
+                            span.in_scope(|| tracing::debug!("termination requested"));
+                            shared.registry.request(t.uuid);
+                        }
                         Err(e) => {
                             tracing::warn!(key = %entry.key, error = %e, "ignoring undecodable termination request")
                         }

@@ -40,6 +40,7 @@ fn files_under(root: &Path) -> Vec<(String, PathBuf, u64)> {
 
 /// Uploads the attempt's files and its manifest. Problems are logged and recorded in the
 /// manifest (`incomplete`); they never change the instance's outcome.
+#[tracing::instrument(name = "upload results", skip_all)]
 pub(crate) async fn upload(shared: &Arc<Shared>, d: &Dispatch) {
     let listed = list(shared, d).await;
     if listed.is_empty() {

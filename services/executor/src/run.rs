@@ -40,7 +40,7 @@ pub(crate) async fn run_attempt(
             return;
         }
     };
-    let span = tracing::info_span!("run instance", instance = %dispatch.uuid, attempt = dispatch.attempt, queue = %dispatch.queue, executor = %shared.id);
+    let span = tracing::info_span!("run instance", instance = %dispatch.uuid, attempt = dispatch.attempt, queue = %dispatch.queue, executor = %shared.id, otel.status_code = tracing::field::Empty);
     trace::set_parent(&span, msg.headers.as_ref());
     attempt(shared, msg, dispatch, slot).instrument(span).await;
 }
@@ -134,6 +134,8 @@ async fn execute(
                 .instrument(tracing::Span::current()),
         )
     };
+    observe_start(shared, d);
+    let started = std::time::Instant::now();
     let work = async {
         let run = runtime::run(shared, d, cancel);
         let outcome = time_limited(d.run_timeout_secs, cancel, run).await;
@@ -148,7 +150,33 @@ async fn execute(
     };
     // The task is over: its slot goes to the next one while the outcome is reported.
     drop(slot);
+    shared.observe_slots();
+    saltant_telemetry::metrics::metrics()
+        .run_duration
+        .get_or_create(&saltant_telemetry::metrics::QueueStateLabels {
+            queue: d.queue.to_string(),
+            state: outcome.state.to_string(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    if outcome.state != State::Successful {
+        tracing::Span::current().record("otel.status_code", "ERROR");
+    }
     (outcome, running)
+}
+
+/// The attempt starts: the start-latency metric (from the instance's creation) and the
+/// slots gauge move.
+fn observe_start(shared: &Shared, d: &Dispatch) {
+    shared.observe_slots();
+    if let Some(created) = d.created_at {
+        let waited = (chrono::Utc::now() - created).to_std().unwrap_or_default();
+        saltant_telemetry::metrics::metrics()
+            .start_latency
+            .get_or_create(&saltant_telemetry::metrics::QueueLabels {
+                queue: d.queue.to_string(),
+            })
+            .observe(waited.as_secs_f64());
+    }
 }
 
 /// Runs `run` under the time limit `secs`: once it passes, the attempt is cancelled like a

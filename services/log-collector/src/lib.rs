@@ -6,11 +6,11 @@
 
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
-use saltant_bus::{Bus, BusConfig, LogMessage};
+use saltant_bus::{Bus, BusConfig, LogMessage, trace};
 use saltant_store::logs::{LogChunk as StoredChunk, LogEnd as StoredEnd};
 use saltant_store::{Store, StoreConfig};
 use serde::Deserialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -46,9 +46,13 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    saltant_telemetry::metrics::starting("log-collector");
     let store = Store::connect_lazy(&store_config)?;
     let bus = Bus::connect(&bus_config, "saltant-log-collector").await?;
     let consumer = bus.log_collector_consumer().await?;
+    saltant_telemetry::metrics::register_check("log-collector.postgres", store.readiness());
+    saltant_telemetry::metrics::register_check("log-collector.nats", bus.readiness());
+    saltant_telemetry::metrics::started("log-collector");
     tracing::info!("log-collector started");
     let retention = tokio::spawn(expire(store.clone(), config.clone(), shutdown.clone()));
     while !shutdown.is_cancelled() {
@@ -112,8 +116,23 @@ async fn store_batch(
     let mut chunks = Vec::with_capacity(messages.len());
     let mut ends = Vec::new();
     let mut to_ack = Vec::with_capacity(messages.len());
+    // One span per instance of the batch, in its trace (the first message's context),
+    // open until the batch is stored.
+    let mut spans: HashMap<Uuid, tracing::Span> = HashMap::new();
     for msg in messages {
-        match LogMessage::decode(&msg.subject, msg.headers.as_ref(), &msg.payload) {
+        let decoded = LogMessage::decode(&msg.subject, msg.headers.as_ref(), &msg.payload);
+        if let Ok(m) = &decoded {
+            let (uuid, attempt) = match m {
+                LogMessage::Chunk(c) => (c.uuid, c.attempt),
+                LogMessage::End(e) => (e.uuid, e.attempt),
+            };
+            spans.entry(uuid).or_insert_with(|| {
+                let span = tracing::info_span!("store output", instance = %uuid, attempt);
+                trace::set_parent(&span, msg.headers.as_ref());
+                span
+            });
+        }
+        match decoded {
             Ok(LogMessage::Chunk(c)) => {
                 chunks.push(StoredChunk {
                     uuid: c.uuid,
@@ -152,7 +171,17 @@ async fn store_batch(
         }
         delay = (delay * 2).min(Duration::from_secs(5));
     }
+    drop(spans);
+    let m = saltant_telemetry::metrics::metrics();
+    m.log_stored_chunks.inc_by(chunks.len() as u64);
+    m.log_stored_bytes
+        .inc_by(chunks.iter().map(|c| c.data.len() as u64).sum());
+    let now = time::OffsetDateTime::now_utc();
     for msg in to_ack {
+        if let Ok(info) = msg.info() {
+            m.log_store_lag
+                .observe((now - info.published).as_seconds_f64().max(0.0));
+        }
         if let Err(e) = msg.ack().await {
             tracing::debug!(error = %e, "ack log chunk (a redelivery is stored once)");
         }

@@ -17,6 +17,7 @@ pub struct Settings {
     pub scheduler: saltant_scheduler::Config,
     pub executor: saltant_executor::Config,
     pub log_collector: saltant_log_collector::Config,
+    pub telemetry: saltant_telemetry::Config,
 }
 
 #[derive(Serialize)]
@@ -113,6 +114,7 @@ impl Settings {
                 1,
             ),
             ("scheduler.max_attempts", s.max_attempts.into(), 1),
+            ("scheduler.metrics_every_secs", s.metrics_every_secs, 1),
             ("executor.slots", e.slots.into(), 1),
             ("executor.rescan_ms", e.rescan_ms, 10),
             ("executor.heartbeat_secs", e.heartbeat_secs, 1),
@@ -190,6 +192,11 @@ impl Settings {
                 "api.jwt_secret is {} bytes; it must be at least 32 (or unset: a key kept in PostgreSQL)",
                 k.len()
             ));
+        }
+        if let Some(t) = &self.api.trace_url
+            && !t.contains("{trace_id}")
+        {
+            problems.push("api.trace_url must contain {trace_id} (where the trace id goes)".into());
         }
         for q in &e.queues {
             if let Err(err) = saltant_core::QueueName::parse(q) {

@@ -143,16 +143,35 @@ async fn real_main(command: Command, s: Settings) -> anyhow::Result<()> {
         }
         Command::Admin(a) => admin(a, &s).await,
         service => {
-            let guard = saltant_telemetry::init(match &service {
-                Command::Api => "saltant-api",
-                Command::Scheduler => "saltant-scheduler",
-                Command::Executor { .. } => "saltant-executor",
-                Command::LogCollector => "saltant-log-collector",
-                _ => "saltant",
+            let instance = format!("{}-{}", saltant_telemetry::hostname(), std::process::id());
+            let guard = saltant_telemetry::init(saltant_telemetry::Identity {
+                service: match &service {
+                    Command::Api => "saltant-api",
+                    Command::Scheduler => "saltant-scheduler",
+                    Command::Executor { .. } => "saltant-executor",
+                    Command::LogCollector => "saltant-log-collector",
+                    _ => "saltant",
+                },
+                version: env!("CARGO_PKG_VERSION"),
+                instance: &instance,
             })?;
             let shutdown = CancellationToken::new();
             tokio::spawn(signals(shutdown.clone()));
-            let result = serve(service, &s, shutdown).await;
+            // The api serves these on its own port; the others where configured.
+            let telemetry = match s.telemetry.listen {
+                Some(listen) => Some(tokio::spawn(saltant_telemetry::metrics::serve(
+                    saltant_telemetry::metrics::bind(listen).await?,
+                    shutdown.clone(),
+                ))),
+                None => None,
+            };
+            let result = serve(service, &s, shutdown.clone()).await;
+            shutdown.cancel();
+            if let Some(t) = telemetry
+                && let Ok(Err(e)) = t.await
+            {
+                tracing::error!(error = %format!("{e:#}"), "serve telemetry");
+            }
             guard.shutdown();
             result
         }

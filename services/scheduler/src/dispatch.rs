@@ -118,6 +118,16 @@ async fn send_dispatches(
         let span = tracing::info_span!("dispatch", instance = %s.uuid, queue = %s.queue);
         trace::set_parent(&span, headers.as_ref());
         let dispatch = dispatch(&ctx.config, s, attempt as u32);
+        // From creation to the first dispatch (a retry's would count earlier attempts).
+        if let Some(created) = s.created_at.filter(|_| attempt == 1) {
+            let waited = (chrono::Utc::now() - created).to_std().unwrap_or_default();
+            saltant_telemetry::metrics::metrics()
+                .dispatch_latency
+                .get_or_create(&saltant_telemetry::metrics::QueueLabels {
+                    queue: s.queue.to_string(),
+                })
+                .observe(waited.as_secs_f64());
+        }
         acks.push(
             ctx.bus
                 .publish_dispatch(&dispatch)
@@ -149,6 +159,7 @@ fn dispatch(config: &Config, s: &Submission, attempt: u32) -> Dispatch {
                 .map(|c| c + chrono::Duration::seconds(secs as i64))
         }),
         run_timeout_secs: policy.run_timeout_secs.or(config.run_timeout_secs),
+        created_at: s.created_at,
     }
 }
 

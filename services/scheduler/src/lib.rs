@@ -3,6 +3,7 @@
 //! PostgreSQL (in batches, compare-and-set), and sweeps for instances the bus never saw.
 
 mod dispatch;
+mod gauges;
 mod lease;
 mod lost;
 mod record;
@@ -47,6 +48,9 @@ pub struct Config {
     /// heartbeat bucket's 15 s expiry, a lost instance is failed (or retried) within
     /// about 15 s + this.
     pub lost_check_every_secs: u64,
+    /// Seconds between readings of the gauges of `/metrics` (instances by queue and
+    /// state, queue depth, consumer lag): one pass over the instances table each.
+    pub metrics_every_secs: u64,
 }
 
 impl Config {
@@ -71,6 +75,7 @@ impl Default for Config {
             retry_backoff_secs: 10,
             run_timeout_secs: None,
             lost_check_every_secs: 5,
+            metrics_every_secs: 15,
         }
     }
 }
@@ -82,8 +87,12 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    saltant_telemetry::metrics::starting("scheduler");
     let store = Store::connect_lazy(&store_config)?;
     let bus = Bus::connect(&bus_config, "saltant-scheduler").await?;
+    saltant_telemetry::metrics::register_check("scheduler.postgres", store.readiness());
+    saltant_telemetry::metrics::register_check("scheduler.nats", bus.readiness());
+    saltant_telemetry::metrics::started("scheduler");
     let ctx = Ctx {
         bus,
         store,
@@ -93,9 +102,7 @@ pub async fn run(
     };
     let replica = format!(
         "{}-{}",
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "scheduler".into()),
+        saltant_telemetry::hostname(),
         &uuid::Uuid::new_v4().simple().to_string()[..6]
     );
     let tasks = TaskTracker::new();
@@ -105,6 +112,7 @@ pub async fn run(
     tasks.spawn(record::run(ctx.clone()));
     tasks.spawn(terminate::run(ctx.clone()));
     tasks.spawn(sweep::run(ctx.clone()));
+    tasks.spawn(gauges::run(ctx.clone()));
     tasks.close();
     tracing::info!("scheduler started");
     tasks.wait().await;

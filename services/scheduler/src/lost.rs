@@ -6,11 +6,12 @@
 //! Instances waiting longer than their queue time-out fail without retry.
 
 use crate::{Ctx, next_turn, report};
-use saltant_bus::{Bus, Event, Heartbeat};
+use saltant_bus::{Bus, Event, Heartbeat, trace};
 use saltant_core::State;
 use saltant_store::Store;
 use saltant_store::instances::RunningInstance;
 use std::collections::HashMap;
+use tracing::Instrument;
 
 pub(crate) async fn run(ctx: Ctx) {
     while next_turn(ctx.config.lost_check_every_secs, &ctx.lease, &ctx.stop).await {
@@ -68,8 +69,14 @@ async fn publish_failed(
     event.executor = r.executor.clone();
     event.reason = Some(reason);
     event.no_retry = no_retry;
-    bus.publish_event(&event).await?.await?;
-    Ok(())
+    let span = tracing::info_span!("fail attempt", instance = %r.uuid, attempt = r.attempt, reason = ?event.reason, otel.status_code = "ERROR");
+    trace::set_parent_traceparent(&span, r.trace_parent.as_deref());
+    async {
+        bus.publish_event(&event).await?.await?;
+        Ok::<_, anyhow::Error>(())
+    }
+    .instrument(span)
+    .await
 }
 
 async fn check_lost(bus: &Bus, store: &Store) -> anyhow::Result<usize> {
@@ -157,6 +164,7 @@ mod tests {
             executor: Some("e1".into()),
             queue_name: QueueName::parse("q").expect("valid"),
             datetime_started: Some(now - chrono::Duration::seconds(60)),
+            trace_parent: None,
         };
         let mut alive = HashMap::new();
         assert!(lost_reason(&r, &alive).is_some_and(|m| m.contains("no heartbeat")));

@@ -3,7 +3,7 @@
 
 use crate::{Config, Consumer, Ctx, next_batch, open_consumer, pause};
 use async_nats::jetstream::{self, AckKind};
-use saltant_bus::{Event, RECORDED_HEADER, fetch_now};
+use saltant_bus::{Event, RECORDED_HEADER, fetch_now, trace};
 use saltant_store::instances::StateChange;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ pub(crate) async fn run(ctx: Ctx) {
         next_batch(&consumer, max, expires, &ctx.stop, "fetch events").await
     {
         linger(&consumer, &ctx.config, &mut messages).await;
-        let (changes, to_ack) = changes(messages).await;
+        let (changes, to_ack, spans) = changes(messages).await;
         // Retry the same batch until PostgreSQL takes it: events are acked only once stored.
         let mut delay = Duration::from_millis(200);
         loop {
@@ -27,6 +27,15 @@ pub(crate) async fn run(ctx: Ctx) {
             {
                 Ok(n) => {
                     tracing::debug!(events = changes.len(), changed = n, "recorded events");
+                    let m = saltant_telemetry::metrics::metrics();
+                    for (c, queue) in changes.iter().zip(&spans.queues) {
+                        m.events_recorded
+                            .get_or_create(&saltant_telemetry::metrics::QueueStateLabels {
+                                queue: queue.to_string(),
+                                state: c.state.to_string(),
+                            })
+                            .inc();
+                    }
                     break;
                 }
                 Err(e) => {
@@ -73,11 +82,22 @@ async fn linger(consumer: &Consumer, config: &Config, messages: &mut Vec<jetstre
     }
 }
 
+/// Each change's queue, and its span in the instance's trace: open until the batch is
+/// stored (so it spans the transaction), closed when dropped.
+#[derive(Default)]
+struct Recording {
+    queues: Vec<saltant_core::QueueName>,
+    _spans: Vec<tracing::Span>,
+}
+
 /// The changes to record, and the messages to ack once they are: events already recorded
 /// (by the status endpoint) are only acked, undecodable ones are dropped.
-async fn changes(messages: Vec<jetstream::Message>) -> (Vec<StateChange>, Vec<jetstream::Message>) {
+async fn changes(
+    messages: Vec<jetstream::Message>,
+) -> (Vec<StateChange>, Vec<jetstream::Message>, Recording) {
     let mut changes = Vec::with_capacity(messages.len());
     let mut to_ack = Vec::with_capacity(messages.len());
+    let mut rec = Recording::default();
     for msg in messages {
         let recorded = msg
             .headers
@@ -89,6 +109,10 @@ async fn changes(messages: Vec<jetstream::Message>) -> (Vec<StateChange>, Vec<je
         }
         match Event::decode(&msg.payload) {
             Ok(e) => {
+                let span = tracing::info_span!("record event", instance = %e.uuid, attempt = e.attempt, state = %e.state);
+                trace::set_parent(&span, msg.headers.as_ref());
+                rec._spans.push(span);
+                rec.queues.push(e.queue.clone());
                 changes.push(StateChange {
                     uuid: e.uuid,
                     attempt: e.attempt as i32,
@@ -107,5 +131,5 @@ async fn changes(messages: Vec<jetstream::Message>) -> (Vec<StateChange>, Vec<je
             }
         }
     }
-    (changes, to_ack)
+    (changes, to_ack, rec)
 }

@@ -1,12 +1,12 @@
 //! The sweep: instances still `created` long after the api answered for them were never
 //! seen by the bus (NATS was down, or the api died between commit and publish), and
-//! retries whose back-off has passed are due. They are submitted, each in a span of its
-//! own whose trace context the submission carries; the dispatcher's state check makes a
+//! retries whose back-off has passed are due. They are submitted, each in a span of the
+//! instance's trace (from its stored `traceparent`) whose context the submission carries; the dispatcher's state check makes a
 //! repeat harmless, and JetStream drops a repeat of the same attempt (message id
 //! `<uuid>.<attempt>`) that reached the stream already. See docs/bus.md, "Message ids".
 
 use crate::{Config, Ctx, next_turn, report};
-use saltant_bus::{Bus, Submission, Termination, WIRE_VERSION};
+use saltant_bus::{Bus, Submission, Termination, WIRE_VERSION, trace};
 use saltant_store::Store;
 use tracing::Instrument;
 
@@ -42,7 +42,9 @@ async fn sweep(bus: &Bus, store: &Store, config: &Config) -> anyhow::Result<usiz
             spec: p.spec.0.clone(),
             created_at: Some(p.datetime_created),
         };
-        let span = tracing::info_span!("submit", instance = %p.uuid, attempt = p.attempt);
+        // The instance's trace goes on: a retry or a missed submission is part of it.
+        let span = tracing::info_span!("resubmit", instance = %p.uuid, attempt = p.attempt);
+        trace::set_parent_traceparent(&span, p.trace_parent.as_deref());
         acks.push(bus.publish_submission(&s).instrument(span).await?);
     }
     for ack in acks {
@@ -64,6 +66,7 @@ async fn repeat_terminations(bus: &Bus, store: &Store, config: &Config) -> anyho
             queue: row.queue_name.clone(),
             at: chrono::Utc::now(),
             by: None,
+            trace: row.trace_parent.clone(),
         })
         .await?;
     }

@@ -7,10 +7,11 @@
 
 use crate::{Ctx, next_batch, open_consumer};
 use async_nats::jetstream::{self, AckKind};
-use saltant_bus::{Bus, Event, Termination};
+use saltant_bus::{Bus, Event, Termination, trace};
 use saltant_core::State;
 use saltant_store::Store;
 use std::time::Duration;
+use tracing::Instrument;
 
 pub(crate) async fn run(ctx: Ctx) {
     let Some(consumer) = open_consumer(&ctx, ctx.bus.names.scheduler_terminations()).await else {
@@ -40,13 +41,17 @@ pub(crate) async fn run(ctx: Ctx) {
 
 async fn handle(bus: &Bus, store: &Store, messages: &[jetstream::Message]) -> anyhow::Result<()> {
     let mut uuids = Vec::with_capacity(messages.len());
+    let mut traces = std::collections::HashMap::new();
     for m in messages {
         // Deletes and purges of keys carry no request.
         if m.payload.is_empty() {
             continue;
         }
         match Termination::decode(&m.payload) {
-            Ok(t) => uuids.push(t.uuid),
+            Ok(t) => {
+                uuids.push(t.uuid);
+                traces.insert(t.uuid, t.trace);
+            }
             Err(e) => {
                 tracing::error!(error = %e, subject = %m.subject, "ignoring undecodable termination request")
             }
@@ -68,7 +73,9 @@ async fn handle(bus: &Bus, store: &Store, messages: &[jetstream::Message]) -> an
             State::Terminated,
         );
         event.reason = Some("terminated before it started".into());
-        acks.push(bus.publish_event(&event).await?);
+        let span = tracing::info_span!("terminate before start", instance = %row.uuid);
+        trace::set_parent_traceparent(&span, traces.get(&row.uuid).and_then(|t| t.as_deref()));
+        acks.push(bus.publish_event(&event).instrument(span).await?);
     }
     for ack in acks {
         ack.await?;

@@ -26,5 +26,11 @@ pub enum Error {
 pub(crate) fn internal<E: std::error::Error + Send + Sync + 'static>(
     context: &'static str,
 ) -> impl FnOnce(E) -> Error {
-    move |e| Error::Internal(anyhow::Error::new(e).context(context))
+    move |e| {
+        saltant_telemetry::metrics::metrics()
+            .nats_errors
+            .get_or_create(&saltant_telemetry::metrics::OperationLabels { operation: context })
+            .inc();
+        Error::Internal(anyhow::Error::new(e).context(context))
+    }
 }

@@ -18,7 +18,7 @@ pub use messages::{
     ResultFile, ResultsManifest, Submission, Termination, WIRE_VERSION,
 };
 pub use names::{Durable, Names};
-pub use topology::{Bus, BusConfig, LEASE_TTL_SECS};
+pub use topology::{Bus, BusConfig, ConsumerLag, LEASE_TTL_SECS};
 pub use work::{fetch_batch, fetch_batch_bytes, fetch_now};
 
 pub use async_nats;

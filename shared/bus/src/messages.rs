@@ -61,6 +61,9 @@ pub struct Dispatch {
     /// Seconds the attempt may run before the executor kills it and reports `failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_timeout_secs: Option<u64>,
+    /// When the instance was created (for the executor's start-latency metric).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// A state change, from whoever caused it, on `events.v1.<queue>.<uuid>`: the status
@@ -148,6 +151,9 @@ pub struct Termination {
     /// Username of whoever asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    /// The W3C `traceparent` of the request's span in the instance's trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// What an attempt left in its logs and results folders: the value of object

@@ -1,6 +1,7 @@
 //! Sending on the bus: one method per message kind, each owning the kind's subject (or
-//! key), its message id and its headers. Every JetStream message but a log chunk carries
-//! the W3C trace context of the current span. See docs/bus.md, "Messages".
+//! key), its message id and its headers. Every JetStream message carries a W3C trace
+//! context: the current span's, or for output (chunks and their end) the attempt's,
+//! worked out once per attempt rather than per chunk. See docs/bus.md, "Messages".
 
 use crate::error::internal;
 use crate::{
@@ -11,6 +12,8 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishAckFuture;
 use futures::TryStreamExt;
 use std::collections::HashMap;
+
+const TRACEPARENT: &str = "traceparent";
 
 /// A message as it goes out: subject, headers (message id, trace context, markers) and
 /// payload.
@@ -51,8 +54,11 @@ impl Outgoing {
         m
     }
 
-    fn log_end(names: &Names, e: &LogEnd) -> Self {
+    fn log_end(names: &Names, e: &LogEnd, trace: Option<&str>) -> Self {
         let mut headers = HeaderMap::new();
+        if let Some(t) = trace {
+            headers.insert(TRACEPARENT, t);
+        }
         headers.insert(async_nats::header::NATS_MESSAGE_ID, e.message_id().as_str());
         headers.insert(crate::messages::log_headers::END, "1");
         Outgoing {
@@ -62,11 +68,15 @@ impl Outgoing {
         }
     }
 
-    /// Untraced: a header per chunk would cost more than the chunk tells.
-    fn log_chunk(names: &Names, c: &LogChunk) -> Self {
+    /// With the attempt's trace context, `trace`.
+    fn log_chunk(names: &Names, c: &LogChunk, trace: Option<&str>) -> Self {
+        let mut headers = c.headers();
+        if let Some(t) = trace {
+            headers.insert(TRACEPARENT, t);
+        }
         Outgoing {
             subject: names.logs(c.uuid),
-            headers: c.headers(),
+            headers,
             payload: c.data.clone(),
         }
     }
@@ -104,16 +114,30 @@ impl Bus {
             .await
     }
 
-    /// executor → log-collector (and live readers).
-    pub async fn publish_log_chunk(&self, c: &LogChunk) -> Result<PublishAckFuture, Error> {
-        self.send(Outgoing::log_chunk(&self.names, c), "publish log chunk")
-            .await
+    /// executor → log-collector (and live readers); `trace`: the attempt's `traceparent`.
+    pub async fn publish_log_chunk(
+        &self,
+        c: &LogChunk,
+        trace: Option<&str>,
+    ) -> Result<PublishAckFuture, Error> {
+        self.send(
+            Outgoing::log_chunk(&self.names, c, trace),
+            "publish log chunk",
+        )
+        .await
     }
 
     /// executor → log-collector, after an attempt's last chunk is stored.
-    pub async fn publish_log_end(&self, e: &LogEnd) -> Result<PublishAckFuture, Error> {
-        self.send(Outgoing::log_end(&self.names, e), "publish end of output")
-            .await
+    pub async fn publish_log_end(
+        &self,
+        e: &LogEnd,
+        trace: Option<&str>,
+    ) -> Result<PublishAckFuture, Error> {
+        self.send(
+            Outgoing::log_end(&self.names, e, trace),
+            "publish end of output",
+        )
+        .await
     }
 
     /// log-collector → live tails: output of these instances was stored. Core NATS, best
@@ -263,6 +287,7 @@ mod tests {
             spec: s.spec,
             start_by: None,
             run_timeout_secs: None,
+            created_at: None,
         };
         let m = Outgoing::dispatch(&names, &d);
         assert_eq!(m.subject, "saltant.dispatch.gpu=40lab");

@@ -47,6 +47,15 @@ pub fn set_parent(span: &tracing::Span, headers: Option<&HeaderMap>) {
     let _ = span.set_parent(cx);
 }
 
+/// Makes `span` a child of the span a stored `traceparent` names (an instance's, for work
+/// done on its behalf with no message to carry the context).
+pub fn set_parent_traceparent(span: &tracing::Span, traceparent: Option<&str>) {
+    let Some(value) = traceparent else { return };
+    let mut h = HeaderMap::new();
+    h.insert("traceparent", value);
+    set_parent(span, Some(&h));
+}
+
 /// The `traceparent` value for the current span, e.g. for a task's `TRACEPARENT`.
 pub fn traceparent() -> Option<String> {
     let h = headers();

@@ -25,6 +25,26 @@ pub enum Error {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
+        let error = Error::classify(e);
+        // What a request got wrong is not a database error.
+        let kind = match &error {
+            Error::Unavailable(_) => Some("unavailable"),
+            Error::TimedOut => Some("timed_out"),
+            Error::Internal(_) => Some("internal"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            saltant_telemetry::metrics::metrics()
+                .postgres_errors
+                .get_or_create(&saltant_telemetry::metrics::KindLabels { kind })
+                .inc();
+        }
+        error
+    }
+}
+
+impl Error {
+    fn classify(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 Error::Unavailable(e)

@@ -105,6 +105,15 @@ impl Store {
             .map_err(|e| Error::Internal(anyhow::Error::new(e).context("run migrations")))
     }
 
+    /// A `/readyz` check: the database answers.
+    pub fn readiness(&self) -> saltant_telemetry::metrics::Check {
+        let store = self.clone();
+        std::sync::Arc::new(move || {
+            let store = store.clone();
+            Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
+        })
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

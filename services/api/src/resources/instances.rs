@@ -17,7 +17,6 @@ use crate::routes::{Methods, Routes};
 use axum::Json;
 use axum::extract::State;
 use futures::StreamExt;
-use opentelemetry::trace::TraceContextExt;
 use saltant_bus::{Submission, Termination, WIRE_VERSION};
 use saltant_core::{Policy, QueueName, TaskKind, TaskSpec, fill_defaults};
 use saltant_store::instance_filters::instance_filters;
@@ -27,7 +26,6 @@ use saltant_store::types::TaskTypeRow;
 use saltant_store::types::TypeClass;
 use serde_json::{Map, Value};
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
 /// What a create or clone asks for, before the model checks.
@@ -172,9 +170,6 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
     let uuid = Uuid::new_v4();
     let span = tracing::Span::current();
     span.record("instance", tracing::field::display(uuid));
-    let trace_id = span.context().span().span_context().trace_id();
-    let trace_id =
-        (trace_id != opentelemetry::trace::TraceId::INVALID).then(|| trace_id.to_string());
     let new = NewInstance {
         uuid,
         class,
@@ -185,7 +180,7 @@ async fn admit(s: &AppState, class: TypeClass, user: &Auth, r: Request) -> ApiRe
         type_id: ty.id,
         arguments,
         spec: spec.clone(),
-        trace_id,
+        trace_parent: saltant_bus::trace::traceparent(),
     };
     // Once the row is committed its submission must go out, even if the client goes away
     // meanwhile: a request's future is dropped at whatever await it was in, and a row left
@@ -351,14 +346,20 @@ async fn terminate(
         .request_termination(row.uuid)
         .await?
         .ok_or(ApiError::NotFound)?;
+    // In the instance's trace, linked to this request's.
+    let span =
+        tracing::info_span!("request termination", instance = %row.uuid, by = %user.0.username);
+    saltant_bus::trace::set_parent_traceparent(&span, row.trace_parent.as_deref());
+    span.follows_from(tracing::Span::current());
     let request = Termination {
         v: WIRE_VERSION,
         uuid: row.uuid,
         queue: row.queue_name.clone(),
         at: chrono::Utc::now(),
         by: Some(user.0.username.clone()),
+        trace: span.in_scope(saltant_bus::trace::traceparent),
     };
-    let put = s.bus.request_termination(&request);
+    let put = s.bus.request_termination(&request).instrument(span);
     if let Err(e) = tokio::time::timeout(std::time::Duration::from_secs(2), put)
         .await
         .map_err(anyhow::Error::from)

@@ -10,6 +10,7 @@ mod owned;
 pub(crate) mod queues;
 mod results;
 mod status;
+mod trace;
 pub(crate) mod types;
 pub(crate) mod users;
 
@@ -142,6 +143,12 @@ pub(crate) fn routes() -> Routes {
         "/api/taskinstances/{uuid}/results/{*name}",
         Methods::new().get(results::download, |o| o.summary("Download one kept file")),
     )
+    // Native: where to follow the instance in the tracing UI (docs/observability.md).
+    .both("/api/taskinstances/{uuid}/trace", || {
+        Methods::new().get(trace::trace, |o| {
+            o.summary("The instance's trace id, traceparent and tracing-UI link")
+        })
+    })
     // Native: the output of instances' attempts, stored by the log-collector.
     .both("/api/taskinstances/{uuid}/logs", || {
         Methods::new().get(logs::list, |o| {

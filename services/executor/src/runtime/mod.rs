@@ -228,6 +228,14 @@ impl Runtimes {
     }
 }
 
+/// Counts a failed operation of a runtime's engine (`saltant_engine_errors_total`).
+pub(crate) fn engine_error(engine: &'static str, operation: &'static str) {
+    saltant_telemetry::metrics::metrics()
+        .engine_errors
+        .get_or_create(&saltant_telemetry::metrics::EngineLabels { engine, operation })
+        .inc();
+}
+
 /// Runs the attempt `d` in the runtime of its kind until it ends or `cancel` fires.
 pub(crate) async fn run(shared: &Arc<Shared>, d: &Dispatch, cancel: &CancellationToken) -> Outcome {
     let task = Task {

@@ -10,6 +10,7 @@ use crate::run_as::RunAs;
 use saltant_bus::LogStream;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use tracing::Instrument;
 
 /// Runs `argv` with exactly `env`, in `cwd` (made here) if given, until it exits or the
 /// attempt is stopped; its output goes to the capture files and the bus.
@@ -24,10 +25,11 @@ pub(super) async fn run(
         Ok(files) => files,
         Err(reason) => return Outcome::failed(reason),
     };
-    let mut child = match spawn(&argv, env, cwd, run_as) {
-        Ok(child) => child,
-        Err(outcome) => return outcome,
-    };
+    let mut child =
+        match tracing::info_span!("start process").in_scope(|| spawn(&argv, env, cwd, run_as)) {
+            Ok(child) => child,
+            Err(outcome) => return outcome,
+        };
     let group = Group::record(&task.shared.groups_dir, &task.uuid, child.id());
     let output = Output::new(
         task.shared.clone(),
@@ -45,7 +47,10 @@ pub(super) async fn run(
             output.sink_to(LogStream::Stderr, err_file).pump(err),
         ));
     }
-    let ended = task.until_stopped(child.wait()).await;
+    let ended = task
+        .until_stopped(child.wait())
+        .instrument(tracing::info_span!("wait for exit"))
+        .await;
     match ended {
         Ok(_) => group.kill(),
         Err(_) => {

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
+use tracing::Instrument;
 
 /// `[executor.singularity]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -229,9 +230,15 @@ async fn run(cli: &Cli, task: &Task<'_>) -> Outcome {
         Ok(c) => c,
         Err(outcome) => return outcome,
     };
-    let file = match ensure_image(cli, &task.shared.config.singularity, container.image).await {
+    let file = match ensure_image(cli, &task.shared.config.singularity, container.image)
+        .instrument(tracing::info_span!("ensure image", image = %container.image))
+        .await
+    {
         Ok(f) => f,
-        Err(reason) => return Outcome::failed(reason),
+        Err(reason) => {
+            super::engine_error("singularity", "pull");
+            return Outcome::failed(reason);
+        }
     };
     // --cleanenv keeps the host's environment out; `<PREFIX>ENV_X` reaches the task as X.
     let mut process_env: Vec<(String, String)> = (container.env.into_iter())

@@ -17,6 +17,8 @@ pub struct RunningInstance {
     pub executor: Option<String>,
     pub queue_name: QueueName,
     pub datetime_started: Option<DateTime<Utc>>,
+    /// The instance's trace (see [`super::NewInstance::trace_parent`]).
+    pub trace_parent: Option<String>,
 }
 
 /// An instance the scheduler should (re)submit: still `created` after a while.
@@ -27,6 +29,7 @@ pub struct PendingInstance {
     pub queue_name: QueueName,
     pub spec: Json<TaskSpec>,
     pub datetime_created: DateTime<Utc>,
+    pub trace_parent: Option<String>,
 }
 
 /// What the scheduler needs to end an instance that has not started.
@@ -36,6 +39,7 @@ pub struct Terminating {
     pub state: State,
     pub attempt: i32,
     pub queue_name: QueueName,
+    pub trace_parent: Option<String>,
 }
 
 impl Store {
@@ -48,7 +52,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<PendingInstance>, Error> {
         Ok(sqlx::query_as(
-            "SELECT uuid, attempt, queue_name, spec, datetime_created FROM task_instances \
+            "SELECT uuid, attempt, queue_name, spec, datetime_created, trace_parent FROM task_instances \
              WHERE state = 'created' \
                AND CASE WHEN dispatch_after IS NULL THEN datetime_created < $1 \
                         ELSE dispatch_after <= now() END \
@@ -74,7 +78,8 @@ impl Store {
     /// Every running instance (for the lost-executor check).
     pub async fn running_instances(&self) -> Result<Vec<RunningInstance>, Error> {
         Ok(sqlx::query_as(
-            "SELECT uuid, attempt, executor, queue_name, datetime_started FROM task_instances \
+            "SELECT uuid, attempt, executor, queue_name, datetime_started, trace_parent \
+             FROM task_instances \
              WHERE state = 'running'",
         )
         .fetch_all(&self.pool)
@@ -84,7 +89,8 @@ impl Store {
     /// Instances waiting for an executor past their queue time-out.
     pub async fn queue_timeouts(&self, limit: i64) -> Result<Vec<RunningInstance>, Error> {
         Ok(sqlx::query_as(
-            "SELECT uuid, attempt, executor, queue_name, datetime_started FROM task_instances \
+            "SELECT uuid, attempt, executor, queue_name, datetime_started, trace_parent \
+             FROM task_instances \
              WHERE state IN ('created', 'published') \
                AND spec->'policy' ? 'queue_timeout_secs' \
                AND datetime_created + make_interval(secs => (spec->'policy'->>'queue_timeout_secs')::float8) < now() \
@@ -112,7 +118,7 @@ impl Store {
     /// Of `uuids`, those asked to terminate that are not finished, with their state.
     pub async fn terminating(&self, uuids: &[Uuid]) -> Result<Vec<Terminating>, Error> {
         Ok(sqlx::query_as(
-            "SELECT uuid, state, attempt, queue_name FROM task_instances \
+            "SELECT uuid, state, attempt, queue_name, trace_parent FROM task_instances \
              WHERE uuid = ANY($1) AND terminate_requested AND saltant_state_rank(state) < 3",
         )
         .bind(uuids)
@@ -128,13 +134,37 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Terminating>, Error> {
         Ok(sqlx::query_as(
-            "SELECT uuid, state, attempt, queue_name FROM task_instances \
+            "SELECT uuid, state, attempt, queue_name, trace_parent FROM task_instances \
              WHERE terminate_requested AND state IN ('created', 'published', 'running') \
                AND terminate_requested_at < $1 \
              ORDER BY terminate_requested_at LIMIT $2",
         )
         .bind(before)
         .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+/// Instances of a queue in one state, for the scheduler's gauges.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct QueueStateCount {
+    pub queue_name: String,
+    pub state: State,
+    pub n: i64,
+    /// Seconds since the oldest of them was created.
+    pub oldest_secs: f64,
+}
+
+impl Store {
+    /// How many instances each queue has in each state, and the age of the oldest: one
+    /// pass over the table (the scheduler's gauges, every `scheduler.metrics_every_secs`).
+    pub async fn instance_counts(&self) -> Result<Vec<QueueStateCount>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT queue_name, state, count(*) AS n, \
+               COALESCE(extract(epoch FROM now() - min(datetime_created)), 0)::float8 AS oldest_secs \
+             FROM task_instances GROUP BY queue_name, state",
+        )
         .fetch_all(&self.pool)
         .await?)
     }

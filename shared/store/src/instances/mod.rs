@@ -38,6 +38,7 @@ pub struct InstanceRow {
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
     pub trace_id: Option<String>,
+    pub trace_parent: Option<String>,
     pub terminate_requested: bool,
 }
 
@@ -60,7 +61,7 @@ macro_rules! instance_columns {
          i.datetime_created, i.datetime_finished, i.arguments, i.task_queue_id, \
          COALESCE(i.container_task_type_id, i.executable_task_type_id) AS task_type_id, \
          i.queue_name, i.attempt, i.datetime_started, i.executor, i.exit_code, i.reason, \
-         i.trace_id, i.terminate_requested"
+         i.trace_id, i.trace_parent, i.terminate_requested"
     };
 }
 
@@ -84,7 +85,9 @@ pub struct NewInstance {
     pub type_id: i64,
     pub arguments: Map<String, Value>,
     pub spec: TaskSpec,
-    pub trace_id: Option<String>,
+    /// The W3C `traceparent` of the span creating it: the instance's trace continues from
+    /// there, whatever later sends work on its behalf (docs/observability.md).
+    pub trace_parent: Option<String>,
 }
 
 impl Store {
@@ -97,8 +100,10 @@ impl Store {
         };
         let sql = format!(
             "WITH i AS (INSERT INTO task_instances (uuid, kind, name, user_id, task_queue_id, \
-             container_task_type_id, executable_task_type_id, arguments, spec, queue_name, trace_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *) \
+             container_task_type_id, executable_task_type_id, arguments, spec, queue_name, trace_id, \
+             trace_parent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, split_part($11, '-', 2), $11) \
+             RETURNING *) \
              SELECT {INSTANCE_COLUMNS} FROM i LEFT JOIN users u ON u.id = i.user_id"
         );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -112,7 +117,7 @@ impl Store {
             .bind(Json(&n.arguments))
             .bind(Json(&n.spec))
             .bind(&n.queue_name)
-            .bind(&n.trace_id)
+            .bind(&n.trace_parent)
             .fetch_one(&self.pool)
             .await?)
     }

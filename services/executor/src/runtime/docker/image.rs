@@ -25,6 +25,7 @@ impl Engine {
     }
 }
 
+#[tracing::instrument(name = "ensure image", skip_all, fields(image = %image))]
 pub(super) async fn ensure_image(
     engine: &Engine,
     config: &DockerConfig,

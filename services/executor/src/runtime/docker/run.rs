@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 /// Runs `task` in a container of its own, always removed afterwards.
 pub(super) async fn run(engine: &Engine, task: &Task<'_>) -> Outcome {
@@ -24,6 +25,7 @@ pub(super) async fn run(engine: &Engine, task: &Task<'_>) -> Outcome {
     };
     let config = &task.shared.config.docker;
     if let Err(reason) = image::ensure_image(engine, config, container.image).await {
+        engine_error("pull");
         return Outcome::failed(reason);
     }
     let id = match create(engine, task, container).await {
@@ -77,6 +79,7 @@ fn definition(task: &Task<'_>, container: Container<'_>) -> ContainerCreateBody 
 }
 
 /// Creates the container; returns its id.
+#[tracing::instrument(name = "create container", skip_all)]
 async fn create(
     engine: &Engine,
     task: &Task<'_>,
@@ -103,9 +106,15 @@ async fn create(
         }
         other => other,
     };
-    created
-        .map(|c| c.id)
-        .map_err(|e| Outcome::failed(format!("create container from {image}: {e}")))
+    created.map(|c| c.id).map_err(|e| {
+        engine_error("create");
+        Outcome::failed(format!("create container from {image}: {e}"))
+    })
+}
+
+/// Counts a failed Docker operation (`saltant_engine_errors_total`).
+fn engine_error(operation: &'static str) {
+    crate::runtime::engine_error("docker", operation);
 }
 
 async fn run_container(engine: &Engine, task: &Task<'_>, id: &str) -> Outcome {
@@ -116,15 +125,20 @@ async fn run_container(engine: &Engine, task: &Task<'_>, id: &str) -> Outcome {
     if let Err(e) = engine
         .docker
         .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+        .instrument(tracing::info_span!("start container"))
         .await
     {
         pump.abort();
+        engine_error("start");
         return Outcome::failed(format!("start container: {e}"));
     }
     let mut wait = engine
         .docker
         .wait_container(id, None::<bollard::query_parameters::WaitContainerOptions>);
-    let ended = task.until_stopped(wait.next()).await;
+    let ended = task
+        .until_stopped(wait.next())
+        .instrument(tracing::info_span!("wait for exit"))
+        .await;
     if ended.is_err() {
         let grace = task.shared.config.kill_grace_secs.min(i32::MAX as u64) as i32;
         let options = StopContainerOptionsBuilder::default().t(grace).build();
@@ -147,7 +161,10 @@ async fn run_container(engine: &Engine, task: &Task<'_>, id: &str) -> Outcome {
         Err(outcome) => return outcome,
         Ok(Some(Ok(r))) => r.status_code,
         Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. }))) => code,
-        Ok(Some(Err(e))) => return Outcome::failed(format!("wait for container: {e}")),
+        Ok(Some(Err(e))) => {
+            engine_error("wait");
+            return Outcome::failed(format!("wait for container: {e}"));
+        }
         Ok(None) => return Outcome::failed("wait for container: no answer"),
     };
     if code == 0 {
@@ -172,7 +189,10 @@ async fn attach(
         .build();
     let mut attached = match engine.docker.attach_container(id, Some(attach)).await {
         Ok(a) => a,
-        Err(e) => return Err(Outcome::failed(format!("attach to container: {e}"))),
+        Err(e) => {
+            engine_error("attach");
+            return Err(Outcome::failed(format!("attach to container: {e}")));
+        }
     };
     let (d, uuid) = (task.dispatch, &task.uuid);
     let output = Output::new(task.shared.clone(), d.uuid, d.attempt);

@@ -1,0 +1,382 @@
+//! The process's Prometheus metrics (prometheus-client) and its health checks, served at
+//! `/metrics`, `/healthz` and `/readyz` (by the api on its own port, by the other services
+//! on `telemetry.listen`; `saltant all` has one of each). One registry per process: each
+//! service moves the metrics it owns (the others stay empty or at zero there).
+//! Every metric, with its labels, is listed in docs/observability.md.
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use futures::future::BoxFuture;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub queue: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueStateLabels {
+    pub queue: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConsumerLabels {
+    pub consumer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SlotLabels {
+    pub executor: String,
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EngineLabels {
+    pub engine: &'static str,
+    pub operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamLabels {
+    pub stream: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Seconds from a millisecond to about nine hours, doubling.
+fn latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 25))
+}
+
+/// Seconds from half a millisecond to about a minute, doubling (HTTP answers).
+fn answer_time() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 18))
+}
+
+/// Every metric of saltant. See docs/observability.md for who moves which.
+pub struct Metrics {
+    registry: Registry,
+    // api
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: Histograms<RouteLabels>,
+    // scheduler
+    pub instances: Family<QueueStateLabels, Gauge>,
+    pub events_recorded: Family<QueueStateLabels, Counter>,
+    pub dispatch_latency: Histograms<QueueLabels>,
+    pub queue_waiting: Family<QueueLabels, Gauge>,
+    pub queue_unacked: Family<QueueLabels, Gauge>,
+    pub queue_oldest_waiting: Family<QueueLabels, FloatGauge>,
+    pub consumer_pending: Family<ConsumerLabels, Gauge>,
+    pub consumer_unacked: Family<ConsumerLabels, Gauge>,
+    // executor
+    pub start_latency: Histograms<QueueLabels>,
+    pub run_duration: Histograms<QueueStateLabels>,
+    pub slots: Family<SlotLabels, Gauge>,
+    pub engine_errors: Family<EngineLabels, Counter>,
+    pub log_bytes: Family<StreamLabels, Counter>,
+    pub log_dropped_bytes: Family<StreamLabels, Counter>,
+    // log-collector
+    pub log_stored_bytes: Counter,
+    pub log_stored_chunks: Counter,
+    pub log_store_lag: Histogram,
+    // everyone
+    pub nats_errors: Family<OperationLabels, Counter>,
+    pub postgres_errors: Family<KindLabels, Counter>,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut r = Registry::with_prefix("saltant");
+        let m = Metrics {
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(answer_time),
+            instances: Family::default(),
+            events_recorded: Family::default(),
+            dispatch_latency: Family::new_with_constructor(latency),
+            queue_waiting: Family::default(),
+            queue_unacked: Family::default(),
+            queue_oldest_waiting: Family::default(),
+            consumer_pending: Family::default(),
+            consumer_unacked: Family::default(),
+            start_latency: Family::new_with_constructor(latency),
+            run_duration: Family::new_with_constructor(latency),
+            slots: Family::default(),
+            engine_errors: Family::default(),
+            log_bytes: Family::default(),
+            log_dropped_bytes: Family::default(),
+            log_stored_bytes: Counter::default(),
+            log_stored_chunks: Counter::default(),
+            log_store_lag: latency(),
+            nats_errors: Family::default(),
+            postgres_errors: Family::default(),
+            registry: Registry::default(),
+        };
+        r.register(
+            "http_requests",
+            "HTTP requests answered by the api, by method, route and status",
+            m.http_requests.clone(),
+        );
+        r.register(
+            "http_request_duration_seconds",
+            "Time the api took to answer, by method and route",
+            m.http_duration.clone(),
+        );
+        r.register(
+            "instances",
+            "Instances by queue and recorded state (the scheduler holding the lease)",
+            m.instances.clone(),
+        );
+        r.register(
+            "events_recorded",
+            "State changes the scheduler recorded, by queue and state",
+            m.events_recorded.clone(),
+        );
+        r.register(
+            "dispatch_latency_seconds",
+            "From an instance's creation to its dispatch on its queue, by queue",
+            m.dispatch_latency.clone(),
+        );
+        r.register(
+            "queue_waiting",
+            "Dispatches no executor has taken yet, by queue",
+            m.queue_waiting.clone(),
+        );
+        r.register(
+            "queue_unacked",
+            "Dispatches taken by executors and not finished, by queue",
+            m.queue_unacked.clone(),
+        );
+        r.register(
+            "queue_oldest_waiting_seconds",
+            "Age of the oldest instance still waiting to start, by queue",
+            m.queue_oldest_waiting.clone(),
+        );
+        r.register(
+            "consumer_pending",
+            "Messages a service's durable consumer has not received yet (its lag)",
+            m.consumer_pending.clone(),
+        );
+        r.register(
+            "consumer_unacked",
+            "Messages a service's durable consumer received and has not acked",
+            m.consumer_unacked.clone(),
+        );
+        r.register(
+            "start_latency_seconds",
+            "From an instance's creation to the start of an attempt, by queue",
+            m.start_latency.clone(),
+        );
+        r.register(
+            "run_duration_seconds",
+            "From the start of an attempt to its end, by queue and final state",
+            m.run_duration.clone(),
+        );
+        r.register(
+            "executor_slots",
+            "An executor's slots, used and free",
+            m.slots.clone(),
+        );
+        r.register(
+            "engine_errors",
+            "Failed container engine operations (docker, singularity, host), by operation",
+            m.engine_errors.clone(),
+        );
+        r.register(
+            "log_bytes",
+            "Task output published by executors, by stream",
+            m.log_bytes.clone(),
+        );
+        r.register(
+            "log_dropped_bytes",
+            "Task output dropped past executor.output_max_bytes, by stream",
+            m.log_dropped_bytes.clone(),
+        );
+        r.register(
+            "log_stored_bytes",
+            "Task output the log-collector stored in PostgreSQL",
+            m.log_stored_bytes.clone(),
+        );
+        r.register(
+            "log_stored_chunks",
+            "Output chunks the log-collector stored",
+            m.log_stored_chunks.clone(),
+        );
+        r.register(
+            "log_store_lag_seconds",
+            "From a chunk's arrival on the bus to its commit in PostgreSQL",
+            m.log_store_lag.clone(),
+        );
+        r.register(
+            "nats_errors",
+            "Failed NATS operations, by operation",
+            m.nats_errors.clone(),
+        );
+        r.register(
+            "postgres_errors",
+            "Failed PostgreSQL operations, by kind (unavailable, timed_out, internal)",
+            m.postgres_errors.clone(),
+        );
+        Metrics { registry: r, ..m }
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encode metrics");
+        }
+        out
+    }
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// A readiness check: `Ok` when the dependency answers, else what is wrong.
+pub type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+fn checks() -> &'static Mutex<Vec<(String, Check)>> {
+    static CHECKS: OnceLock<Mutex<Vec<(String, Check)>>> = OnceLock::new();
+    CHECKS.get_or_init(Mutex::default)
+}
+
+/// Adds a check to `/readyz` (e.g. `scheduler.postgres`). A service registers its checks
+/// once its topology is ensured: until then `/readyz` says it is not ready.
+pub fn register_check(name: impl Into<String>, check: Check) {
+    let name = name.into();
+    let mut all = checks().lock().unwrap_or_else(|p| p.into_inner());
+    all.retain(|(n, _)| *n != name);
+    all.push((name, check));
+}
+
+/// Marks a service as starting: `/readyz` is 503 until the service registers its checks.
+pub fn starting(service: &str) {
+    let service = service.to_owned();
+    let message = format!("{service} is starting");
+    register_check(
+        format!("{service}.started"),
+        Arc::new(move || {
+            let m = message.clone();
+            Box::pin(async move { Err(m) })
+        }),
+    );
+}
+
+/// Marks a service as started (its topology ensured).
+pub fn started(service: &str) {
+    register_check(
+        format!("{service}.started"),
+        Arc::new(|| Box::pin(async { Ok(()) })),
+    );
+}
+
+/// Runs every check (each within 2 s, all at once): whether all passed, and each result.
+pub async fn readiness() -> (bool, Vec<(String, Result<(), String>)>) {
+    let all: Vec<(String, Check)> = checks().lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let results = futures::future::join_all(all.into_iter().map(|(name, check)| async move {
+        let r = match tokio::time::timeout(Duration::from_secs(2), check()).await {
+            Ok(r) => r,
+            Err(_) => Err("no answer within 2 s".to_owned()),
+        };
+        (name, r)
+    }))
+    .await;
+    (results.iter().all(|(_, r)| r.is_ok()), results)
+}
+
+/// `/metrics`, `/healthz` and `/readyz`.
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics().encode(),
+                )
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+}
+
+async fn readyz() -> axum::response::Response {
+    let (ready, results) = readiness().await;
+    let checks: serde_json::Map<String, serde_json::Value> = results
+        .into_iter()
+        .map(|(name, r)| {
+            let v = match r {
+                Ok(()) => "ok".to_owned(),
+                Err(e) => e,
+            };
+            (name, serde_json::Value::String(v))
+        })
+        .collect();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({ "ready": ready, "checks": checks });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Binds `telemetry.listen` (at start-up, so a taken port stops the service at once).
+pub async fn bind(listen: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("telemetry.listen {listen}: {e}"))
+}
+
+/// Serves [`router`] on `listener` until `shutdown` (the services but the api).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    tracing::info!(listen = %listener.local_addr()?, "serving /metrics, /healthz and /readyz");
+    axum::serve(listener, router::<()>())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}
