@@ -19,8 +19,15 @@ const SERVICES: [&str; 4] = [
 ];
 
 /// One of the stack's services in a process of its own, exporting to `otlp`: the api over
-/// OTLP/HTTP, the others over gRPC.
-fn spawn_service(stack: &Stack, otlp: &Receiver, args: &[&str], log: &str) -> std::process::Child {
+/// OTLP/HTTP, the others over gRPC; those serve `/metrics`, `/healthz` and `/readyz` on
+/// `telemetry` while the api serves them to no client of 127.0.0.1.
+fn spawn_service(
+    stack: &Stack,
+    otlp: &Receiver,
+    args: &[&str],
+    telemetry: &str,
+    log: &str,
+) -> std::process::Child {
     let (endpoint, protocol) = if args[0] == "api" {
         (otlp.http_endpoint.as_str(), "http/protobuf")
     } else {
@@ -37,6 +44,8 @@ fn spawn_service(stack: &Stack, otlp: &Receiver, args: &[&str], log: &str) -> st
                 "SALTANT_API__TRACE_URL",
                 "http://jaeger.example/trace/{trace_id}",
             ),
+            ("SALTANT_API__TELEMETRY_FROM", "[\"10.0.0.0/8\"]"),
+            ("SALTANT_TELEMETRY__LISTEN", telemetry),
         ],
         log,
     )
@@ -108,16 +117,58 @@ async fn one_trace_per_instance_across_processes_retries_and_the_sweep() {
         ..Options::default()
     })
     .await;
-    let mut children: Vec<std::process::Child> = [
+    let services = [
         vec!["api"],
         vec!["scheduler"],
         vec!["executor", "--queue", "tq"],
         vec!["log-collector"],
-    ]
-    .iter()
-    .map(|args| spawn_service(&stack, &otlp, args, &format!("{}.log", args[0])))
-    .collect();
+    ];
+    let ports: Vec<String> = services
+        .iter()
+        .map(|_| format!("127.0.0.1:{}", saltant_tests::servers::free_port()))
+        .collect();
+    let mut children: Vec<std::process::Child> = services
+        .iter()
+        .zip(&ports)
+        .map(|(args, port)| {
+            let log = format!("{}.log", args[0]);
+            spawn_service(&stack, &otlp, args, port, &log)
+        })
+        .collect();
     stack.wait_ready().await;
+    // Each service answers its probes on its own port; the api's are not for 127.0.0.1
+    // (not in its api.telemetry_from here).
+    for (args, port) in services.iter().zip(&ports) {
+        let readyz = format!("http://{port}/readyz");
+        let body = eventually(Duration::from_secs(30), &readyz, || async {
+            let r = stack.http.get(&readyz).send().await.ok()?;
+            if r.status() != 200 {
+                return None;
+            }
+            r.text().await.ok()
+        })
+        .await;
+        assert!(body.contains(&format!("{}.nats", args[0])), "{body}");
+        let metrics = stack
+            .http
+            .get(format!("http://{port}/metrics"))
+            .send()
+            .await
+            .expect("scrape");
+        assert_eq!(metrics.status(), 200);
+        let text = metrics.text().await.unwrap_or_default();
+        assert!(text.contains("# TYPE saltant_"), "{text}");
+    }
+    let base = stack.url.trim_end_matches("/api");
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let r = stack
+            .http
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .expect("probe");
+        assert_eq!(r.status(), 404, "{path} is not for 127.0.0.1 here");
+    }
     // Fails its first attempt, succeeds its second; prints the TRACEPARENT it was given.
     let flag = stack.dir.join("flaky.flag");
     let command = format!(

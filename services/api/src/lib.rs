@@ -82,6 +82,10 @@ pub struct Config {
     /// Link to an instance's trace in the operator's tracing UI, `{trace_id}` replaced
     /// (e.g. `http://127.0.0.1:16686/trace/{trace_id}` for Jaeger); none by default.
     pub trace_url: Option<String>,
+    /// Networks whose clients may read `/metrics`, `/healthz` and `/readyz` on the api's
+    /// port (others get 404): by default loopback and the private ranges, where
+    /// Prometheus and load balancers live; the public must not read queue names.
+    pub telemetry_from: Vec<ipnet::IpNet>,
 }
 
 /// Who may do something.
@@ -113,6 +117,17 @@ impl Default for Config {
             list_timeout_secs: 300,
             lists_per_user: 4,
             trace_url: None,
+            telemetry_from: [
+                "127.0.0.0/8",
+                "::1/128",
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "fc00::/7",
+            ]
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect(),
         }
     }
 }
@@ -191,9 +206,15 @@ pub fn router(state: AppState) -> Router {
             axum::http::HeaderValue::from_static(value),
         ));
     }
-    // Probes and scrapes are answered outside the host check, and are not traced.
+    // Probes and scrapes are answered outside the host check, to the networks allowed,
+    // and are not traced.
+    let from = Arc::new(state_config.telemetry_from.clone());
     Router::new()
-        .merge(saltant_telemetry::metrics::router())
+        .merge(
+            saltant_telemetry::metrics::router().route_layer(axum::middleware::from_fn(
+                move |req, next| observe::telemetry_allowed(from.clone(), req, next),
+            )),
+        )
         .fallback_service(router.layer(axum::middleware::from_fn(observe::observe)))
 }
 

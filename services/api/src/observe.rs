@@ -31,6 +31,25 @@ pub(crate) async fn name_route(req: Request, next: Next) -> Response {
     res
 }
 
+/// `/metrics`, `/healthz` and `/readyz` answer clients of `api.telemetry_from` only (404
+/// to others, as if they did not exist).
+pub(crate) async fn telemetry_allowed(
+    from: std::sync::Arc<Vec<ipnet::IpNet>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use axum::response::IntoResponse as _;
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical());
+    if peer.is_some_and(|ip| from.iter().any(|n| n.contains(&ip))) {
+        next.run(req).await
+    } else {
+        crate::error::ApiError::NotFound.into_response()
+    }
+}
+
 /// Outermost: the request's span (server kind, named `METHOD route`) and its metrics. A
 /// server error marks the span as failed.
 pub(crate) async fn observe(req: Request, next: Next) -> Response {
