@@ -420,3 +420,77 @@ async fn async_nats_storage() -> i64 {
         .map(|a| a.storage as i64)
         .unwrap_or(0)
 }
+
+/// End-to-end throughput of the `deploy/dev` stack with trace export off and on (OTLP/gRPC
+/// to a receiver in this process, on the same machine like a local collector), the same
+/// load each time, and the spans that arrived.
+pub async fn telemetry(report: &mut Report, scale: Scale) -> anyhow::Result<()> {
+    let clients = 32;
+    println!("\n== trace export off and on (deploy/dev stack, {clients} clients, one queue)");
+    let otlp = saltant_tests::otlp::Receiver::start().await;
+    // Off, on (every instance sampled), on with 10% of instances sampled.
+    let configs: [(&str, &[(&str, &str)]); 3] = [
+        ("off", &[]),
+        ("on", &[("OTEL_EXPORTER_OTLP_ENDPOINT", "")]),
+        (
+            "on, 10% sampled",
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.1"),
+            ],
+        ),
+    ];
+    let mut results = Vec::new();
+    for (name, vars) in configs {
+        let env: Vec<(&str, &str)> = vars
+            .iter()
+            .map(|&(k, v)| {
+                (
+                    k,
+                    if v.is_empty() {
+                        otlp.grpc_endpoint.as_str()
+                    } else {
+                        v
+                    },
+                )
+            })
+            .collect();
+        let before = otlp.received.spans().len();
+        let stack = Stack::start_opts(Options {
+            env: &env,
+            ..Options::default()
+        })
+        .await;
+        stack.wait_ready().await;
+        let pids = [all_pid(&stack)];
+        let (ty, queues) = noop_queues(&stack, "otel", 1).await;
+        load(&stack, &pids, ty, &queues, 10, 4).await?;
+        let l = load(&stack, &pids, ty, &queues, scale.e2e, clients).await?;
+        drop(stack);
+        // The batch exporter sends every few seconds: give the last spans time to arrive.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let spans = otlp.received.spans().len() - before;
+        results.push((name, l, spans));
+    }
+    let off = results[0].1.rate;
+    for (name, l, spans) in &results {
+        let lost = 100.0 * (1.0 - l.rate / off);
+        let key = format!(
+            "otel_export_{}",
+            name.replace([',', '%'], "").replace(' ', "_")
+        );
+        report.add(
+            &key,
+            &format!("deploy/dev stack, trace export {name}: POST → final"),
+            format!("{:.0}/s", l.rate),
+            format!(
+                "{lost:.0}% below export off; CPU {:.2} ms per instance; {spans} spans received ({:.1} per instance)",
+                l.cpu_ms_per_instance,
+                *spans as f64 / (scale.e2e + 10) as f64
+            ),
+            json!({"per_sec": l.rate, "below_off_pct": lost, "cpu_ms": l.cpu_ms_per_instance, "spans": spans}),
+        );
+    }
+    Ok(())
+}

@@ -33,7 +33,7 @@ struct Args {
     /// Skip the Docker measurements.
     #[arg(long)]
     no_docker: bool,
-    /// Only these sections (e2e, dev, killed, soak, logs, celery, redis); all by default.
+    /// Only these sections (e2e, dev, otel, killed, soak, logs, celery, redis); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Rows in the list-latency table (default: 1,000,000; smoke: 20,000).
@@ -153,6 +153,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if run("dev") {
         configs::dev(&mut report, scale, &limits).await?;
+    }
+    if run("otel") {
+        configs::telemetry(&mut report, scale).await?;
     }
     if run("killed") {
         configs::killed_executor(&mut report, scale).await?;

@@ -380,3 +380,114 @@ pub async fn serve(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The metric names a text uses (`saltant_…`), as written.
+    fn referenced(text: &str) -> std::collections::BTreeSet<String> {
+        regex::Regex::new(r"saltant_[a-z_]+[a-z]")
+            .expect("regex")
+            .find_iter(text)
+            .map(|m| m.as_str().to_owned())
+            .collect()
+    }
+
+    /// Whether `name` is a series of a registered family (`# TYPE` lines of the exposition).
+    fn exists(families: &[(String, String)], name: &str) -> bool {
+        families.iter().any(|(family, kind)| {
+            let suffixes: &[&str] = match kind.as_str() {
+                "counter" => &["_total"],
+                "histogram" => &["", "_bucket", "_count", "_sum"],
+                _ => &[""],
+            };
+            suffixes.iter().any(|s| name == format!("{family}{s}"))
+        })
+    }
+
+    /// One series in every family (a family without any is not in the exposition).
+    fn touch_all(m: &Metrics) {
+        let (q, qs) = (
+            QueueLabels { queue: "q".into() },
+            QueueStateLabels {
+                queue: "q".into(),
+                state: "running".into(),
+            },
+        );
+        let _ = m.http_requests.get_or_create(&HttpLabels {
+            method: "GET".into(),
+            route: "/".into(),
+            status: 200,
+        });
+        let _ = m.http_duration.get_or_create(&RouteLabels {
+            method: "GET".into(),
+            route: "/".into(),
+        });
+        let _ = m.instances.get_or_create(&qs);
+        let _ = m.events_recorded.get_or_create(&qs);
+        let _ = m.dispatch_latency.get_or_create(&q);
+        let _ = m.queue_waiting.get_or_create(&q);
+        let _ = m.queue_unacked.get_or_create(&q);
+        let _ = m.queue_oldest_waiting.get_or_create(&q);
+        let c = ConsumerLabels {
+            consumer: "c".into(),
+        };
+        let _ = m.consumer_pending.get_or_create(&c);
+        let _ = m.consumer_unacked.get_or_create(&c);
+        let _ = m.start_latency.get_or_create(&q);
+        let _ = m.run_duration.get_or_create(&qs);
+        let _ = m.slots.get_or_create(&SlotLabels {
+            executor: "e".into(),
+            state: "free",
+        });
+        let _ = m.engine_errors.get_or_create(&EngineLabels {
+            engine: "docker",
+            operation: "pull",
+        });
+        let s = StreamLabels { stream: "stdout" };
+        let _ = m.log_bytes.get_or_create(&s);
+        let _ = m.log_dropped_bytes.get_or_create(&s);
+        let _ = m
+            .nats_errors
+            .get_or_create(&OperationLabels { operation: "op" });
+        let _ = m
+            .postgres_errors
+            .get_or_create(&KindLabels { kind: "internal" });
+    }
+
+    #[test]
+    fn the_dashboard_and_the_docs_name_only_real_metrics() {
+        touch_all(metrics());
+        let exposition = metrics().encode();
+        let families: Vec<(String, String)> = exposition
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, k)| (n.to_owned(), k.to_owned()))
+            .collect();
+        assert!(families.len() >= 20, "{exposition}");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for file in ["deploy/grafana/saltant.json", "docs/observability.md"] {
+            let text = std::fs::read_to_string(root.join(file)).expect(file);
+            let names = referenced(&text);
+            assert!(names.len() >= 10, "{file} names few metrics: {names:?}");
+            for name in names {
+                assert!(
+                    exists(&families, &name),
+                    "{file} names {name}, which is not exported"
+                );
+            }
+        }
+        // Every metric is documented.
+        let docs = std::fs::read_to_string(root.join("docs/observability.md")).expect("docs");
+        for (family, kind) in &families {
+            let shown = if kind == "counter" {
+                format!("`{family}_total`")
+            } else {
+                format!("`{family}`")
+            };
+            assert!(docs.contains(&shown), "docs/observability.md lacks {shown}");
+        }
+    }
+}
