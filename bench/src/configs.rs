@@ -421,9 +421,10 @@ async fn async_nats_storage() -> i64 {
         .unwrap_or(0)
 }
 
-/// End-to-end throughput of the `deploy/dev` stack with trace export off and on (OTLP/gRPC
-/// to a receiver in this process, on the same machine like a local collector), the same
-/// load each time, and the spans that arrived.
+/// End-to-end throughput of the `deploy/dev` stack with trace export off, on, and on with
+/// 10% of instances sampled (OTLP/gRPC to a receiver in this process, on the same machine
+/// like a local collector), the same load each time, best of two interleaved rounds, and
+/// the spans that arrived.
 pub async fn telemetry(report: &mut Report, scale: Scale) -> anyhow::Result<()> {
     let clients = 32;
     println!("\n== trace export off and on (deploy/dev stack, {clients} clients, one queue)");
@@ -441,8 +442,10 @@ pub async fn telemetry(report: &mut Report, scale: Scale) -> anyhow::Result<()> 
             ],
         ),
     ];
-    let mut results = Vec::new();
-    for (name, vars) in configs {
+    // Two rounds, interleaved, best of each: a busy machine's noise is larger than the
+    // difference measured.
+    let mut results: Vec<Option<(&str, Load, usize)>> = (0..configs.len()).map(|_| None).collect();
+    for (i, &(name, vars)) in configs.iter().enumerate().cycle().take(2 * configs.len()) {
         let env: Vec<(&str, &str)> = vars
             .iter()
             .map(|&(k, v)| {
@@ -471,8 +474,14 @@ pub async fn telemetry(report: &mut Report, scale: Scale) -> anyhow::Result<()> 
         // The batch exporter sends every few seconds: give the last spans time to arrive.
         tokio::time::sleep(Duration::from_secs(6)).await;
         let spans = otlp.received.spans().len() - before;
-        results.push((name, l, spans));
+        if results[i]
+            .as_ref()
+            .is_none_or(|(_, best, _)| l.rate > best.rate)
+        {
+            results[i] = Some((name, l, spans));
+        }
     }
+    let results: Vec<(&str, Load, usize)> = results.into_iter().flatten().collect();
     let off = results[0].1.rate;
     for (name, l, spans) in &results {
         let lost = 100.0 * (1.0 - l.rate / off);
