@@ -627,8 +627,48 @@ async fn run_follow_streams_a_container_task_and_exits_with_its_code() {
     );
     no_terminal_codes(&r);
 
+    // On a terminal (script(1) gives it one): the progress line and the state changes.
+    let bin = required_env("SALTANT_TEST_BIN");
+    let mut tty = tokio::process::Command::new("script");
+    tty.args([
+        "-qefc",
+        &format!("'{bin}' run shout --queue dq --follow"),
+        "/dev/null",
+    ])
+    .envs(cli.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    .env("TERM", "xterm")
+    .stdin(Stdio::null())
+    .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(180), tty.output())
+        .await
+        .expect("run on a terminal within 3 minutes")
+        .expect("run script");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{screen}");
+    assert!(
+        screen.contains("out1") && screen.contains("err1"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(" running on "),
+        "state lines on a terminal: {screen}"
+    );
+    assert!(
+        screen.contains(" failed on ") && screen.contains("exited with code 7"),
+        "{screen}"
+    );
+
     let list = cli
-        .run(&["instances", "list", "--queue", "dq", "-o", "json"])
+        .run(&[
+            "instances",
+            "list",
+            "--queue",
+            "dq",
+            "--name",
+            "followed",
+            "-o",
+            "json",
+        ])
         .await
         .ok()
         .json();
