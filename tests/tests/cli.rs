@@ -494,6 +494,13 @@ async fn resources_login_completions_and_errors_with_their_exit_codes() {
         .await;
     assert_eq!(r.code, 4, "bad token: {}", r.stderr);
     assert!(r.stderr.contains("Invalid token."), "{}", r.stderr);
+    let bob = stack.saltant(&["admin", "create-user", "bob"]);
+    let bob = bob.lines().last().expect("token").trim().to_owned();
+    let r = cli
+        .with("SALTANT_AUTH_TOKEN", &bob)
+        .run(&["queues", "update", "cq", "--description", "mine now"])
+        .await;
+    assert_eq!(r.code, 5, "not the owner: {}", r.stderr);
     let r = cli
         .with("SALTANT_API_URL", "http://127.0.0.1:9/api/")
         .run(&["queues", "list"])
@@ -693,6 +700,15 @@ async fn run_follow_streams_a_container_task_and_exits_with_its_code() {
     );
 
     let r = cli.run(&["instances", "logs", &uuid]).await.ok();
+    assert_eq!(
+        (r.stdout.as_str(), r.stderr.as_str()),
+        ("out1\nout2\n", "err1\n")
+    );
+
+    let r = cli
+        .run(&["instances", "logs", &uuid, "--follow", "--attempt", "1"])
+        .await
+        .ok();
     assert_eq!(
         (r.stdout.as_str(), r.stderr.as_str()),
         ("out1\nout2\n", "err1\n")

@@ -214,12 +214,17 @@ async fn logs(client: &Client, uuid: &str, follow: bool, attempt: Option<u64>) -
             .unwrap_or(1)
     });
     let progress = Progress::new(false, &uuid);
+    if follow {
+        // One attempt, both streams at once, to their ends.
+        let tail = |stream: &str, err: bool| {
+            let name = follow::log_name(&uuid, attempt, stream);
+            follow::tail(client.clone(), uuid.clone(), name, err, progress.clone())
+        };
+        let (out, err) = tokio::join!(tail("stdout", false), tail("stderr", true));
+        return out.and(err);
+    }
     for (stream, err) in [("stdout", false), ("stderr", true)] {
         let name = follow::log_name(&uuid, attempt, stream);
-        if follow {
-            follow::tail(client.clone(), uuid.clone(), name, err, progress.clone()).await?;
-            continue;
-        }
         if !files.iter().any(|f| f["name"] == name.as_str()) {
             continue;
         }
