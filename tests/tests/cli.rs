@@ -898,3 +898,95 @@ async fn run_terminate_wait_and_events_of_an_executable_task() {
     );
     assert!(table.stdout.contains(&uuid), "{}", table.stdout);
 }
+
+/// A proxy to the api that cuts every event stream after `limit` bytes of its answer
+/// (mid-event, as a dropped connection does); other answers pass whole. Returns its URL.
+async fn cutting_proxy(api: &str, limit: usize) -> String {
+    let target = api
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("api host")
+        .to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind proxy");
+    let addr = listener.local_addr().expect("proxy address");
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt as _;
+                let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.split();
+                let (mut sr, mut sw) = server.split();
+                let up = tokio::io::copy(&mut cr, &mut sw);
+                let down = async {
+                    let mut sent = 0usize;
+                    let mut head = Vec::new();
+                    let mut buf = vec![0u8; 512];
+                    loop {
+                        let n = match sr.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        if head.len() < 4096 {
+                            head.extend_from_slice(&buf[..n]);
+                        }
+                        let sse = String::from_utf8_lossy(&head).contains("text/event-stream");
+                        let n = if sse { n.min(limit - sent) } else { n };
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                        sent += n;
+                        if sse && sent >= limit {
+                            return;
+                        }
+                    }
+                };
+                tokio::select! { _ = up => {}, _ = down => {} }
+            });
+        }
+    });
+    format!("http://{addr}/api/")
+}
+
+#[tokio::test]
+async fn follow_through_dropped_connections_loses_and_repeats_nothing() {
+    let stack = Stack::start().await;
+    stack.wait_ready().await;
+    let cli = Cli::new(&stack);
+    let script =
+        "for i in $(seq 1 150); do echo line $i; echo warn $i >&2; sleep 0.01; done; exit 4";
+    cli.run(&[
+        "types",
+        "create",
+        "--name",
+        "chatty",
+        "--command",
+        &format!("sh -c '{script}'"),
+    ])
+    .await
+    .ok();
+    cli.run(&["whitelists", "create", "--name", "wl", "--type", "chatty"])
+        .await
+        .ok();
+    cli.run(&["queues", "create", "--name", "pq", "--whitelist", "wl"])
+        .await
+        .ok();
+    let proxy = cutting_proxy(&stack.url, 700).await;
+    let r = cli
+        .with("SALTANT_API_URL", &proxy)
+        .run(&["run", "chatty", "--queue", "pq", "--follow"])
+        .await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    let want = |word: &str| {
+        (1..=150)
+            .map(|i| format!("{word} {i}\n"))
+            .collect::<String>()
+    };
+    assert_eq!(r.stdout, want("line"));
+    assert_eq!(r.stderr, want("warn"));
+}
