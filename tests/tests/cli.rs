@@ -560,6 +560,27 @@ async fn resources_login_completions_and_errors_with_their_exit_codes() {
     assert!(text.contains("saltant-auth-token: "), "{text}");
     let r = bare.run(&["queues", "get", "cq", "-o", "json"]).await.ok();
     assert_eq!(r.json()["name"], "cq");
+    assert!(text.contains("saltant-refresh-token: "), "{text}");
+    // An access token the api refuses (as an expired one) is renewed once from the
+    // refresh token, and the new one saved.
+    let access = text
+        .lines()
+        .find_map(|l| l.strip_prefix("saltant-auth-token: "))
+        .expect("access token line")
+        .to_owned();
+    std::fs::write(&config, text.replace(&access, "bad.jwt.token")).expect("spoil the token");
+    let r = bare.run(&["queues", "get", "cq", "-o", "json"]).await.ok();
+    assert_eq!(r.json()["name"], "cq");
+    let renewed = std::fs::read_to_string(&config).expect("config");
+    assert!(!renewed.contains("bad.jwt.token"), "{renewed}");
+    assert_eq!(
+        std::fs::metadata(&config)
+            .expect("config")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
     // An API token from stdin, the saltant-cli way.
     bare.input(
         &["login", "--url", &url, "--token-stdin"],
