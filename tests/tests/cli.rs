@@ -409,6 +409,14 @@ async fn resources_login_completions_and_errors_with_their_exit_codes() {
         q["id"]
     );
 
+    // Client commands do not read the services' configuration, broken as it may be.
+    let broken = write(&stack.dir, "broken.toml", "[api\nlisten = 3\n");
+    cli.with("SALTANT_CONFIG", broken.to_str().expect("p"))
+        .with("SALTANT_API__LISTEN", "not an address")
+        .run(&["queues", "list"])
+        .await
+        .ok();
+
     // Errors and their exit codes.
     let r = cli.run(&["types", "get", "nope"]).await;
     assert_eq!(r.code, 6, "unknown name: {}", r.stderr);

@@ -43,27 +43,59 @@ pub struct Out {
     pub format: Format,
 }
 
-/// The client commands, flattened among the service commands of `saltant`.
+/// The client commands, flattened among the service commands of `saltant`; each takes
+/// the connection options ([`Conn`]), which its subcommands inherit.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a task instance, and with --follow watch it run.
-    Run(commands::run::RunArgs),
+    Run {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        args: commands::run::RunArgs,
+    },
     /// Task instances: list, get, wait, logs, results, clone, terminate.
-    #[command(subcommand)]
-    Instances(commands::instances::Instances),
+    Instances {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        command: commands::instances::Instances,
+    },
     /// Task types of both kinds: list, get, create, update.
-    #[command(subcommand)]
-    Types(commands::resources::Types),
+    Types {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        command: commands::resources::Types,
+    },
     /// Task queues: list, get, create, update.
-    #[command(subcommand)]
-    Queues(commands::resources::Queues),
+    Queues {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        command: commands::resources::Queues,
+    },
     /// Task whitelists: list, get, create, update.
-    #[command(subcommand)]
-    Whitelists(commands::resources::Whitelists),
+    Whitelists {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        command: commands::resources::Whitelists,
+    },
     /// Watch status events, of every instance or one queue's.
-    Events(commands::events::EventsArgs),
+    Events {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        args: commands::events::EventsArgs,
+    },
     /// Log in with a username and password (or save an API token) into config.yaml.
-    Login(commands::login::LoginArgs),
+    Login {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        args: commands::login::LoginArgs,
+    },
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -73,7 +105,7 @@ pub enum Command {
 
 /// Runs a client command; never loads the services' configuration or telemetry.
 /// `cli` builds the whole `saltant` command (for completions).
-pub fn main(command: Command, conn: Conn, cli: fn() -> clap::Command) -> ExitCode {
+pub fn main(command: Command, cli: fn() -> clap::Command) -> ExitCode {
     if let Command::Completions { shell } = command {
         let mut c = cli();
         clap_complete::generate(shell, &mut c, "saltant", &mut std::io::stdout());
@@ -89,7 +121,7 @@ pub fn main(command: Command, conn: Conn, cli: fn() -> clap::Command) -> ExitCod
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::dispatch(command, conn)) {
+    match runtime.block_on(commands::dispatch(command)) {
         Ok(status) => ExitCode::from(status),
         Err(e) => {
             eprintln!("saltant: {e:#}");

@@ -27,8 +27,6 @@ struct Cli {
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
-    #[command(flatten)]
-    client: saltant_cli::Conn,
 }
 
 #[derive(Subcommand)]
@@ -100,7 +98,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Client commands talk to a server: no services' configuration, no telemetry.
     if let Command::Client(c) = cli.command {
-        return saltant_cli::main(*c, cli.client, Cli::command);
+        return saltant_cli::main(*c, Cli::command);
     }
     let mut settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,

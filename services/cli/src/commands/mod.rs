@@ -13,20 +13,32 @@ use crate::{Command, Conn, config};
 use serde_json::{Map, Value};
 use std::path::Path;
 
-pub async fn dispatch(command: Command, conn: Conn) -> Result<u8> {
-    if let Command::Login(a) = command {
-        return login::login(a, &conn).await;
-    }
-    let cfg = config::load(conn.url.as_deref(), conn.config_path.as_deref())?;
-    let client = Client::new(cfg)?;
+pub async fn dispatch(command: Command) -> Result<u8> {
+    let connect = |conn: &Conn| -> Result<Client> {
+        Client::new(config::load(
+            conn.url.as_deref(),
+            conn.config_path.as_deref(),
+        )?)
+    };
     match command {
-        Command::Run(a) => run::run(&client, a).await,
-        Command::Instances(i) => instances::instances(&client, i).await,
-        Command::Types(t) => resources::types(&client, t).await.map(|()| code::OK),
-        Command::Queues(q) => resources::queues(&client, q).await.map(|()| code::OK),
-        Command::Whitelists(w) => resources::whitelists(&client, w).await.map(|()| code::OK),
-        Command::Events(e) => events::events(&client, e).await.map(|()| code::OK),
-        Command::Login(_) | Command::Completions { .. } => Ok(code::OK),
+        Command::Login { conn, args } => login::login(args, &conn).await,
+        Command::Run { conn, args } => run::run(&connect(&conn)?, args).await,
+        Command::Instances { conn, command } => {
+            instances::instances(&connect(&conn)?, command).await
+        }
+        Command::Types { conn, command } => resources::types(&connect(&conn)?, command)
+            .await
+            .map(|()| code::OK),
+        Command::Queues { conn, command } => resources::queues(&connect(&conn)?, command)
+            .await
+            .map(|()| code::OK),
+        Command::Whitelists { conn, command } => resources::whitelists(&connect(&conn)?, command)
+            .await
+            .map(|()| code::OK),
+        Command::Events { conn, args } => events::events(&connect(&conn)?, args)
+            .await
+            .map(|()| code::OK),
+        Command::Completions { .. } => Ok(code::OK),
     }
 }
 
