@@ -1,10 +1,11 @@
 //! The one `saltant` binary: every service (`api`, `scheduler`, `executor`,
-//! `log-collector`), all of them in one process (`all`), migrations and admin commands.
+//! `log-collector`), all of them in one process (`all`), migrations, admin commands and
+//! the client commands of `saltant-cli` (docs/cli.md).
 
 mod config;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use config::Settings;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -20,7 +21,8 @@ use tokio_util::task::TaskTracker;
     about = "Distributed runtime for containerized, mutable task instances"
 )]
 struct Cli {
-    /// TOML configuration file (layered over defaults; SALTANT_… variables override it).
+    /// Services' TOML configuration file (layered over defaults; SALTANT_… variables
+    /// override it); client commands do not read it.
     #[arg(long, short, global = true, env = "SALTANT_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -57,6 +59,8 @@ enum Command {
     /// Administration.
     #[command(subcommand)]
     Admin(Admin),
+    #[command(flatten)]
+    Client(Box<saltant_cli::Command>),
 }
 
 #[derive(Subcommand)]
@@ -92,6 +96,10 @@ enum Admin {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Client commands talk to a server: no services' configuration, no telemetry.
+    if let Command::Client(c) = cli.command {
+        return saltant_cli::main(*c, Cli::command);
+    }
     let mut settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -242,7 +250,7 @@ async fn serve(service: Command, s: &Settings, shutdown: CancellationToken) -> a
         Command::Executor { .. } => Service::Executor,
         Command::LogCollector => Service::LogCollector,
         Command::All { .. } => return serve_all(s, shutdown).await,
-        Command::Migrate | Command::Admin(_) => return Ok(()),
+        Command::Migrate | Command::Admin(_) | Command::Client(_) => return Ok(()),
     };
     one.run(s, shutdown).await
 }
