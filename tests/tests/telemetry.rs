@@ -274,31 +274,50 @@ async fn one_trace_per_instance_across_processes_retries_and_the_sweep() {
             "{service} exports over gRPC"
         );
     }
-    // TRACEPARENT inside the task names this trace and a span of its attempt's run.
-    let output = stack.output_of(&retried, "stdout").await;
-    let run_ids: HashSet<&str> = spans
-        .iter()
-        .filter(|s| s.service == "saltant-executor")
-        .map(|s| s.span_id.as_str())
-        .collect();
-    let given: Vec<&str> = output
-        .lines()
-        .filter_map(|l| l.strip_prefix("TP="))
-        .collect();
-    assert!(
-        !given.is_empty(),
-        "the task printed no TRACEPARENT: {output:?}"
-    );
-    for tp in given {
-        let parts: Vec<&str> = tp.split('-').collect();
-        assert_eq!(parts.len(), 4, "{tp}");
+    // TRACEPARENT inside the task names this trace and a span of the run of the attempt
+    // that printed it.
+    let by_id: HashMap<&str, &Span> = spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
+    let run_of = |id: &str| {
+        let mut at = by_id.get(id).copied();
+        while let Some(s) = at {
+            if s.name == "run instance" {
+                return s.attributes.get("attempt").cloned();
+            }
+            at = by_id.get(s.parent.as_str()).copied();
+        }
+        None
+    };
+    stack.output_of(&retried, "stdout").await; // both attempts' output stored
+    for (attempt, name) in [
+        ("1", format!("{retried}-stdout.txt")),
+        ("2", format!("{retried}-attempt2-stdout.txt")),
+    ] {
+        let (status, _, text) = eventually(Duration::from_secs(30), &name, || async {
+            let r = stack.download_log(&retried, &name).await;
+            (r.0 == 200 && r.2.as_str().is_some_and(|t| t.contains("TP="))).then_some(r)
+        })
+        .await;
+        assert_eq!(status, 200);
+        let output = text.as_str().unwrap_or_default();
+        let given: Vec<&str> = output
+            .lines()
+            .filter_map(|l| l.strip_prefix("TP="))
+            .collect();
+        assert_eq!(
+            given.len(),
+            1,
+            "attempt {attempt} printed one TRACEPARENT: {output:?}"
+        );
+        let parts: Vec<&str> = given[0].split('-').collect();
+        assert_eq!(parts.len(), 4, "{given:?}");
         assert_eq!(
             parts[1], caller_trace,
-            "TRACEPARENT {tp} is in the instance's trace"
+            "TRACEPARENT is in the instance's trace"
         );
-        assert!(
-            run_ids.contains(parts[2]),
-            "TRACEPARENT {tp} names an executor span"
+        assert_eq!(
+            run_of(parts[2]).as_deref(),
+            Some(attempt),
+            "TRACEPARENT {given:?} names a span of attempt {attempt}'s run"
         );
     }
 
@@ -481,7 +500,23 @@ async fn metrics_move_and_readiness_follows_postgres() {
         assert_eq!(r.status(), 200);
         r.text().await.expect("metrics text")
     };
+    // Methods a client invents share one label value.
+    for m in ["FOO1", "FOO2"] {
+        let method = reqwest::Method::from_bytes(m.as_bytes()).expect("method");
+        stack
+            .http
+            .request(method, format!("{}/users/", stack.url))
+            .send()
+            .await
+            .expect("odd method");
+    }
     let before = scrape().await;
+    let methods: HashSet<String> = samples(&before, "saltant_http_requests_total")
+        .into_iter()
+        .filter_map(|(l, _)| l.get("method").cloned())
+        .collect();
+    assert!(methods.contains("_OTHER"), "{methods:?}");
+    assert!(!methods.iter().any(|m| m.starts_with("FOO")), "{methods:?}");
     let (ty, q) = stack
         .executable_on_queue("talk", "sh -c 'echo hello; echo oops >&2'", "mq")
         .await;
@@ -499,8 +534,9 @@ async fn metrics_move_and_readiness_follows_postgres() {
         "gauges and log counters",
         || async {
             let text = scrape().await;
-            let done = total(&text, "saltant_instances", Some(("state", "successful"))) >= 3.0
-                && total(&text, "saltant_log_stored_bytes_total", None) > 0.0;
+            let done = total(&text, "saltant_log_stored_bytes_total", None) > 0.0
+                && total(&text, "saltant_queue_waiting", Some(("queue", "mq"))) == 0.0
+                && !samples(&text, "saltant_queue_waiting").is_empty();
             done.then_some(text)
         },
     )
@@ -529,11 +565,46 @@ async fn metrics_move_and_readiness_follows_postgres() {
     );
     grew("saltant_log_bytes_total", Some(("stream", "stderr")));
     grew("saltant_log_stored_chunks_total", None);
+    // Finished instances are not in the gauge (their events are counted); a running one
+    // is, and leaves it when it ends.
     assert_eq!(
         total(&after, "saltant_instances", Some(("queue", "mq"))),
-        3.0,
-        "three instances on mq"
+        0.0
     );
+    let (sty, sq) = stack.executable_on_queue("sleeper", "sleep 60", "sq").await;
+    let sleeper = stack.run_executable(sty, sq, json!({})).await;
+    stack
+        .wait_state_of(
+            Class::Executable,
+            &sleeper,
+            "running",
+            Duration::from_secs(60),
+        )
+        .await;
+    eventually(
+        Duration::from_secs(30),
+        "the running instance in the gauge",
+        || async {
+            let text = scrape().await;
+            let running = total(&text, "saltant_instances", Some(("queue", "sq")));
+            (running == 1.0
+                && samples(&text, "saltant_instances")
+                    .iter()
+                    .any(|(l, v)| l.get("state").is_some_and(|s| s == "running") && *v >= 1.0))
+            .then_some(())
+        },
+    )
+    .await;
+    stack.terminate_instance(Class::Executable, &sleeper).await;
+    eventually(
+        Duration::from_secs(30),
+        "the ended instance out of the gauge",
+        || async {
+            let text = scrape().await;
+            (total(&text, "saltant_instances", Some(("queue", "sq"))) == 0.0).then_some(())
+        },
+    )
+    .await;
     let slots = samples(&after, "saltant_executor_slots");
     assert!(
         slots

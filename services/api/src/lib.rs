@@ -83,8 +83,10 @@ pub struct Config {
     /// (e.g. `http://127.0.0.1:16686/trace/{trace_id}` for Jaeger); none by default.
     pub trace_url: Option<String>,
     /// Networks whose clients may read `/metrics`, `/healthz` and `/readyz` on the api's
-    /// port (others get 404): by default loopback and the private ranges, where
-    /// Prometheus and load balancers live; the public must not read queue names.
+    /// port (others get 404): loopback by default. A proxy or NAT in front of the api
+    /// makes every client look like it, so widen this only where the api is reached
+    /// directly (e.g. a private network with Prometheus); the public must not read queue
+    /// names.
     pub telemetry_from: Vec<ipnet::IpNet>,
 }
 
@@ -117,17 +119,10 @@ impl Default for Config {
             list_timeout_secs: 300,
             lists_per_user: 4,
             trace_url: None,
-            telemetry_from: [
-                "127.0.0.0/8",
-                "::1/128",
-                "10.0.0.0/8",
-                "172.16.0.0/12",
-                "192.168.0.0/16",
-                "fc00::/7",
-            ]
-            .iter()
-            .filter_map(|n| n.parse().ok())
-            .collect(),
+            telemetry_from: ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
         }
     }
 }

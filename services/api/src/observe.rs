@@ -53,7 +53,12 @@ pub(crate) async fn telemetry_allowed(
 /// Outermost: the request's span (server kind, named `METHOD route`) and its metrics. A
 /// server error marks the span as failed.
 pub(crate) async fn observe(req: Request, next: Next) -> Response {
-    let method = req.method().as_str().to_owned();
+    // Extension methods are the client's to invent: one label value for all of them.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
+        _ => "_OTHER",
+    }
+    .to_owned();
     let span = tracing::info_span!(
         "HTTP request",
         otel.kind = "server",

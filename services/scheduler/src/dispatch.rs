@@ -118,16 +118,6 @@ async fn send_dispatches(
         let span = tracing::info_span!("dispatch", instance = %s.uuid, queue = %s.queue);
         trace::set_parent(&span, headers.as_ref());
         let dispatch = dispatch(&ctx.config, s, attempt as u32);
-        // From creation to the first dispatch (a retry's would count earlier attempts).
-        if let Some(created) = s.created_at.filter(|_| attempt == 1) {
-            let waited = (chrono::Utc::now() - created).to_std().unwrap_or_default();
-            saltant_telemetry::metrics::metrics()
-                .dispatch_latency
-                .get_or_create(&saltant_telemetry::metrics::QueueLabels {
-                    queue: s.queue.to_string(),
-                })
-                .observe(waited.as_secs_f64());
-        }
         acks.push(
             ctx.bus
                 .publish_dispatch(&dispatch)
@@ -142,6 +132,20 @@ async fn send_dispatches(
     }
     for ack in acks {
         ack.await?;
+    }
+    // Stored: from creation to the first dispatch (a retry's would count its earlier
+    // attempts; a batch that failed is redelivered and observed then).
+    let now = chrono::Utc::now();
+    for s in sent.iter().filter(|s| s.dispatch.attempt == 1) {
+        if let Some(created) = s.created_at {
+            let waited = (now - created).to_std().unwrap_or_default();
+            saltant_telemetry::metrics::metrics()
+                .dispatch_latency
+                .get_or_create(&saltant_telemetry::metrics::QueueLabels {
+                    queue: s.dispatch.queue.to_string(),
+                })
+                .observe(waited.as_secs_f64());
+        }
     }
     Ok(sent)
 }

@@ -144,13 +144,27 @@ pub fn init(who: Identity<'_>) -> anyhow::Result<Guard> {
     let provider = builder.build();
     let tracer = provider.tracer("saltant");
     opentelemetry::global::set_tracer_provider(provider.clone());
+    // `RUST_LOG` chooses log lines only: saltant's spans always exist, or an instance's
+    // stored traceparent (and with it its one trace) would depend on the log level.
+    let spans = tracing_subscriber::filter::Targets::new().with_targets(
+        [
+            "saltant",
+            "saltant_api",
+            "saltant_bus",
+            "saltant_store",
+            "saltant_scheduler",
+            "saltant_executor",
+            "saltant_log_collector",
+        ]
+        .map(|t| (t, tracing::Level::INFO)),
+    );
     let otel = tracing_opentelemetry::layer()
         .with_tracer(tracer)
-        .with_error_records_to_exceptions(true);
+        .with_error_records_to_exceptions(true)
+        .with_filter(spans);
     let provider = Some(provider);
     tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
+        .with(fmt.with_filter(filter))
         .with(otel)
         .try_init()?;
     Ok(Guard { provider })

@@ -158,12 +158,12 @@ impl Metrics {
         );
         r.register(
             "instances",
-            "Instances by queue and recorded state (the scheduler holding the lease)",
+            "Unfinished instances by queue and recorded state (the scheduler holding the lease)",
             m.instances.clone(),
         );
         r.register(
             "events_recorded",
-            "State changes the scheduler recorded, by queue and state",
+            "State-change events the scheduler stored, by queue and state (a repeat counts again)",
             m.events_recorded.clone(),
         );
         r.register(
@@ -213,7 +213,7 @@ impl Metrics {
         );
         r.register(
             "engine_errors",
-            "Failed container engine operations (docker, singularity, host), by operation",
+            "Failed container engine operations (docker, singularity), by operation",
             m.engine_errors.clone(),
         );
         r.register(
