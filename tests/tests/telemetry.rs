@@ -565,6 +565,20 @@ async fn metrics_move_and_readiness_follows_postgres() {
     );
     grew("saltant_log_bytes_total", Some(("stream", "stderr")));
     grew("saltant_log_stored_chunks_total", None);
+    // Each instance, attempt and state is counted once, whoever repeated its event.
+    let recorded = |state: &str| -> f64 {
+        samples(&after, "saltant_events_recorded_total")
+            .into_iter()
+            .filter(|(l, _)| {
+                l.get("queue").is_some_and(|q| q == "mq")
+                    && l.get("state").is_some_and(|s| s == state)
+            })
+            .map(|(_, v)| v)
+            .sum()
+    };
+    for state in ["published", "running", "successful"] {
+        assert_eq!(recorded(state), 3.0, "{state} recorded once per instance");
+    }
     // Finished instances are not in the gauge (their events are counted); a running one
     // is, and leaves it when it ends.
     assert_eq!(

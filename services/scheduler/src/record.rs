@@ -25,16 +25,23 @@ pub(crate) async fn run(ctx: Ctx) {
                 .apply_state_changes(&changes, ctx.config.retry_policy())
                 .await
             {
-                Ok(n) => {
-                    tracing::debug!(events = changes.len(), changed = n, "recorded events");
+                Ok(applied) => {
+                    tracing::debug!(
+                        events = changes.len(),
+                        changed = applied.changed,
+                        "recorded events"
+                    );
+                    // Counted once per instance, attempt and state: repeats are not new.
                     let m = saltant_telemetry::metrics::metrics();
-                    for (c, queue) in changes.iter().zip(&spans.queues) {
-                        m.events_recorded
-                            .get_or_create(&saltant_telemetry::metrics::QueueStateLabels {
-                                queue: queue.to_string(),
-                                state: c.state.to_string(),
-                            })
-                            .inc();
+                    for (uuid, state) in &applied.new {
+                        if let Some(queue) = spans.queues.get(uuid) {
+                            m.events_recorded
+                                .get_or_create(&saltant_telemetry::metrics::QueueStateLabels {
+                                    queue: queue.to_string(),
+                                    state: state.to_string(),
+                                })
+                                .inc();
+                        }
                     }
                     break;
                 }
@@ -86,7 +93,7 @@ async fn linger(consumer: &Consumer, config: &Config, messages: &mut Vec<jetstre
 /// stored (so it spans the transaction), closed when dropped.
 #[derive(Default)]
 struct Recording {
-    queues: Vec<saltant_core::QueueName>,
+    queues: std::collections::HashMap<uuid::Uuid, saltant_core::QueueName>,
     _spans: Vec<tracing::Span>,
 }
 
@@ -112,7 +119,7 @@ async fn changes(
                 let span = tracing::info_span!("record event", instance = %e.uuid, attempt = e.attempt, state = %e.state);
                 trace::set_parent(&span, msg.headers.as_ref());
                 rec._spans.push(span);
-                rec.queues.push(e.queue.clone());
+                rec.queues.insert(e.uuid, e.queue.clone());
                 changes.push(StateChange {
                     uuid: e.uuid,
                     attempt: e.attempt as i32,

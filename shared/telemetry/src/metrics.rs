@@ -163,7 +163,7 @@ impl Metrics {
         );
         r.register(
             "events_recorded",
-            "State-change events the scheduler stored, by queue and state (a repeat counts again)",
+            "State changes the scheduler recorded, once per instance, attempt and state",
             m.events_recorded.clone(),
         );
         r.register(

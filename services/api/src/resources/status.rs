@@ -76,6 +76,7 @@ pub async fn update(
     if s.store
         .apply_state_changes(std::slice::from_ref(&change), RetryPolicy::default())
         .await?
+        .changed
         == 0
     {
         // Someone else moved it meanwhile.

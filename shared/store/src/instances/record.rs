@@ -148,20 +148,30 @@ const HISTORY: &str = "INSERT INTO task_instance_history \
                             $6::int[], $7::text[]) \
           AS e(uuid, attempt, state, at, executor, exit_code, reason) \
      WHERE EXISTS (SELECT 1 FROM task_instances t WHERE t.uuid = e.uuid) \
-     ON CONFLICT (instance_uuid, attempt, state) DO NOTHING";
+     ON CONFLICT (instance_uuid, attempt, state) DO NOTHING \
+     RETURNING instance_uuid, state";
+
+/// What a batch of state changes did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Instances that changed state.
+    pub changed: u64,
+    /// The changes new to the history (a repeat of an instance's attempt and state, from
+    /// a redelivery or a second reporter, is not): what the scheduler counts.
+    pub new: Vec<(Uuid, State)>,
+}
 
 impl Store {
     /// Records a batch of state changes in one transaction: every change goes to the
     /// history, and each instance moves to the furthest state reported for its current
-    /// attempt, only forward (compare-and-set on state rank and attempt). Returns how many
-    /// instances changed state.
+    /// attempt, only forward (compare-and-set on state rank and attempt).
     pub async fn apply_state_changes(
         &self,
         changes: &[StateChange],
         retry: RetryPolicy,
-    ) -> Result<u64, Error> {
+    ) -> Result<Applied, Error> {
         if changes.is_empty() {
-            return Ok(0);
+            return Ok(Applied::default());
         }
         let best = furthest(changes);
         let e: Columns = best.iter().map(|(c, started)| (c, *started)).collect();
@@ -176,9 +186,21 @@ impl Store {
             .await?
             .rows_affected();
         let h: Columns = changes.iter().map(|c| (c, None)).collect();
-        h.bind(sqlx::query(HISTORY)).execute(&mut *tx).await?;
+        let new = h
+            .bind(sqlx::query(HISTORY))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| {
+                use sqlx::Row as _;
+                Ok((row.try_get("instance_uuid")?, row.try_get("state")?))
+            })
+            .collect::<Result<Vec<(Uuid, State)>, sqlx::Error>>()?;
         tx.commit().await?;
-        Ok(updated)
+        Ok(Applied {
+            changed: updated,
+            new,
+        })
     }
 }
 
