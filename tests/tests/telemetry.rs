@@ -18,8 +18,8 @@ const SERVICES: [&str; 4] = [
     "saltant-log-collector",
 ];
 
-/// One of the stack's services in a process of its own, exporting to `otlp`: the api over
-/// OTLP/HTTP, the others over gRPC; those serve `/metrics`, `/healthz` and `/readyz` on
+/// One of the stack's services in a process of its own, logging warnings only and exporting
+/// to `otlp`: the api over OTLP/HTTP, the others over gRPC; those serve `/metrics`, `/healthz` and `/readyz` on
 /// `telemetry` while the api serves them to no client of 127.0.0.1.
 fn spawn_service(
     stack: &Stack,
@@ -39,6 +39,8 @@ fn spawn_service(
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
             ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+            // Log lines only: the spans, and the stored trace context, exist anyway.
+            ("RUST_LOG", "warn"),
             ("SALTANT_API__MIGRATE", "true"),
             (
                 "SALTANT_API__TRACE_URL",
