@@ -206,7 +206,7 @@ pub fn router(state: AppState) -> Router {
     let from = Arc::new(state_config.telemetry_from.clone());
     Router::new()
         .merge(
-            saltant_telemetry::metrics::router().route_layer(axum::middleware::from_fn(
+            saltant_telemetry::health::router().route_layer(axum::middleware::from_fn(
                 move |req, next| observe::telemetry_allowed(from.clone(), req, next),
             )),
         )
@@ -273,11 +273,12 @@ pub async fn run(
             list: Duration::from_secs(config.list_timeout_secs),
         }),
     )?;
-    saltant_telemetry::metrics::starting("api");
+    saltant_telemetry::health::starting("api");
     let bus = Bus::connect(&bus_config, "saltant-api").await?;
-    saltant_telemetry::metrics::register_check("api.postgres", store.readiness());
-    saltant_telemetry::metrics::register_check("api.nats", bus.readiness());
-    saltant_telemetry::metrics::started("api");
+    saltant_telemetry::health::started(
+        "api",
+        [("postgres", store.readiness()), ("nats", bus.readiness())],
+    );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("listen on {}: {e}", config.listen))?;

@@ -207,9 +207,8 @@ async fn start(bus_config: &BusConfig, config: Config) -> anyhow::Result<Arc<Sha
     let groups_dir = runtime::reap_orphan_groups(&config.temp_dir);
     let runtimes = runtime::Runtimes::detect(&config).await;
     let id = config.id.clone().unwrap_or_else(default_id);
-    saltant_telemetry::metrics::starting("executor");
+    saltant_telemetry::health::starting("executor");
     let bus = Bus::connect(bus_config, &format!("saltant-executor {id}")).await?;
-    saltant_telemetry::metrics::register_check("executor.nats", bus.readiness());
     let task_env = task_env::TaskEnv::new(std::env::vars(), &config.env_allow, &config.env_deny);
     let run_as = run_as::resolve(config.run_as.as_deref())?;
     if let Some(r) = run_as {
@@ -230,7 +229,7 @@ async fn start(bus_config: &BusConfig, config: Config) -> anyhow::Result<Arc<Sha
         runtimes,
     });
     shared.observe_slots();
-    saltant_telemetry::metrics::started("executor");
+    saltant_telemetry::health::started("executor", [("nats", shared.bus.readiness())]);
     tracing::info!(executor = %shared.id, slots = shared.config.slots, queues = ?shared.config.queues, "executor started");
     Ok(shared)
 }

@@ -46,13 +46,14 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    saltant_telemetry::metrics::starting("log-collector");
+    saltant_telemetry::health::starting("log-collector");
     let store = Store::connect_lazy(&store_config)?;
     let bus = Bus::connect(&bus_config, "saltant-log-collector").await?;
     let consumer = bus.log_collector_consumer().await?;
-    saltant_telemetry::metrics::register_check("log-collector.postgres", store.readiness());
-    saltant_telemetry::metrics::register_check("log-collector.nats", bus.readiness());
-    saltant_telemetry::metrics::started("log-collector");
+    saltant_telemetry::health::started(
+        "log-collector",
+        [("postgres", store.readiness()), ("nats", bus.readiness())],
+    );
     tracing::info!("log-collector started");
     let retention = tokio::spawn(expire(store.clone(), config.clone(), shutdown.clone()));
     while !shutdown.is_cancelled() {

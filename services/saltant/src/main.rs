@@ -167,8 +167,8 @@ async fn real_main(command: Command, s: Settings) -> anyhow::Result<()> {
             tokio::spawn(signals(shutdown.clone()));
             // The api serves these on its own port; the others where configured.
             let telemetry = match s.telemetry.listen {
-                Some(listen) => Some(tokio::spawn(saltant_telemetry::metrics::serve(
-                    saltant_telemetry::metrics::bind(listen).await?,
+                Some(listen) => Some(tokio::spawn(saltant_telemetry::health::serve(
+                    saltant_telemetry::health::bind(listen).await?,
                     shutdown.clone(),
                 ))),
                 None => None,

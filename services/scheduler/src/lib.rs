@@ -87,12 +87,13 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    saltant_telemetry::metrics::starting("scheduler");
+    saltant_telemetry::health::starting("scheduler");
     let store = Store::connect_lazy(&store_config)?;
     let bus = Bus::connect(&bus_config, "saltant-scheduler").await?;
-    saltant_telemetry::metrics::register_check("scheduler.postgres", store.readiness());
-    saltant_telemetry::metrics::register_check("scheduler.nats", bus.readiness());
-    saltant_telemetry::metrics::started("scheduler");
+    saltant_telemetry::health::started(
+        "scheduler",
+        [("postgres", store.readiness()), ("nats", bus.readiness())],
+    );
     let ctx = Ctx {
         bus,
         store,

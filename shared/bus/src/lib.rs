@@ -7,6 +7,7 @@ mod follow;
 pub mod messages;
 mod names;
 mod publish;
+mod status;
 mod topology;
 pub mod trace;
 pub mod work;
@@ -18,7 +19,8 @@ pub use messages::{
     ResultFile, ResultsManifest, Submission, Termination, WIRE_VERSION,
 };
 pub use names::{Durable, Names};
-pub use topology::{Bus, BusConfig, ConsumerLag, LEASE_TTL_SECS};
+pub use status::ConsumerLag;
+pub use topology::{Bus, BusConfig, LEASE_TTL_SECS};
 pub use work::{fetch_batch, fetch_batch_bytes, fetch_now};
 
 pub use async_nats;

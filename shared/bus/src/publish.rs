@@ -13,7 +13,12 @@ use async_nats::jetstream::context::PublishAckFuture;
 use futures::TryStreamExt;
 use std::collections::HashMap;
 
-const TRACEPARENT: &str = "traceparent";
+/// Adds an attempt's `traceparent` (output messages carry it rather than the current span's).
+fn with_trace(headers: &mut HeaderMap, trace: Option<&str>) {
+    if let Some(t) = trace {
+        headers.insert("traceparent", t);
+    }
+}
 
 /// A message as it goes out: subject, headers (message id, trace context, markers) and
 /// payload.
@@ -56,9 +61,7 @@ impl Outgoing {
 
     fn log_end(names: &Names, e: &LogEnd, trace: Option<&str>) -> Self {
         let mut headers = HeaderMap::new();
-        if let Some(t) = trace {
-            headers.insert(TRACEPARENT, t);
-        }
+        with_trace(&mut headers, trace);
         headers.insert(async_nats::header::NATS_MESSAGE_ID, e.message_id().as_str());
         headers.insert(crate::messages::log_headers::END, "1");
         Outgoing {
@@ -71,9 +74,7 @@ impl Outgoing {
     /// With the attempt's trace context, `trace`.
     fn log_chunk(names: &Names, c: &LogChunk, trace: Option<&str>) -> Self {
         let mut headers = c.headers();
-        if let Some(t) = trace {
-            headers.insert(TRACEPARENT, t);
-        }
+        with_trace(&mut headers, trace);
         Outgoing {
             subject: names.logs(c.uuid),
             headers,

@@ -106,7 +106,7 @@ impl Store {
     }
 
     /// A `/readyz` check: the database answers.
-    pub fn readiness(&self) -> saltant_telemetry::metrics::Check {
+    pub fn readiness(&self) -> saltant_telemetry::health::Check {
         let store = self.clone();
         std::sync::Arc::new(move || {
             let store = store.clone();

@@ -2,6 +2,7 @@
 //! logs on stderr, OTLP trace export when the standard `OTEL_*` variables ask for it, and
 //! the process's metrics registry (`metrics`). See docs/observability.md.
 
+pub mod health;
 pub mod metrics;
 
 use opentelemetry::KeyValue;

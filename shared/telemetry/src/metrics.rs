@@ -1,23 +1,16 @@
-//! The process's Prometheus metrics (prometheus-client) and its health checks, served at
-//! `/metrics`, `/healthz` and `/readyz` (by the api on its own port, by the other services
-//! on `telemetry.listen`; `saltant all` has one of each). One registry per process: each
-//! service moves the metrics it owns (the others stay empty or at zero there).
+//! The process's Prometheus metrics (prometheus-client), served at `/metrics` with the
+//! health checks (`crate::health`). One registry per process: each service moves the
+//! metrics it owns (the others stay empty or at zero there).
 //! Every metric, with its labels, is listed in docs/observability.md.
 
-use axum::Router;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use futures::future::BoxFuture;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -268,117 +261,6 @@ impl Metrics {
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
-}
-
-/// A readiness check: `Ok` when the dependency answers, else what is wrong.
-pub type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
-
-fn checks() -> &'static Mutex<Vec<(String, Check)>> {
-    static CHECKS: OnceLock<Mutex<Vec<(String, Check)>>> = OnceLock::new();
-    CHECKS.get_or_init(Mutex::default)
-}
-
-/// Adds a check to `/readyz` (e.g. `scheduler.postgres`). A service registers its checks
-/// once its topology is ensured: until then `/readyz` says it is not ready.
-pub fn register_check(name: impl Into<String>, check: Check) {
-    let name = name.into();
-    let mut all = checks().lock().unwrap_or_else(|p| p.into_inner());
-    all.retain(|(n, _)| *n != name);
-    all.push((name, check));
-}
-
-/// Marks a service as starting: `/readyz` is 503 until the service registers its checks.
-pub fn starting(service: &str) {
-    let service = service.to_owned();
-    let message = format!("{service} is starting");
-    register_check(
-        format!("{service}.started"),
-        Arc::new(move || {
-            let m = message.clone();
-            Box::pin(async move { Err(m) })
-        }),
-    );
-}
-
-/// Marks a service as started (its topology ensured).
-pub fn started(service: &str) {
-    register_check(
-        format!("{service}.started"),
-        Arc::new(|| Box::pin(async { Ok(()) })),
-    );
-}
-
-/// Runs every check (each within 2 s, all at once): whether all passed, and each result.
-pub async fn readiness() -> (bool, Vec<(String, Result<(), String>)>) {
-    let all: Vec<(String, Check)> = checks().lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let results = futures::future::join_all(all.into_iter().map(|(name, check)| async move {
-        let r = match tokio::time::timeout(Duration::from_secs(2), check()).await {
-            Ok(r) => r,
-            Err(_) => Err("no answer within 2 s".to_owned()),
-        };
-        (name, r)
-    }))
-    .await;
-    (results.iter().all(|(_, r)| r.is_ok()), results)
-}
-
-/// `/metrics`, `/healthz` and `/readyz`.
-pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route(
-            "/metrics",
-            get(|| async {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    metrics().encode(),
-                )
-            }),
-        )
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-}
-
-async fn readyz() -> axum::response::Response {
-    let (ready, results) = readiness().await;
-    let checks: serde_json::Map<String, serde_json::Value> = results
-        .into_iter()
-        .map(|(name, r)| {
-            let v = match r {
-                Ok(()) => "ok".to_owned(),
-                Err(e) => e,
-            };
-            (name, serde_json::Value::String(v))
-        })
-        .collect();
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = serde_json::json!({ "ready": ready, "checks": checks });
-    (status, axum::Json(body)).into_response()
-}
-
-/// Binds `telemetry.listen` (at start-up, so a taken port stops the service at once).
-pub async fn bind(listen: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("telemetry.listen {listen}: {e}"))
-}
-
-/// Serves [`router`] on `listener` until `shutdown` (the services but the api).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> anyhow::Result<()> {
-    tracing::info!(listen = %listener.local_addr()?, "serving /metrics, /healthz and /readyz");
-    axum::serve(listener, router::<()>())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]
