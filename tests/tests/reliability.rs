@@ -182,8 +182,12 @@ async fn failed_attempts_are_retried_per_policy_and_late_events_are_fenced() {
         saltant_core::State::Failed,
     );
     late.reason = Some("late report of attempt 1".into());
+    late.executor = Some("slow-executor".into());
     let stored = js
-        .publish(names.event(&queue, late.uuid), late.encode())
+        .publish(
+            names.event(&queue, late.uuid, "slow-executor"),
+            late.encode(),
+        )
         .await
         .expect("publish")
         .await
