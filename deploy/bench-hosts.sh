@@ -61,6 +61,31 @@ hosts_spawn() { # log command...
 
 now() { date +%s.%N; }
 
+# The machine's CPU counters (ticks): "busy idle steal", busy = user + nice + system + irq
+# + softirq, idle = idle + iowait.
+machine_cpu() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6, $9 }' /proc/stat; }
+
+# The share of the machine's CPU time that was busy, and stolen, between two readings (%):
+# every process counts, this bench's and anyone else's.
+machine_busy() { # before after
+    awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ");
+        busy = y[1] - x[1]; idle = y[2] - x[2]; steal = y[3] - x[3]; total = busy + idle + steal;
+        if (total <= 0) total = 1;
+        printf "%.0f %.0f", 100 * busy / total, 100 * steal / total }'
+}
+
+# CPU (ms) used so far by processes: user + system time of each.
+cpu_ms_of() { # pid...
+    local pid ticks=0 t hz
+    hz=$(getconf CLK_TCK)
+    for pid in "$@"; do
+        [ -r "/proc/$pid/stat" ] || continue
+        t=$(sed 's/^.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }')
+        ticks=$((ticks + t))
+    done
+    echo $((ticks * 1000 / hz))
+}
+
 # A fresh database with the schema and a superuser; sets DB_URL and TOKEN.
 hosts_database() { # name
     create_database "$1"
@@ -147,7 +172,7 @@ rate_of() { awk '{ printf "%.1f", $1 / $2 }' <<<"$1"; }
 
 hosts_containers() {
     local dir="$STATE/hosts/containers" n=${SALTANT_BENCH_HOSTS_CONTAINERS:-60}
-    local slots=${SALTANT_BENCH_HOSTS_SLOTS:-4} gw i k args addr ids queues ty run
+    local slots=${SALTANT_BENCH_HOSTS_SLOTS:-4} gw i k args addr ids queues ty run cpu0 busy steal secs failed
     mkdir -p "$dir/images"
     log "hosts: images"
     "$ROOT/deploy/images" --binary "$SALTANT_BIN" --tag "bench" --only host >/dev/null
@@ -205,12 +230,14 @@ hosts_containers() {
     [ "$ids" = 3 ] || die "expected 3 executor host containers, found $ids"
 
     for k in 1 2 3; do
+        cpu0=$(machine_cpu)
         run=$(hosts_load container "$ty" "${queues[$((k - 1))]}" "$n" 600)
+        read -r busy steal <<<"$(machine_busy "$cpu0" "$(machine_cpu)")"
         read -r _ secs failed <<<"$run"
         [ "$failed" = 0 ] || die "$failed of $n container instances on $k host(s) did not succeed"
-        HOSTS_RESULTS+=("containers_hosts_$k $(rate_of "$n $secs") $n $secs")
-        printf '  container instances (busybox true), %d executor host(s) × %d slots: %s/s (%d in %.2f s)\n' \
-            "$k" "$slots" "$(rate_of "$n $secs")" "$n" "$secs"
+        HOSTS_RESULTS+=("containers_hosts_$k $(rate_of "$n $secs") $n $secs busy=$busy% steal=$steal%")
+        printf '  container instances (busybox true), %d executor host(s) × %d slots: %s/s (%d in %.2f s; machine CPU busy %s%%, steal %s%%)\n' \
+            "$k" "$slots" "$(rate_of "$n $secs")" "$n" "$secs" "$busy" "$steal"
     done
     hosts_cleanup
     HOSTS_NET=""
@@ -220,7 +247,8 @@ hosts_containers() {
 
 hosts_nats() { # nodes run → NATS_RATE
     local nodes=$1 run=$2 dir="$STATE/hosts/nats-$1-$2" i routes="" node_dir client cport hport
-    local n=${SALTANT_BENCH_HOSTS_NOOP:-2000} queues ty result secs failed
+    local n=${SALTANT_BENCH_HOSTS_NOOP:-2000} queues ty result secs failed nats_pids=() all_pids
+    local cpu0 nats0 all0 busy steal nats_ms all_ms
     mkdir -p "$dir"
     for ((i = 0; i < nodes; i++)); do
         routes+="${routes:+,}nats://127.0.0.1:$((HOSTS_PORT + 30 + i))"
@@ -237,6 +265,7 @@ hosts_nats() { # nodes run → NATS_RATE
                 -p "$cport" -m "$hport"
         fi
     done
+    nats_pids=("${HOSTS_PIDS[@]}")
     # /healthz answers ok once JetStream (and, in a cluster, its meta leader) is current.
     for ((i = 0; i < nodes; i++)); do
         wait_for 60 "nats node $i" curl -fsS "http://127.0.0.1:$((HOSTS_PORT + 40 + i))/healthz" ||
@@ -258,33 +287,40 @@ hosts_nats() { # nodes run → NATS_RATE
     mapfile -t queues < <(hosts_queues executable '{"name": "noop", "command_to_run": "true"}' noop)
     [ ${#queues[@]} = 2 ] || die "could not create the no-op type and queue"
     ty=${queues[1]#type }
+    all_pids=("${HOSTS_PIDS[@]}")
+    cpu0=$(machine_cpu); nats0=$(cpu_ms_of "${nats_pids[@]}"); all0=$(cpu_ms_of "${all_pids[@]}")
     result=$(hosts_load executable "$ty" "${queues[0]}" "$n" 600)
+    read -r busy steal <<<"$(machine_busy "$cpu0" "$(machine_cpu)")"
+    nats_ms=$(( $(cpu_ms_of "${nats_pids[@]}") - nats0 ))
+    all_ms=$(( $(cpu_ms_of "${all_pids[@]}") - all0 ))
     read -r _ secs failed <<<"$result"
     [ "$failed" = 0 ] || die "$failed of $n no-op instances did not succeed"
     hosts_stop_processes
     hosts_cleanup
     NATS_RATE=$(rate_of "$n $secs")
-    printf '  no-op instances, NATS %d node(s), bus.replicas=%d (run %d): %s/s (%d in %.2f s)\n' \
-        "$nodes" "$nodes" "$run" "$NATS_RATE" "$n" "$secs"
+    NATS_CPU=$(awk -v a="$nats_ms" -v b="$all_ms" -v n="$n" 'BEGIN { printf "%.2f %.2f", a / n, b / n }')
+    printf '  no-op instances, NATS %d node(s), bus.replicas=%d (run %d): %s/s (%d in %.2f s); CPU per instance: nats-server %s ms, nats + saltant services %s ms; machine CPU busy %s%%, steal %s%%\n' \
+        "$nodes" "$nodes" "$run" "$NATS_RATE" "$n" "$secs" "${NATS_CPU% *}" "${NATS_CPU#* }" "$busy" "$steal"
 }
 
 bench_hosts() { # saltant binary
     SALTANT_BIN=$1
     HOSTS_PORT=${SALTANT_BENCH_HOSTS_PORT:-36000}
-    local a b c d mean3 mean1
+    local a b c d ca cb cc cd mean3 mean1
     rm -rf "$STATE/hosts"
     echo
     echo "== hosts: container throughput on 1, 2, 3 executor hosts (one machine, $(nproc) cores)"
     hosts_containers
     echo
     echo "== hosts: no-op throughput, NATS 3-node cluster (bus.replicas=3) against one node"
-    hosts_nats 3 1; a=$NATS_RATE
-    hosts_nats 1 1; b=$NATS_RATE
-    hosts_nats 1 2; c=$NATS_RATE
-    hosts_nats 3 2; d=$NATS_RATE
+    hosts_nats 3 1; a=$NATS_RATE; ca=$NATS_CPU
+    hosts_nats 1 1; b=$NATS_RATE; cb=$NATS_CPU
+    hosts_nats 1 2; c=$NATS_RATE; cc=$NATS_CPU
+    hosts_nats 3 2; d=$NATS_RATE; cd=$NATS_CPU
     mean3=$(awk '{ printf "%.1f", ($1 + $2) / 2 }' <<<"$a $d")
     mean1=$(awk '{ printf "%.1f", ($1 + $2) / 2 }' <<<"$b $c")
-    HOSTS_RESULTS+=("noop_nats_3 $mean3 $a $d" "noop_nats_1 $mean1 $b $c")
+    HOSTS_RESULTS+=("noop_nats_3 $mean3 $a $d cpu_ms=${ca// /,}/${cd// /,}"
+        "noop_nats_1 $mean1 $b $c cpu_ms=${cb// /,}/${cc// /,}")
     printf '  no-op, mean of two runs: 3-node cluster %s/s, one node %s/s (%s%%)\n' "$mean3" "$mean1" \
         "$(awk '{ printf "%+.0f", ($1 / $2 - 1) * 100 }' <<<"$mean3 $mean1")"
     printf '%s\n' "${HOSTS_RESULTS[@]}" | python3 -c '
