@@ -136,7 +136,13 @@ start_nats() {
         log "nats-server already running on 127.0.0.1:$NATS_PORT"
         return 0
     fi
-    "$NATS_SERVER" -js -sd "$dir/jetstream" -a 127.0.0.1 -p "$NATS_PORT" -m "$mon" \
+    # NATS_INCLUDE: a configuration fragment to include (saltant's NATS authority).
+    local config=()
+    if [ -n "${NATS_INCLUDE:-}" ]; then
+        printf 'include "%s"\n' "$NATS_INCLUDE" >"$dir/nats.conf"
+        config=(-c "$dir/nats.conf")
+    fi
+    "$NATS_SERVER" "${config[@]}" -js -sd "$dir/jetstream" -a 127.0.0.1 -p "$NATS_PORT" -m "$mon" \
         --pid "$dir/nats.pid" >"$dir/nats.log" 2>&1 &
     STARTED_PIDS+=($!)
     wait_for 30 "nats-server (127.0.0.1:$NATS_PORT)" \

@@ -3,6 +3,7 @@
 //! and `eventually` instead of sleeps. A missing component fails the test loudly.
 
 pub mod otlp;
+pub mod probe;
 pub mod servers;
 mod sse;
 mod tasks;

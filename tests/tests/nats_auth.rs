@@ -6,71 +6,13 @@
 use saltant_bus::Names;
 use saltant_bus::auth::{Authority, Grant};
 use saltant_core::QueueName;
+use saltant_tests::probe::Probe;
 use saltant_tests::servers::Nats;
 use saltant_tests::{Class, Options, Stack, eventually};
 use serde_json::json;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(60);
-
-/// A client connected with a credentials file, which records the server's errors
-/// (permission violations arrive asynchronously as `-ERR`).
-struct Probe {
-    client: async_nats::Client,
-    errors: Arc<Mutex<Vec<String>>>,
-}
-
-impl Probe {
-    async fn connect(url: &str, creds: &PathBuf, inbox: &str) -> Probe {
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let seen = errors.clone();
-        let client = async_nats::ConnectOptions::new()
-            .credentials_file(creds)
-            .await
-            .expect("read credentials")
-            .custom_inbox_prefix(inbox)
-            .event_callback(move |event| {
-                let seen = seen.clone();
-                async move {
-                    if let async_nats::Event::ServerError(e) = event {
-                        seen.lock().expect("errors").push(e.to_string());
-                    }
-                }
-            })
-            .connect(url)
-            .await
-            .expect("connect with the executor's credentials");
-        Probe { client, errors }
-    }
-
-    /// Waits until the server has refused `what` on `subject`.
-    async fn refused(&self, what: &str, subject: &str) {
-        let wanted = format!("permissions violation for {what} to \"{subject}\"");
-        eventually(
-            Duration::from_secs(10),
-            &format!("the broker refuses {what} to {subject}"),
-            || async {
-                let errors = self.errors.lock().expect("errors");
-                errors
-                    .iter()
-                    .any(|e| e.to_lowercase().contains(&wanted.to_lowercase()))
-                    .then_some(())
-            },
-        )
-        .await;
-    }
-
-    fn allowed(&self, subject: &str) -> bool {
-        !self
-            .errors
-            .lock()
-            .expect("errors")
-            .iter()
-            .any(|e| e.contains(subject))
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scoped_credentials_run_instances_and_the_broker_holds_executors_to_their_grants() {

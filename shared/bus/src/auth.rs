@@ -304,6 +304,13 @@ impl Authority {
         }
     }
 
+    /// The account's key seed, which mints users (keep it secret).
+    pub fn account_seed(&self) -> anyhow::Result<String> {
+        self.account
+            .seed()
+            .map_err(|e| anyhow::anyhow!("account seed: {e}"))
+    }
+
     /// The NATS server configuration fragment that trusts this authority (include it
     /// from every node's configuration): the operator, the system account, and both
     /// accounts preloaded into a memory resolver.

@@ -66,7 +66,7 @@ pub struct Dispatch {
     pub created_at: Option<DateTime<Utc>>,
 }
 
-/// A state change, from whoever caused it, on `events.v1.<queue>.<uuid>`: the status
+/// A state change, from whoever caused it, on `events.v2.<queue>.<uuid>.<source>`: the status
 /// event subscribers read (docs/events.md; its JSON Schema, generated from this type, is
 /// docs/events.schema.json).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
