@@ -100,7 +100,13 @@ impl Hosts {
             "{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}",
             self.network
         );
-        docker(&["inspect", "-f", &format, &self.name(host)])
+        let address = docker(&["inspect", "-f", &format, &self.name(host)]);
+        assert!(
+            !address.is_empty() && address != "<no value>",
+            "{host} has no address (not running?): {}",
+            self.logs(host)
+        );
+        address
     }
 
     /// A NATS node of the cluster `n1`..`n3`, with saltant's authority.
@@ -132,8 +138,6 @@ impl Hosts {
             &self.network,
             "--label",
             "saltant-test=multihost",
-            "--tmpfs",
-            "/data:rw,mode=1777",
             "-v",
             &format!("{}:/etc/nats:ro", conf_dir.display()),
             &format!("saltant-nats:{TAG}"),
@@ -158,8 +162,6 @@ impl Hosts {
             "saltant-test=multihost",
             "--user",
             "65534:65534",
-            "--tmpfs",
-            "/tmp:rw,mode=1777",
             "-v",
             &format!("{}:/creds/executor.creds:ro", creds.display()),
             "-e",
@@ -312,6 +314,7 @@ async fn executors_on_other_hosts_share_work_and_survive_kills_and_partitions() 
     let names = Names::new(&stack.prefix).expect("prefix");
     let key = dir.join("account.nk");
     std::fs::write(&key, authority.account_seed().expect("seed")).expect("account key");
+    let mut services = Vec::new();
     for (service, grant) in [
         ("scheduler", saltant_bus::auth::Grant::Scheduler),
         ("api", saltant_bus::auth::Grant::Api),
@@ -322,11 +325,11 @@ async fn executors_on_other_hosts_share_work_and_survive_kills_and_partitions() 
             .expect("write credentials");
         let file = file.display().to_string();
         // The nodes need a moment to elect the JetStream meta leader: the services wait.
-        let _child = stack.spawn_with_env(
+        services.push(stack.spawn_with_env(
             &[service],
             &[("SALTANT_BUS__CREDENTIALS_FILE", &file)],
             &format!("{service}.log"),
-        );
+        ));
     }
     // Executors' credentials from the admin tool, one per host, for queue mh only.
     let key_arg = key.display().to_string();
@@ -512,4 +515,8 @@ async fn executors_on_other_hosts_share_work_and_survive_kills_and_partitions() 
         .await
         .expect("sent");
     probe.refused("publish", &forged).await;
+    for mut child in services {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }

@@ -130,8 +130,17 @@ impl Bus {
                 .map_err(internal("read nats credentials file"))?
                 .custom_inbox_prefix(crate::auth::inbox_prefix(&info.name));
         }
+        // A cluster's nodes, comma-separated (async-nats takes a list, not one string).
+        let servers: Vec<async_nats::ServerAddr> = config
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| u.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::Internal(anyhow::anyhow!("bus.url {:?}: {e}", config.url)))?;
         let client = options
-            .connect(config.url.as_str())
+            .connect(servers)
             .await
             .map_err(|source| Error::Connect {
                 url: config.url.clone(),
@@ -147,11 +156,27 @@ impl Bus {
             buckets: Arc::default(),
         };
         if service == Service::Scheduler {
-            bus.ensure_topology().await?;
+            bus.ensure_topology_patiently().await?;
         } else {
             bus.await_topology().await;
         }
         Ok(bus)
+    }
+
+    /// [`Bus::ensure_topology`], retried for a minute: a cluster that is starting answers
+    /// JetStream requests only once it has elected its meta leader.
+    async fn ensure_topology_patiently(&self) -> Result<(), Error> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match self.ensure_topology().await {
+                Ok(()) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %format!("{e:#}"), "create the bus topology; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Waits until the scheduler has made the topology: every stream and bucket answer.
