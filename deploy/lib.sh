@@ -70,6 +70,11 @@ ensure_docker() {
     dpkg -s busybox-static >/dev/null 2>&1 || apt_install busybox-static
 }
 
+# docker-compose 1.29 (Debian) validates docker-compose.yml; its images cannot be pulled here.
+ensure_compose() {
+    command -v docker-compose >/dev/null || apt_install docker-compose
+}
+
 ensure_venv() {
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating python venv in $VENV"

@@ -3,6 +3,11 @@
 # executor hosts on one machine. `docker run --privileged saltant-host executor …`:
 # the entry point starts the engine, loads any image tarballs in /images, then runs
 # saltant with the given arguments. Nothing is pulled.
+# Where the Docker daemon itself runs without some capability (ours lacks
+# CAP_SYS_RESOURCE, so `--privileged` fails with "unable to apply caps"), this works:
+#   --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined
+#   --security-opt apparmor=unconfined --security-opt systempaths=unconfined
+#   -v /sys/fs/cgroup:/sys/fs/cgroup
 FROM scratch
 COPY rootfs/ /
 RUN ["/bin/busybox", "--install", "-s", "/bin"]
