@@ -4,11 +4,11 @@
 pub(crate) mod events;
 pub(crate) mod inputs;
 pub(crate) mod instances;
-mod login;
-mod logs;
-mod owned;
+pub(crate) mod login;
+pub(crate) mod logs;
+pub(crate) mod owned;
 pub(crate) mod queues;
-mod results;
+pub(crate) mod results;
 mod status;
 mod trace;
 pub(crate) mod types;
