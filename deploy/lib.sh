@@ -70,6 +70,12 @@ ensure_docker() {
     dpkg -s busybox-static >/dev/null 2>&1 || apt_install busybox-static
 }
 
+# The web UI's browser tests (tests/tests/ui.rs) drive headless Chromium over WebDriver.
+ensure_browser() {
+    command -v chromium >/dev/null && command -v chromedriver >/dev/null ||
+        apt_install chromium chromium-driver
+}
+
 ensure_venv() {
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating python venv in $VENV"

@@ -2,6 +2,7 @@
 //! a fresh database and bus prefix per test, the real `saltant` binary as a child process,
 //! and `eventually` instead of sleeps. A missing component fails the test loudly.
 
+pub mod browser;
 pub mod otlp;
 pub mod servers;
 mod sse;
