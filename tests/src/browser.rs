@@ -118,12 +118,13 @@ impl Browser {
             .unwrap_or_else(|e| panic!("find {css}: {e}"))
     }
 
+    /// The text of `css`, waiting for it to exist (and read again if a live update
+    /// swapped it meanwhile).
     pub async fn text(&self, css: &str) -> String {
-        self.find(css)
-            .await
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("text of {css}: {e}"))
+        eventually(SHOWS_WITHIN, &format!("the text of {css}"), || {
+            self.text_now(css)
+        })
+        .await
     }
 
     /// Types `text` into the field `css` (emptied first).
@@ -171,18 +172,22 @@ impl Browser {
             .unwrap_or_else(|e| panic!("run {script}: {e}"))
     }
 
+    /// The text of `css` now, if it is there (a live region may be swapped meanwhile).
+    pub async fn text_now(&self, css: &str) -> Option<String> {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    }
+
     /// Waits until the text of `css` contains `needle` (the page changing by itself).
     pub async fn wait_text(&self, css: &str, needle: &str) -> String {
         let what = format!("{css} to show {needle:?}");
         eventually(SHOWS_WITHIN, &what, || async {
-            let t = self
-                .client
-                .find(Locator::Css(css))
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
+            let t = self.text_now(css).await?;
             t.contains(needle).then_some(t)
         })
         .await

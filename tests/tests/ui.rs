@@ -182,6 +182,32 @@ async fn a_user_runs_watches_and_terminates_instances_in_the_browser() {
     let depth = b.text("#queue-depth").await;
     assert!(depth.contains("ui-queue"), "{depth}");
     b.screenshot("fleet-running").await;
+    // The same from the API.
+    let (status, fleet) = stack.get("executors/").await;
+    assert_eq!(status, 200, "{fleet}");
+    let running = &fleet["executors"][0]["running"];
+    assert!(
+        running
+            .as_array()
+            .is_some_and(|r| r.contains(&json!(sleeper))),
+        "{fleet}"
+    );
+    let slots = fleet["executors"][0]["slots"].as_u64().expect("slots");
+    assert_eq!(
+        fleet["executors"][0]["slots_free"],
+        json!(slots - 1),
+        "{fleet}"
+    );
+    let queue = fleet["queues"]
+        .as_array()
+        .and_then(|q| q.iter().find(|q| q["queue"] == "ui-queue"))
+        .unwrap_or_else(|| panic!("ui-queue in {fleet}"));
+    assert_eq!(queue["running"], 1, "{fleet}");
+    assert!(
+        fleet["executors"][0]["capabilities"]
+            .to_string()
+            .contains("executable")
+    );
     mark_page(&b).await;
     let (status, _, body) = stack
         .request(
@@ -194,7 +220,7 @@ async fn a_user_runs_watches_and_terminates_instances_in_the_browser() {
     assert_eq!(status, 202, "{body}");
     let what = "the fleet page to drop the terminated instance";
     eventually(Duration::from_secs(30), what, || async {
-        let t = b.text("#fleet").await;
+        let t = b.text_now("#fleet").await?;
         (!t.contains(&sleeper)).then_some(())
     })
     .await;

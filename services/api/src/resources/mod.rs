@@ -2,6 +2,7 @@
 //! not listed get DRF's 405 body.
 
 pub(crate) mod events;
+pub(crate) mod executors;
 pub(crate) mod inputs;
 pub(crate) mod instances;
 pub(crate) mod login;
@@ -164,6 +165,12 @@ pub(crate) fn routes() -> Routes {
     .both("/api/taskinstances/{uuid}/logs/{name}/tail", || {
         Methods::new().get(logs::tail, |o| {
             o.summary("Follow a log file live (Server-Sent Events from any offset)")
+        })
+    })
+    // Native: the executors alive and the queues' depth (the web UI's fleet page).
+    .both("/api/executors", || {
+        Methods::new().get(executors::list, |o| {
+            o.summary("Executors alive now (heartbeats) and each queue's unfinished instances")
         })
     })
     // Native: status events, live and replayable (docs/events.md).

@@ -1,6 +1,6 @@
 //! The fleet: the executors alive now (their heartbeats in the bus), what each runs, and
 //! each queue's depth and the age of its oldest waiting instance (the scheduler's gauges'
-//! query). Kept current by polling (heartbeats are not events) and by the event stream.
+//! query), as `GET /api/executors/` answers them. Kept current by polling (heartbeats are not events) and by the event stream.
 
 use super::layout::{Live, live_page, time};
 use super::{UiError, UiResult, Viewer, see_other};
@@ -12,8 +12,6 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::Utc;
 use maud::html;
-use saltant_core::State as InstanceState;
-use std::collections::BTreeMap;
 
 pub(crate) fn routes(r: Router<AppState>) -> Router<AppState> {
     r.route("/fleet/", get(fleet))
@@ -35,31 +33,12 @@ async fn instance_by_uuid(
     Ok(see_other(&super::instances::instance_url(&row)))
 }
 
-/// One queue's unfinished instances.
-#[derive(Default)]
-struct Depth {
-    waiting: i64,
-    running: i64,
-    oldest_waiting_secs: f64,
-}
-
 async fn fleet(State(s): State<AppState>, v: Viewer) -> UiResult {
-    let (beats, counts) = tokio::join!(s.bus.heartbeats(), s.store.instance_counts());
-    let (beats, unreadable) = beats.map_err(ApiError::from)?;
-    let counts = counts?;
-    let mut executors: Vec<_> = beats.into_iter().collect();
-    executors.sort_by(|a, b| a.1.host.cmp(&b.1.host).then(a.0.cmp(&b.0)));
-    let mut depth: BTreeMap<String, Depth> = BTreeMap::new();
-    for c in counts {
-        let d = depth.entry(c.queue_name.clone()).or_default();
-        match c.state {
-            InstanceState::Running => d.running += c.n,
-            _ => {
-                d.waiting += c.n;
-                d.oldest_waiting_secs = d.oldest_waiting_secs.max(c.oldest_secs);
-            }
-        }
-    }
+    let crate::resources::executors::Fleet {
+        executors,
+        unreadable,
+        queues,
+    } = crate::resources::executors::fleet(&s).await?;
     let now = Utc::now();
     let body = html! {
         h1 { "Fleet" }
@@ -97,14 +76,14 @@ async fn fleet(State(s): State<AppState>, v: Viewer) -> UiResult {
             }
             section {
                 h2 { "Queues" }
-                @if depth.is_empty() { p.empty { "No unfinished instances." } } @else {
+                @if queues.is_empty() { p.empty { "No unfinished instances." } } @else {
                     div.scroll { table #queue-depth {
                         thead { tr {
                             th scope="col" { "Queue" } th scope="col" { "Waiting" }
                             th scope="col" { "Running" } th scope="col" { "Oldest waiting" }
                         } }
-                        tbody { @for (q, d) in &depth { tr {
-                            td { (q) } td { (d.waiting) } td { (d.running) }
+                        tbody { @for d in &queues { tr {
+                            td { (d.queue) } td { (d.waiting) } td { (d.running) }
                             td { @if d.waiting > 0 { (d.oldest_waiting_secs.round() as i64) " s" } @else { "—" } }
                         } } }
                     } }
