@@ -512,3 +512,220 @@ async fn stored_xss_renders_inert_and_forms_need_the_csrf_token() {
         "/login/?next=%2Finstances%2Fexecutable%2F%3Fstate%3Dfailed"
     );
 }
+
+/// Presses a key in the page (WebDriver actions: what a keyboard user does).
+async fn press(b: &Browser, key: fantoccini::key::Key) {
+    use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+    let c: char = key.into();
+    let keys = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: c })
+        .then(KeyAction::Up { value: c });
+    b.client.perform_actions(keys).await.expect("press a key");
+}
+
+/// Tabs until the element with `id` has the focus (at most `tabs` presses).
+async fn tab_to(b: &Browser, id: &str, tabs: usize) {
+    for _ in 0..tabs {
+        press(b, fantoccini::key::Key::Tab).await;
+        if b.js("return document.activeElement.id").await == json!(id) {
+            return;
+        }
+    }
+    panic!("#{id} not reached with {tabs} tabs");
+}
+
+#[tokio::test]
+async fn owners_manage_their_objects_by_keyboard_at_phone_width() {
+    let stack = Stack::start().await;
+    stack.wait_ready().await;
+    let bob_token = stack.user("bob", false);
+    stack.user("carol", false);
+    let b = Browser::start("owners_keyboard_phone", &root(&stack)).await;
+
+    // Sign in with the keyboard only: the first Tab reaches the skip link.
+    b.goto("/login/").await;
+    press(&b, fantoccini::key::Key::Tab).await;
+    let first = b.js("return document.activeElement.textContent").await;
+    assert_eq!(first, json!("Skip to content"));
+    tab_to(&b, "username", 5).await;
+    b.client
+        .active_element()
+        .await
+        .expect("focus")
+        .send_keys("bob")
+        .await
+        .expect("type");
+    tab_to(&b, "password", 2).await;
+    b.client
+        .active_element()
+        .await
+        .expect("focus")
+        .send_keys(PASSWORD)
+        .await
+        .expect("type");
+    b.js("window.__leaving = 1; return null").await;
+    press(&b, fantoccini::key::Key::Enter).await;
+    b.wait_text("h1", "Dashboard").await;
+
+    // The account page: a token made, used, revoked; the password changed.
+    b.goto("/account/").await;
+    b.navigate("form[action='/account/token/'] button").await;
+    let token = b.text("#new-token").await;
+    assert_eq!(token.len(), 40, "{token}");
+    assert_ne!(token, bob_token, "a new token replaces the old one");
+    let api = |t: String| {
+        let stack = &stack;
+        async move {
+            let h = format!("Token {t}");
+            stack
+                .request("GET", "users/", &[("Authorization", &h)], None)
+                .await
+                .0
+        }
+    };
+    assert_eq!(api(token.clone()).await, 200);
+    assert_eq!(api(bob_token.clone()).await, 403, "the old token is gone");
+    b.navigate("form[action='/account/token/revoke/'] button")
+        .await;
+    b.wait_text(".notice", "Token revoked.").await;
+    assert_eq!(api(token).await, 403);
+    b.fill("#old_password", "wrong").await;
+    b.fill("#new_password", "a-new-pass-1").await;
+    b.fill("#new_password2", "a-new-pass-1").await;
+    b.navigate("form[action='/account/password/'] button").await;
+    b.wait_text("#old_password-errors", "not right").await;
+    b.fill("#old_password", PASSWORD).await;
+    b.fill("#new_password", "a-new-pass-1").await;
+    b.fill("#new_password2", "a-new-pass-1").await;
+    b.navigate("form[action='/account/password/'] button").await;
+    b.wait_text(".notice", "Password changed.").await;
+    let (status, _, _) = stack
+        .request(
+            "POST",
+            "token/",
+            &[],
+            Some((
+                "application/json",
+                json!({"username": "bob", "password": "a-new-pass-1"})
+                    .to_string()
+                    .into_bytes(),
+            )),
+        )
+        .await;
+    assert_eq!(status, 200, "the new password works");
+    b.screenshot("account").await;
+
+    // A type, updated and deleted by its owner; another user may not.
+    b.goto("/types/executable/new/").await;
+    b.fill("#name", "bob-type").await;
+    b.fill("#command_to_run", "true").await;
+    b.navigate("form.card button[type=submit]").await;
+    expect_h1(&b, "bob-type").await;
+    let type_id = id_in_url(&b).await;
+    b.navigate("a[href$='/edit/']").await;
+    b.fill("#description", "changed by bob").await;
+    b.navigate("form.card button[type=submit]").await;
+    b.wait_text("p.description", "changed by bob").await;
+    let (cookie, _) = http_sign_in(&stack, "carol").await;
+    for page in ["edit/", "delete/"] {
+        let (status, _, _) = get_page(
+            &stack,
+            &cookie,
+            &format!("/types/executable/{type_id}/{page}"),
+        )
+        .await;
+        assert_eq!(status, 403, "carol may not open {page}");
+    }
+    let (_, _, account) = get_page(&stack, &cookie, "/account/").await;
+    let carol_csrf = hidden(&account, "csrf");
+    let r = stack
+        .http
+        .post(format!(
+            "{}/types/executable/{type_id}/delete/",
+            root(&stack)
+        ))
+        .header("Cookie", &cookie)
+        .form(&[("csrf", carol_csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403, "carol may not delete bob's type");
+    let (_, _, detail) = get_page(&stack, &cookie, &format!("/types/executable/{type_id}/")).await;
+    assert!(!detail.contains("/delete/"), "no Delete button for carol");
+
+    // A queue and a whitelist, updated by their owner.
+    b.goto("/whitelists/new/").await;
+    b.fill("#name", "bob-wl").await;
+    b.click(&format!(
+        "#whitelisted_executable_task_types option[value='{type_id}']"
+    ))
+    .await;
+    b.navigate("form.card button[type=submit]").await;
+    let wl_id = id_in_url(&b).await;
+    b.goto("/queues/new/").await;
+    b.fill("#name", "bob-queue").await;
+    b.click(&format!("#whitelists option[value='{wl_id}']"))
+        .await;
+    b.navigate("form.card button[type=submit]").await;
+    let queue_id = id_in_url(&b).await;
+    b.navigate("a[href$='/edit/']").await;
+    b.fill("#description", "bob's queue").await;
+    b.click("#private").await;
+    b.navigate("form.card button[type=submit]").await;
+    b.wait_text("p.description", "bob's queue").await;
+    let facts = b.text("dl.facts").await;
+    assert!(
+        facts.contains("Private\nyes") || facts.contains("Private yes"),
+        "{facts}"
+    );
+    b.goto(&format!("/whitelists/{wl_id}/edit/")).await;
+    b.fill("#name", "bob-wl-2").await;
+    b.navigate("form.card button[type=submit]").await;
+    expect_h1(&b, "Whitelist bob-wl-2").await;
+
+    // An instance renamed and cloned.
+    let uuid = run_from_form(&b, &type_id, &queue_id).await;
+    b.wait_text("#state", "successful").await;
+    b.fill("#name", "renamed <b>bold</b>").await;
+    b.navigate("form[action$='/rename/'] button").await;
+    b.wait_text("h1", "renamed <b>bold</b>").await;
+    b.navigate("form[action$='/clone/'] button").await;
+    let clone = b.text("#uuid").await;
+    assert_ne!(clone, uuid, "the clone is a new instance");
+    assert!(b.h1().await.starts_with("renamed <b>bold</b>"));
+    b.wait_text("#state", "successful").await;
+
+    // Phone width: nothing wider than the screen; the pages still work.
+    b.client
+        .set_window_size(390, 844)
+        .await
+        .expect("phone size");
+    let pages = [
+        "/".to_owned(),
+        "/types/executable/".to_owned(),
+        "/types/container/".to_owned(),
+        "/types/container/new/".to_owned(),
+        format!("/types/executable/{type_id}/"),
+        format!("/types/executable/{type_id}/run/"),
+        "/instances/executable/".to_owned(),
+        "/instances/container/".to_owned(),
+        format!("/instances/executable/{uuid}/"),
+        "/queues/".to_owned(),
+        format!("/queues/{queue_id}/"),
+        "/whitelists/".to_owned(),
+        "/fleet/".to_owned(),
+        "/account/".to_owned(),
+    ];
+    for (n, p) in pages.iter().enumerate() {
+        b.goto(p).await;
+        b.find("h1").await;
+        let fits = b
+            .js("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+            .await;
+        assert_eq!(fits, json!(true), "{p} is wider than a phone");
+        if n == 0 || p.contains(&uuid) {
+            b.screenshot(&format!("phone-{n}")).await;
+        }
+    }
+    b.close().await;
+}
