@@ -5,16 +5,11 @@
 //! CSRF token are refused. Screenshots: target/ui-screenshots/<test>/.
 
 use saltant_tests::browser::Browser;
-use saltant_tests::{Stack, eventually};
+use saltant_tests::{Stack, eventually, hidden_field};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 const PASSWORD: &str = "pw-of-test-user";
-
-/// The stack's root URL (the UI), without `/api`.
-fn root(stack: &Stack) -> String {
-    stack.url.trim_end_matches("/api").to_owned()
-}
 
 /// The id at the end of a detail page's URL (`/types/executable/7/`).
 async fn id_in_url(b: &Browser) -> String {
@@ -60,7 +55,7 @@ async fn a_user_runs_watches_and_terminates_instances_in_the_browser() {
     let stack = Stack::start().await;
     stack.wait_ready().await;
     stack.user("alice", false);
-    let b = Browser::start("run_watch_terminate", &root(&stack)).await;
+    let b = Browser::start("run_watch_terminate", &stack.root()).await;
 
     sign_in(&b, "alice").await;
     b.screenshot("signed-in").await;
@@ -260,63 +255,6 @@ async fn run_from_form(b: &Browser, ty: &str, q: &str) -> String {
     b.text("#uuid").await
 }
 
-/// Signs in through the sign-in form over plain HTTP; the session and CSRF cookies as a
-/// `Cookie` header, and the `Set-Cookie` lines.
-async fn http_sign_in(stack: &Stack, user: &str) -> (String, Vec<String>) {
-    let base = root(stack);
-    let r = stack
-        .http
-        .get(format!("{base}/login/"))
-        .send()
-        .await
-        .expect("get the sign-in page");
-    let csrf_cookie = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("csrftoken="))
-        .and_then(|c| c.split(';').next())
-        .expect("a csrftoken cookie")
-        .to_owned();
-    let html = r.text().await.expect("page");
-    let token = hidden(&html, "csrfmiddlewaretoken");
-    let r = stack
-        .http
-        .post(format!("{base}/login/"))
-        .header("Cookie", format!("csrftoken={csrf_cookie}"))
-        .form(&[
-            ("csrfmiddlewaretoken", token.as_str()),
-            ("username", user),
-            ("password", PASSWORD),
-            ("next", "/"),
-        ])
-        .send()
-        .await
-        .expect("sign in");
-    assert_eq!(r.status(), 303, "signed in and sent on");
-    let set: Vec<String> = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok().map(str::to_owned))
-        .collect();
-    let cookies: Vec<String> = set
-        .iter()
-        .filter_map(|c| c.split(';').next().map(str::to_owned))
-        .collect();
-    (cookies.join("; "), set)
-}
-
-/// The value of the hidden field `name` in a page.
-fn hidden(html: &str, name: &str) -> String {
-    let at = html
-        .find(&format!("name=\"{name}\" value=\""))
-        .unwrap_or_else(|| panic!("a hidden {name} field in {html}"));
-    let rest = &html[at + name.len() + 15..];
-    rest[..rest.find('"').expect("end of value")].to_owned()
-}
-
 async fn get_page(
     stack: &Stack,
     cookie: &str,
@@ -324,7 +262,7 @@ async fn get_page(
 ) -> (u16, reqwest::header::HeaderMap, String) {
     let r = stack
         .http
-        .get(format!("{}{path}", root(stack)))
+        .get(format!("{}{path}", stack.root()))
         .header("Cookie", cookie)
         .send()
         .await
@@ -403,7 +341,7 @@ async fn stored_xss_renders_inert_and_forms_need_the_csrf_token() {
     let instance_page = format!("/instances/executable/{uuid}/");
 
     // In the browser: no script ran, no element was made, the text is shown as text.
-    let b = Browser::start("stored_xss", &root(&stack)).await;
+    let b = Browser::start("stored_xss", &stack.root()).await;
     sign_in(&b, "eve").await;
     b.goto(&instance_page).await;
     let log = b.wait_text("#log-stdout", "window.__xss=5>").await;
@@ -437,7 +375,7 @@ async fn stored_xss_renders_inert_and_forms_need_the_csrf_token() {
     b.close().await;
 
     // The raw HTML escapes them.
-    let (cookie, set) = http_sign_in(&stack, "eve").await;
+    let (cookie, set) = stack.ui_sign_in("eve", PASSWORD).await;
     let session = set
         .iter()
         .find(|c| c.starts_with("sessionid="))
@@ -467,7 +405,7 @@ async fn stored_xss_renders_inert_and_forms_need_the_csrf_token() {
     // Forms: refused without the session's token or with another, taken with it.
     let queues = || stack.count("SELECT count(*) FROM task_queues");
     let before = queues();
-    let base = root(&stack);
+    let base = stack.root();
     for fields in [
         vec![("name", "csrf-less")],
         vec![("name", "csrf-wrong"), ("csrf", "0123456789abcdef")],
@@ -484,7 +422,7 @@ async fn stored_xss_renders_inert_and_forms_need_the_csrf_token() {
     }
     assert_eq!(queues(), before, "nothing was created");
     let (_, _, account) = get_page(&stack, &cookie, "/account/").await;
-    let csrf = hidden(&account, "csrf");
+    let csrf = hidden_field(&account, "csrf");
     let r = stack
         .http
         .post(format!("{base}/queues/new/"))
@@ -540,7 +478,7 @@ async fn owners_manage_their_objects_by_keyboard_at_phone_width() {
     stack.wait_ready().await;
     let bob_token = stack.user("bob", false);
     stack.user("carol", false);
-    let b = Browser::start("owners_keyboard_phone", &root(&stack)).await;
+    let b = Browser::start("owners_keyboard_phone", &stack.root()).await;
 
     // Sign in with the keyboard only: the first Tab reaches the skip link.
     b.goto("/login/").await;
@@ -626,7 +564,7 @@ async fn owners_manage_their_objects_by_keyboard_at_phone_width() {
     b.fill("#description", "changed by bob").await;
     b.navigate("form.card button[type=submit]").await;
     b.wait_text("p.description", "changed by bob").await;
-    let (cookie, _) = http_sign_in(&stack, "carol").await;
+    let (cookie, _) = stack.ui_sign_in("carol", PASSWORD).await;
     for page in ["edit/", "delete/"] {
         let (status, _, _) = get_page(
             &stack,
@@ -637,12 +575,12 @@ async fn owners_manage_their_objects_by_keyboard_at_phone_width() {
         assert_eq!(status, 403, "carol may not open {page}");
     }
     let (_, _, account) = get_page(&stack, &cookie, "/account/").await;
-    let carol_csrf = hidden(&account, "csrf");
+    let carol_csrf = hidden_field(&account, "csrf");
     let r = stack
         .http
         .post(format!(
             "{}/types/executable/{type_id}/delete/",
-            root(&stack)
+            stack.root()
         ))
         .header("Cookie", &cookie)
         .form(&[("csrf", carol_csrf.as_str())])

@@ -7,7 +7,7 @@ use super::layout::{
     Live, csrf, form_errors, input, live_page, maybe_time, pager, path_escape, select, state_badge,
     time,
 };
-use super::{Posted, UiError, UiResult, Viewer, see_other};
+use super::{Posted, UiError, UiResult, Viewer, one_page, see_other};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::resources::instances::{clone_row, find, terminate_row};
@@ -26,8 +26,6 @@ use saltant_store::instance_filters::instance_filters;
 use saltant_store::instances::InstanceRow;
 use saltant_store::queues::{QUEUES, QueueRow};
 use saltant_store::types::TypeClass;
-
-const PAGE_SIZE: i64 = 50;
 
 pub(crate) fn routes(r: Router<AppState>) -> Router<AppState> {
     r.route("/instances/{class}/", get(list))
@@ -216,20 +214,8 @@ async fn list(
     .await;
     let (rows, more, errors) = match filters {
         Ok(f) => {
-            let mut rows: Vec<InstanceRow> = s
-                .store
-                .list_instances(
-                    class,
-                    &f,
-                    Page {
-                        offset: (page_no - 1) * PAGE_SIZE,
-                        limit: Some(PAGE_SIZE + 1),
-                    },
-                )
-                .try_collect()
-                .await?;
-            let more = rows.len() as i64 > PAGE_SIZE;
-            rows.truncate(PAGE_SIZE as usize);
+            let (rows, more) =
+                one_page(page_no, |page| s.store.list_instances(class, &f, page)).await?;
             (rows, more, Errors::default())
         }
         Err(e) => (Vec::new(), false, Errors::of(e)?),

@@ -179,3 +179,26 @@ fn error_page(title: &str, text: &str) -> maud::Markup {
 pub(crate) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
+
+/// Rows a list page shows.
+pub(crate) const PAGE_SIZE: i64 = 50;
+
+/// Reads page `n` (from 1) of a list with `read` (one row more than shown, so as to know
+/// whether another page follows, without counting): the rows and whether more follow.
+pub(crate) async fn one_page<T>(
+    n: i64,
+    read: impl FnOnce(
+        saltant_store::filter::Page,
+    ) -> futures::stream::BoxStream<'static, Result<T, saltant_store::Error>>,
+) -> UiResult<(Vec<T>, bool)> {
+    use futures::TryStreamExt;
+    let mut rows: Vec<T> = read(saltant_store::filter::Page {
+        offset: (n.max(1) - 1) * PAGE_SIZE,
+        limit: Some(PAGE_SIZE + 1),
+    })
+    .try_collect()
+    .await?;
+    let more = rows.len() as i64 > PAGE_SIZE;
+    rows.truncate(PAGE_SIZE as usize);
+    Ok((rows, more))
+}

@@ -21,19 +21,121 @@ use saltant_store::types::{TaskTypeRow, TypeClass};
 
 pub(crate) fn routes(r: Router<AppState>) -> Router<AppState> {
     r.route("/queues/", get(queue_list))
-        .route("/queues/new/", get(queue_new).post(queue_create))
+        .route("/queues/new/", get(new::<Queues>).post(create::<Queues>))
         .route("/queues/{id}/", get(queue_detail))
-        .route("/queues/{id}/edit/", get(queue_edit).post(queue_update))
+        .route(
+            "/queues/{id}/edit/",
+            get(edit::<Queues>).post(update::<Queues>),
+        )
         .route("/whitelists/", get(whitelist_list))
         .route(
             "/whitelists/new/",
-            get(whitelist_new).post(whitelist_create),
+            get(new::<Whitelists>).post(create::<Whitelists>),
         )
         .route("/whitelists/{id}/", get(whitelist_detail))
         .route(
             "/whitelists/{id}/edit/",
-            get(whitelist_edit).post(whitelist_update),
+            get(edit::<Whitelists>).post(update::<Whitelists>),
         )
+}
+
+/// An owned resource with form pages at `/<SEGMENT>/new/` and `/<SEGMENT>/<id>/edit/`.
+trait FormPages: Owned {
+    /// `queues`, `whitelists`.
+    const SEGMENT: &'static str;
+    /// `queue`, `whitelist`.
+    const WHAT: &'static str;
+    fn name(row: &Self::Row) -> &str;
+    /// What a new one's form starts with.
+    fn fresh() -> Form;
+    /// A row's values as its form holds them.
+    fn values(row: &Self::Row) -> Form;
+    /// The form page.
+    fn form(
+        s: &AppState,
+        v: &Viewer,
+        title: &str,
+        f: &Form,
+        errors: &Errors,
+    ) -> impl Future<Output = UiResult> + Send;
+}
+
+async fn new<R: FormPages>(State(s): State<AppState>, v: Viewer) -> UiResult {
+    let title = format!("New {}", R::WHAT);
+    R::form(&s, &v, &title, &R::fresh(), &Errors::default()).await
+}
+
+async fn create<R: FormPages>(State(s): State<AppState>, p: Posted) -> UiResult {
+    match save::<R>(&s, &p.viewer, None, &p.form).await? {
+        Ok(id) => Ok(see_other(&format!("/{}/{id}/", R::SEGMENT))),
+        Err(errors) => {
+            let title = format!("New {}", R::WHAT);
+            R::form(&s, &p.viewer, &title, &p.form, &errors).await
+        }
+    }
+}
+
+async fn edit<R: FormPages>(
+    State(s): State<AppState>,
+    v: Viewer,
+    Path(id): Path<String>,
+) -> UiResult {
+    let row = found::<R>(&s, id_of(&id)?).await?;
+    may_change::<R>(&s, &v.auth, &row)?;
+    let title = format!("Update {} {}", R::WHAT, R::name(&row));
+    R::form(&s, &v, &title, &R::values(&row), &Errors::default()).await
+}
+
+async fn update<R: FormPages>(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    p: Posted,
+) -> UiResult {
+    match save::<R>(&s, &p.viewer, Some(id_of(&id)?), &p.form).await? {
+        Ok(id) => Ok(see_other(&format!("/{}/{id}/", R::SEGMENT))),
+        Err(errors) => {
+            let title = format!("Update {}", R::WHAT);
+            R::form(&s, &p.viewer, &title, &p.form, &errors).await
+        }
+    }
+}
+
+impl FormPages for Queues {
+    const SEGMENT: &'static str = "queues";
+    const WHAT: &'static str = "queue";
+    fn name(row: &QueueRow) -> &str {
+        &row.name
+    }
+    fn fresh() -> Form {
+        Form(vec![
+            ("active".into(), "true".into()),
+            ("runs_executable_tasks".into(), "true".into()),
+            ("runs_docker_container_tasks".into(), "true".into()),
+        ])
+    }
+    fn values(row: &QueueRow) -> Form {
+        queue_values(row)
+    }
+    async fn form(s: &AppState, v: &Viewer, title: &str, f: &Form, errors: &Errors) -> UiResult {
+        queue_form(s, v, title, f, errors).await
+    }
+}
+
+impl FormPages for Whitelists {
+    const SEGMENT: &'static str = "whitelists";
+    const WHAT: &'static str = "whitelist";
+    fn name(row: &WhitelistRow) -> &str {
+        &row.name
+    }
+    fn fresh() -> Form {
+        Form::default()
+    }
+    fn values(row: &WhitelistRow) -> Form {
+        whitelist_values(row)
+    }
+    async fn form(s: &AppState, v: &Viewer, title: &str, f: &Form, errors: &Errors) -> UiResult {
+        whitelist_form(s, v, title, f, errors).await
+    }
 }
 
 const ALL: Page = Page {
@@ -204,43 +306,6 @@ fn queue_values(q: &QueueRow) -> Form {
     Form(f)
 }
 
-async fn queue_new(State(s): State<AppState>, v: Viewer) -> UiResult {
-    let f = Form(vec![
-        ("active".into(), "true".into()),
-        ("runs_executable_tasks".into(), "true".into()),
-        ("runs_docker_container_tasks".into(), "true".into()),
-    ]);
-    queue_form(&s, &v, "New queue", &f, &Errors::default()).await
-}
-
-async fn queue_create(State(s): State<AppState>, p: Posted) -> UiResult {
-    match save::<Queues>(&s, &p.viewer, None, &p.form).await? {
-        Ok(id) => Ok(see_other(&format!("/queues/{id}/"))),
-        Err(errors) => queue_form(&s, &p.viewer, "New queue", &p.form, &errors).await,
-    }
-}
-
-async fn queue_edit(State(s): State<AppState>, v: Viewer, Path(id): Path<String>) -> UiResult {
-    let q = found::<Queues>(&s, id_of(&id)?).await?;
-    may_change::<Queues>(&s, &v.auth, &q)?;
-    queue_form(
-        &s,
-        &v,
-        &format!("Update queue {}", q.name),
-        &queue_values(&q),
-        &Errors::default(),
-    )
-    .await
-}
-
-async fn queue_update(State(s): State<AppState>, Path(id): Path<String>, p: Posted) -> UiResult {
-    let id = id_of(&id)?;
-    match save::<Queues>(&s, &p.viewer, Some(id), &p.form).await? {
-        Ok(id) => Ok(see_other(&format!("/queues/{id}/"))),
-        Err(errors) => queue_form(&s, &p.viewer, "Update queue", &p.form, &errors).await,
-    }
-}
-
 // ---- whitelists
 
 async fn whitelist_list(State(s): State<AppState>, v: Viewer) -> UiResult {
@@ -361,47 +426,4 @@ fn whitelist_values(w: &WhitelistRow) -> Form {
         f.extend(ids.iter().map(|i| (k.to_owned(), i.to_string())));
     }
     Form(f)
-}
-
-async fn whitelist_new(State(s): State<AppState>, v: Viewer) -> UiResult {
-    whitelist_form(
-        &s,
-        &v,
-        "New whitelist",
-        &Form::default(),
-        &Errors::default(),
-    )
-    .await
-}
-
-async fn whitelist_create(State(s): State<AppState>, p: Posted) -> UiResult {
-    match save::<Whitelists>(&s, &p.viewer, None, &p.form).await? {
-        Ok(id) => Ok(see_other(&format!("/whitelists/{id}/"))),
-        Err(errors) => whitelist_form(&s, &p.viewer, "New whitelist", &p.form, &errors).await,
-    }
-}
-
-async fn whitelist_edit(State(s): State<AppState>, v: Viewer, Path(id): Path<String>) -> UiResult {
-    let w = found::<Whitelists>(&s, id_of(&id)?).await?;
-    may_change::<Whitelists>(&s, &v.auth, &w)?;
-    whitelist_form(
-        &s,
-        &v,
-        &format!("Update whitelist {}", w.name),
-        &whitelist_values(&w),
-        &Errors::default(),
-    )
-    .await
-}
-
-async fn whitelist_update(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    p: Posted,
-) -> UiResult {
-    let id = id_of(&id)?;
-    match save::<Whitelists>(&s, &p.viewer, Some(id), &p.form).await? {
-        Ok(id) => Ok(see_other(&format!("/whitelists/{id}/"))),
-        Err(errors) => whitelist_form(&s, &p.viewer, "Update whitelist", &p.form, &errors).await,
-    }
 }

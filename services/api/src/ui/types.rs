@@ -7,7 +7,7 @@ use super::instances::{
     capital, class_of, instance_table, instance_url, offered_queues, some_instances,
 };
 use super::layout::{csrf, form_errors, input, page, pager, select, textarea, time};
-use super::{Posted, UiError, UiResult, Viewer, see_other};
+use super::{Posted, UiError, UiResult, Viewer, one_page, see_other};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -18,14 +18,11 @@ use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::TryStreamExt;
 use maud::{Markup, html};
 use saltant_core::command::{ArgumentPassing, argument_passing};
-use saltant_store::filter::{Filter, Page};
+use saltant_store::filter::Filter;
 use saltant_store::types::{TaskTypeRow, TypeClass};
 use serde_json::{Map, Value};
-
-const PAGE_SIZE: i64 = 50;
 
 pub(crate) fn routes(r: Router<AppState>) -> Router<AppState> {
     r.route("/types/{class}/", get(list))
@@ -45,6 +42,19 @@ async fn found(s: &AppState, class: TypeClass, id: i64) -> UiResult<TaskTypeRow>
 
 fn id_of(id: &str) -> UiResult<i64> {
     id.parse().map_err(|_| UiError(ApiError::NotFound))
+}
+
+/// The type a path names, if `user` may change or delete it (else 404 or 403).
+async fn changeable(
+    s: &AppState,
+    user: &Auth,
+    class: &str,
+    id: &str,
+) -> UiResult<(TypeClass, TaskTypeRow)> {
+    let class = class_of(class)?;
+    let t = found(s, class, id_of(id)?).await?;
+    may_change_type(s, user, class, &t)?;
+    Ok((class, t))
 }
 
 /// The API's create of a type of `class`.
@@ -106,20 +116,10 @@ async fn list(
     let filters = crate::query::filters(&search_q, class.listing().filters)
         .checked(&s.store)
         .await?;
-    let mut rows: Vec<TaskTypeRow> = s
-        .store
-        .page(
-            class.listing(),
-            &filters,
-            Page {
-                offset: (page_no - 1) * PAGE_SIZE,
-                limit: Some(PAGE_SIZE + 1),
-            },
-        )
-        .try_collect()
-        .await?;
-    let more = rows.len() as i64 > PAGE_SIZE;
-    rows.truncate(PAGE_SIZE as usize);
+    let (rows, more) = one_page(page_no, |page| {
+        s.store.page::<TaskTypeRow>(class.listing(), &filters, page)
+    })
+    .await?;
     let title = format!("{} task types", capital(class.kind()));
     Ok(page(
         &title,
@@ -366,9 +366,7 @@ async fn edit_form(
     v: Viewer,
     Path((class, id)): Path<(String, String)>,
 ) -> UiResult {
-    let class = class_of(&class)?;
-    let t = found(&s, class, id_of(&id)?).await?;
-    may_change_type(&s, &v.auth, class, &t)?;
+    let (class, t) = changeable(&s, &v.auth, &class, &id).await?;
     let title = format!("Update {}", t.name);
     Ok(type_form(
         &v,
@@ -408,9 +406,7 @@ async fn delete_form(
     v: Viewer,
     Path((class, id)): Path<(String, String)>,
 ) -> UiResult {
-    let class = class_of(&class)?;
-    let t = found(&s, class, id_of(&id)?).await?;
-    may_change_type(&s, &v.auth, class, &t)?;
+    let (class, t) = changeable(&s, &v.auth, &class, &id).await?;
     Ok(page(
         "Delete task type",
         Some(&v),
@@ -432,9 +428,7 @@ async fn delete(
     Path((class, id)): Path<(String, String)>,
     p: Posted,
 ) -> UiResult {
-    let class = class_of(&class)?;
-    let t = found(&s, class, id_of(&id)?).await?;
-    may_change_type(&s, &p.viewer.auth, class, &t)?;
+    let (class, t) = changeable(&s, &p.viewer.auth, &class, &id).await?;
     s.store.delete(class.listing(), t.id).await?;
     Ok(see_other(&format!("/types/{}/", class.kind())))
 }
