@@ -402,6 +402,19 @@ async fn stored_xss_renders_inert_and_forms_need_the_csrf_token() {
         assert!(!csp.contains("unsafe-inline"), "{csp}");
     }
 
+    // A page nothing serves: the UI's page outside /api/, the original's body inside.
+    let (status, headers, html) = get_page(&stack, &cookie, "/no-such-page/").await;
+    assert_eq!(status, 404);
+    assert!(html.contains("<h1>Not found</h1>"), "{html}");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .expect("csp")
+            .contains("script-src 'self'")
+    );
+    let (status, _, body) = get_page(&stack, &cookie, "/api/no-such-thing/").await;
+    assert_eq!((status, body.as_str()), (404, r#"{"detail":"Not found."}"#));
+
     // Forms: refused without the session's token or with another, taken with it.
     let queues = || stack.count("SELECT count(*) FROM task_queues");
     let before = queues();

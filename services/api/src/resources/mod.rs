@@ -55,8 +55,14 @@ pub(crate) async fn existing_instance(
     }
 }
 
-pub(crate) async fn not_found() -> ApiError {
-    ApiError::NotFound
+/// A path nothing serves: the original's 404 body under `/api/`, the web UI's page
+/// elsewhere.
+pub(crate) async fn not_found(uri: Uri) -> Response {
+    if uri.path() == "/api" || uri.path().starts_with("/api/") {
+        ApiError::NotFound.into_response()
+    } else {
+        crate::ui::not_found()
+    }
 }
 
 /// Django's `APPEND_SLASH`: a path outside the router without its trailing slash answers

@@ -175,6 +175,16 @@ fn error_page(title: &str, text: &str) -> maud::Markup {
     )
 }
 
+/// The page of a path nothing serves (outside `/api/`), with the pages' CSP.
+pub(crate) fn not_found() -> Response {
+    let mut r = UiError(ApiError::NotFound).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    r
+}
+
 /// 303 to `to` after a successful form (POST-redirect-GET).
 pub(crate) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()

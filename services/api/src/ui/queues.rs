@@ -3,7 +3,7 @@
 
 use super::form::{Errors, Form};
 use super::instances::{instance_table, latest_of_queue};
-use super::layout::{checkbox, csrf, form_errors, input, page, select, textarea};
+use super::layout::{Live, checkbox, csrf, form_errors, input, live_page, page, select, textarea};
 use super::{Posted, UiError, UiResult, Viewer, see_other};
 use crate::AppState;
 use crate::error::ApiError;
@@ -210,9 +210,15 @@ async fn queue_detail(State(s): State<AppState>, v: Viewer, Path(id): Path<Strin
     let whitelists: Vec<WhitelistRow> = all(&s, &WHITELISTS).await?;
     let instances = latest_of_queue(&s, q.id, 20).await?;
     let may = may_change::<Queues>(&s, &v.auth, &q).is_ok();
-    Ok(page(
+    Ok(live_page(
         &q.name,
         Some(&v),
+        Live {
+            // A private queue's events are its owner's and superusers' (docs/events.md).
+            events: (!q.private || v.user().is_superuser || q.user_id == v.user().id)
+                .then(|| format!("/api/taskqueues/{}/events/", q.id)),
+            poll_ms: None,
+        },
         html! {
             h1 { "Queue " (q.name) }
             @if may { p { a.button href={ "/queues/" (q.id) "/edit/" } { "Update" } } }
@@ -232,7 +238,7 @@ async fn queue_detail(State(s): State<AppState>, v: Viewer, Path(id): Path<Strin
                 li { a href={ "/whitelists/" (w.id) "/" } { (w.name) } }
             } }
             h2 { "Latest instances" }
-            (instance_table(&instances, "No instances yet."))
+            div #queue-instances data-live { (instance_table(&instances, "No instances yet.")) }
         },
     )
     .into_response())

@@ -6,7 +6,9 @@ use super::form::{Errors, Form};
 use super::instances::{
     capital, class_of, instance_table, instance_url, offered_queues, some_instances,
 };
-use super::layout::{csrf, form_errors, input, page, pager, select, textarea, time};
+use super::layout::{
+    Live, csrf, form_errors, input, live_page, page, pager, select, textarea, time,
+};
 use super::{Posted, UiError, UiResult, Viewer, one_page, see_other};
 use crate::AppState;
 use crate::auth::Auth;
@@ -200,9 +202,13 @@ async fn detail(
     let instances = some_instances(&s, class, &[Filter::IdEq(column, t.id)], 20).await?;
     let may = may_change_type(&s, &v.auth, class, &t).is_ok();
     let url = type_url(class, t.id);
-    Ok(page(
+    Ok(live_page(
         &t.name,
         Some(&v),
+        Live {
+            events: Some("/api/events/".into()),
+            poll_ms: None,
+        },
         html! {
             h1 { (t.name) }
             p.actions {
@@ -235,7 +241,7 @@ async fn detail(
             h2 { "Required environment variables" }
             pre.json { (pretty(&t.environment_variables.0)) }
             h2 { "Latest instances" }
-            (instance_table(&instances, "No instances yet."))
+            div #type-instances data-live { (instance_table(&instances, "No instances yet.")) }
         },
     )
     .into_response())
