@@ -75,6 +75,12 @@ ensure_compose() {
     command -v docker-compose >/dev/null || apt_install docker-compose
 }
 
+# The web UI's browser tests (tests/tests/ui.rs) drive headless Chromium over WebDriver.
+ensure_browser() {
+    command -v chromium >/dev/null && command -v chromedriver >/dev/null ||
+        apt_install chromium chromium-driver
+}
+
 ensure_venv() {
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating python venv in $VENV"

@@ -15,7 +15,7 @@ use saltant_bus::ResultsManifest;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
-async fn manifest(s: &AppState, id: &str) -> ApiResult<Option<ResultsManifest>> {
+pub(crate) async fn manifest(s: &AppState, id: &str) -> ApiResult<Option<ResultsManifest>> {
     let uuid = super::existing_instance(s, id).await?;
     let store = s
         .bus
