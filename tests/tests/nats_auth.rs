@@ -159,6 +159,13 @@ async fn scoped_credentials_run_instances_and_the_broker_holds_executors_to_thei
         .await
         .expect("sent");
     probe.refused("publish", &heartbeat).await;
+    let foreign_output = names.logs("exec-a", &q("qb"), uuid);
+    probe
+        .client
+        .publish(foreign_output.clone(), "injected".into())
+        .await
+        .expect("sent");
+    probe.refused("publish", &foreign_output).await;
     let other_queue = names.event(&q("qb"), uuid, "exec-a");
     probe
         .client

@@ -174,7 +174,6 @@ fn executor_permissions(
         // The last event of an attempt (a redelivered dispatch), live executors' heartbeats.
         js(&format!("STREAM.MSG.GET.{}", n.events_stream())),
         js(&format!("DIRECT.GET.{}.>", n.events_stream())),
-        format!("{p}.logs.{me}.*"),
         match id {
             Some(id) => format!("$KV.{}.{id}", n.executors_bucket()),
             None => format!("$KV.{}.>", n.executors_bucket()),
@@ -187,6 +186,7 @@ fn executor_permissions(
         publish.push(js(&format!("CONSUMER.MSG.NEXT.{dispatch}.{c}")));
         publish.push(format!("$JS.ACK.{dispatch}.{c}.>"));
         publish.push(format!("{p}.events.v2.{t}.*.{me}"));
+        publish.push(format!("{p}.logs.{me}.{t}.*"));
         publish.push(format!("$KV.{}.{t}.>", n.claims_bucket()));
         let claims = Names::bucket_stream(&n.claims_bucket());
         publish.push(js(&format!(
