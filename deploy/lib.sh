@@ -150,7 +150,8 @@ start_nats() {
     # NATS_INCLUDE: a configuration fragment to include (saltant's NATS authority).
     local config=()
     if [ -n "${NATS_INCLUDE:-}" ]; then
-        printf 'include "%s"\n' "$NATS_INCLUDE" >"$dir/nats.conf"
+        # nats-server reads an include relative to the including file, even an absolute one.
+        printf 'include "%s"\n' "$(realpath --relative-to="$dir" "$NATS_INCLUDE")" >"$dir/nats.conf"
         config=(-c "$dir/nats.conf")
     fi
     "$NATS_SERVER" "${config[@]}" -js -sd "$dir/jetstream" -a 127.0.0.1 -p "$NATS_PORT" -m "$mon" \

@@ -287,7 +287,7 @@ async fn executors_on_other_hosts_share_work_and_survive_kills_and_partitions() 
     let dir = std::env::temp_dir().join(format!("saltant-mh-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("test folder");
     let hosts = Hosts::new(&dir);
-    let authority = Authority::generate();
+    let authority = Authority::generate().expect("authority");
     let conf = authority.server_config().expect("server configuration");
     for node in ["n1", "n2", "n3"] {
         hosts.start_nats(node, &conf);

@@ -16,11 +16,13 @@ const LONG: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scoped_credentials_run_instances_and_the_broker_holds_executors_to_their_grants() {
-    let authority = Authority::generate();
     let dir = std::env::temp_dir().join(format!("saltant-auth-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("test folder");
-    let server = authority.server_config().expect("server configuration");
-    let nats = Nats::start_with_config(&dir, &server);
+    let auth_dir = dir.join("auth");
+    assert!(Authority::init_dir(&auth_dir, &Names::default()).expect("authority"));
+    let authority = Authority::load(&auth_dir).expect("authority");
+    // Included (relative to the including file, as nats-server reads it), so that a
+    // reload reads a revocation.
+    let nats = Nats::start_with_config(&dir, "include \"../auth/nats-auth.conf\"\n");
     let url = nats.url();
     let stack = Stack::start_opts(Options {
         no_all: true,
@@ -193,6 +195,51 @@ async fn scoped_credentials_run_instances_and_the_broker_holds_executors_to_thei
         .get(&format!("executabletaskinstances/{waiting}/"))
         .await;
     assert_eq!(body["state"], "published", "{body}");
+
+    // 6. Revoked: once the server reloads, the executor's credentials no longer connect,
+    // and others still do.
+    let auth = auth_dir.display().to_string();
+    let revoked = stack.saltant(&[
+        "admin",
+        "revoke-credentials",
+        "--dir",
+        &auth,
+        &executor_a.display().to_string(),
+    ]);
+    assert!(revoked.contains("revoked exec-a"), "{revoked}");
+    nats.reload();
+    let refused = eventually(
+        Duration::from_secs(20),
+        "exec-a's credentials refused",
+        || async {
+            let connected = async_nats::ConnectOptions::new()
+                .credentials_file(&executor_a)
+                .await
+                .expect("read credentials")
+                .connect(url.as_str())
+                .await;
+            connected.err().map(|e| e.to_string())
+        },
+    )
+    .await;
+    assert!(
+        refused.to_lowercase().contains("authorization"),
+        "{refused}"
+    );
+    let other = creds(
+        "exec-c.creds",
+        Grant::Executor {
+            id: Some("exec-c".into()),
+            queues: Some(vec![q("qa")]),
+        },
+    );
+    async_nats::ConnectOptions::new()
+        .credentials_file(&other)
+        .await
+        .expect("read credentials")
+        .connect(url.as_str())
+        .await
+        .expect("another executor's credentials still connect");
 
     for mut c in children {
         let _ = c.kill();
