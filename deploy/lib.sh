@@ -148,10 +148,18 @@ start_nats() {
         return 0
     fi
     # NATS_INCLUDE: a configuration fragment to include (saltant's NATS authority).
+    # NATS_MAX_STORE: JetStream's file storage limit (else 75% of the free disk, counted
+    # when the server starts; streams reserve their byte limits against it).
     local config=()
-    if [ -n "${NATS_INCLUDE:-}" ]; then
-        # nats-server reads an include relative to the including file, even an absolute one.
-        printf 'include "%s"\n' "$(realpath --relative-to="$dir" "$NATS_INCLUDE")" >"$dir/nats.conf"
+    if [ -n "${NATS_INCLUDE:-}" ] || [ -n "${NATS_MAX_STORE:-}" ]; then
+        : >"$dir/nats.conf"
+        if [ -n "${NATS_INCLUDE:-}" ]; then
+            # nats-server reads an include relative to the including file, even an absolute one.
+            printf 'include "%s"\n' "$(realpath --relative-to="$dir" "$NATS_INCLUDE")" >>"$dir/nats.conf"
+        fi
+        if [ -n "${NATS_MAX_STORE:-}" ]; then
+            printf 'jetstream { max_file_store: %s }\n' "$NATS_MAX_STORE" >>"$dir/nats.conf"
+        fi
         config=(-c "$dir/nats.conf")
     fi
     "$NATS_SERVER" "${config[@]}" -js -sd "$dir/jetstream" -a 127.0.0.1 -p "$NATS_PORT" -m "$mon" \
