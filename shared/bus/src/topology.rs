@@ -103,6 +103,19 @@ pub struct Bus {
     buckets: Arc<Mutex<HashMap<String, kv::Store>>>,
 }
 
+/// What to do when JetStream refuses a stream for lack of storage: streams reserve their
+/// byte limits up front, against the server's `max_file_store` (by default 75% of the disk
+/// free when it started).
+fn storage_hint(e: &Error) -> &'static str {
+    if format!("{e:#}").contains("insufficient storage") {
+        "the NATS servers' JetStream storage is smaller than the logs and results streams \
+         reserve (bus.logs_max_bytes + bus.results_max_bytes, on each of bus.replicas \
+         nodes): lower those settings, or give JetStream more (max_file_store)"
+    } else {
+        ""
+    }
+}
+
 /// A lease not renewed for this long is free for another holder.
 pub const LEASE_TTL_SECS: u64 = 15;
 
@@ -171,10 +184,17 @@ impl Bus {
             match self.ensure_topology().await {
                 Ok(()) => return Ok(()),
                 Err(e) if tokio::time::Instant::now() < deadline => {
-                    tracing::warn!(error = %format!("{e:#}"), "create the bus topology; retrying");
+                    tracing::warn!(error = %format!("{e:#}"), hint = storage_hint(&e), "create the bus topology; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    let hint = storage_hint(&e);
+                    return Err(if hint.is_empty() {
+                        e
+                    } else {
+                        Error::Internal(anyhow::anyhow!("{e:#}; {hint}"))
+                    });
+                }
             }
         }
     }
