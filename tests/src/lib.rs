@@ -2,7 +2,9 @@
 //! a fresh database and bus prefix per test, the real `saltant` binary as a child process,
 //! and `eventually` instead of sleeps. A missing component fails the test loudly.
 
+pub mod browser;
 pub mod otlp;
+pub mod probe;
 pub mod servers;
 mod sse;
 mod tasks;
@@ -323,6 +325,60 @@ impl Stack {
         .await
     }
 
+    /// The web UI's root URL (the api's, without `/api`).
+    pub fn root(&self) -> String {
+        self.url.trim_end_matches("/api").to_owned()
+    }
+
+    /// Signs in through the web UI's sign-in form over plain HTTP (its CSRF cookie and
+    /// hidden field echoed). Returns the cookies to send (`Cookie` header) and the sign-in
+    /// answer's `Set-Cookie` lines.
+    pub async fn ui_sign_in(&self, user: &str, password: &str) -> (String, Vec<String>) {
+        let base = self.root();
+        let r = self
+            .http
+            .get(format!("{base}/login/"))
+            .send()
+            .await
+            .expect("get the sign-in page");
+        let csrf_cookie = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix("csrftoken="))
+            .and_then(|c| c.split(';').next())
+            .expect("a csrftoken cookie")
+            .to_owned();
+        let html = r.text().await.expect("page");
+        let token = hidden_field(&html, "csrfmiddlewaretoken");
+        let r = self
+            .http
+            .post(format!("{base}/login/"))
+            .header("Cookie", format!("csrftoken={csrf_cookie}"))
+            .form(&[
+                ("csrfmiddlewaretoken", token.as_str()),
+                ("username", user),
+                ("password", password),
+                ("next", "/"),
+            ])
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(r.status(), 303, "signed in and sent on");
+        let set: Vec<String> = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        let cookies: Vec<String> = set
+            .iter()
+            .filter_map(|c| c.split(';').next().map(str::to_owned))
+            .collect();
+        (cookies.join("; "), set)
+    }
+
     /// Sends a request with the admin's token; the status and the body as JSON (null
     /// when it is not JSON).
     async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
@@ -605,6 +661,16 @@ fn processes_where(mut matches: impl FnMut(&std::path::Path) -> bool) -> Vec<u32
         }
     }
     pids
+}
+
+/// The value of the hidden form field `name` in a web page.
+pub fn hidden_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("a hidden {name} field in {html}"));
+    let rest = &html[at + marker.len()..];
+    rest[..rest.find('"').expect("end of value")].to_owned()
 }
 
 /// Runs one SQL statement with psql (the test crate needs no database driver).

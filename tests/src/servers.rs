@@ -92,6 +92,13 @@ impl Nats {
         wait_port(self.port, "nats-server");
     }
 
+    /// Has the server read its configuration again (SIGHUP).
+    pub fn reload(&self) {
+        let child = self.child.as_ref().expect("nats-server running");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).expect("signal nats-server");
+    }
+
     /// Stops the server (SIGKILL: a crash, not a clean shutdown).
     pub fn down(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -6,79 +6,23 @@
 use saltant_bus::Names;
 use saltant_bus::auth::{Authority, Grant};
 use saltant_core::QueueName;
+use saltant_tests::probe::Probe;
 use saltant_tests::servers::Nats;
 use saltant_tests::{Class, Options, Stack, eventually};
 use serde_json::json;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// A client connected with a credentials file, which records the server's errors
-/// (permission violations arrive asynchronously as `-ERR`).
-struct Probe {
-    client: async_nats::Client,
-    errors: Arc<Mutex<Vec<String>>>,
-}
-
-impl Probe {
-    async fn connect(url: &str, creds: &PathBuf, inbox: &str) -> Probe {
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let seen = errors.clone();
-        let client = async_nats::ConnectOptions::new()
-            .credentials_file(creds)
-            .await
-            .expect("read credentials")
-            .custom_inbox_prefix(inbox)
-            .event_callback(move |event| {
-                let seen = seen.clone();
-                async move {
-                    if let async_nats::Event::ServerError(e) = event {
-                        seen.lock().expect("errors").push(e.to_string());
-                    }
-                }
-            })
-            .connect(url)
-            .await
-            .expect("connect with the executor's credentials");
-        Probe { client, errors }
-    }
-
-    /// Waits until the server has refused `what` on `subject`.
-    async fn refused(&self, what: &str, subject: &str) {
-        let wanted = format!("permissions violation for {what} to \"{subject}\"");
-        eventually(
-            Duration::from_secs(10),
-            &format!("the broker refuses {what} to {subject}"),
-            || async {
-                let errors = self.errors.lock().expect("errors");
-                errors
-                    .iter()
-                    .any(|e| e.to_lowercase().contains(&wanted.to_lowercase()))
-                    .then_some(())
-            },
-        )
-        .await;
-    }
-
-    fn allowed(&self, subject: &str) -> bool {
-        !self
-            .errors
-            .lock()
-            .expect("errors")
-            .iter()
-            .any(|e| e.contains(subject))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn scoped_credentials_run_instances_and_the_broker_holds_executors_to_their_grants() {
-    let authority = Authority::generate();
     let dir = std::env::temp_dir().join(format!("saltant-auth-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("test folder");
-    let server = authority.server_config().expect("server configuration");
-    let nats = Nats::start_with_config(&dir, &server);
+    let auth_dir = dir.join("auth");
+    assert!(Authority::init_dir(&auth_dir, &Names::default()).expect("authority"));
+    let authority = Authority::load(&auth_dir).expect("authority");
+    // Included (relative to the including file, as nats-server reads it), so that a
+    // reload reads a revocation.
+    let nats = Nats::start_with_config(&dir, "include \"../auth/nats-auth.conf\"\n");
     let url = nats.url();
     let stack = Stack::start_opts(Options {
         no_all: true,
@@ -217,6 +161,13 @@ async fn scoped_credentials_run_instances_and_the_broker_holds_executors_to_thei
         .await
         .expect("sent");
     probe.refused("publish", &heartbeat).await;
+    let foreign_output = names.logs("exec-a", &q("qb"), uuid);
+    probe
+        .client
+        .publish(foreign_output.clone(), "injected".into())
+        .await
+        .expect("sent");
+    probe.refused("publish", &foreign_output).await;
     let other_queue = names.event(&q("qb"), uuid, "exec-a");
     probe
         .client
@@ -244,6 +195,51 @@ async fn scoped_credentials_run_instances_and_the_broker_holds_executors_to_thei
         .get(&format!("executabletaskinstances/{waiting}/"))
         .await;
     assert_eq!(body["state"], "published", "{body}");
+
+    // 6. Revoked: once the server reloads, the executor's credentials no longer connect,
+    // and others still do.
+    let auth = auth_dir.display().to_string();
+    let revoked = stack.saltant(&[
+        "admin",
+        "revoke-credentials",
+        "--dir",
+        &auth,
+        &executor_a.display().to_string(),
+    ]);
+    assert!(revoked.contains("revoked exec-a"), "{revoked}");
+    nats.reload();
+    let refused = eventually(
+        Duration::from_secs(20),
+        "exec-a's credentials refused",
+        || async {
+            let connected = async_nats::ConnectOptions::new()
+                .credentials_file(&executor_a)
+                .await
+                .expect("read credentials")
+                .connect(url.as_str())
+                .await;
+            connected.err().map(|e| e.to_string())
+        },
+    )
+    .await;
+    assert!(
+        refused.to_lowercase().contains("authorization"),
+        "{refused}"
+    );
+    let other = creds(
+        "exec-c.creds",
+        Grant::Executor {
+            id: Some("exec-c".into()),
+            queues: Some(vec![q("qa")]),
+        },
+    );
+    async_nats::ConnectOptions::new()
+        .credentials_file(&other)
+        .await
+        .expect("read credentials")
+        .connect(url.as_str())
+        .await
+        .expect("another executor's credentials still connect");
 
     for mut c in children {
         let _ = c.kill();

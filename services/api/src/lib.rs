@@ -20,6 +20,7 @@ mod serve;
 mod sse;
 mod suffix;
 mod throttle;
+mod ui;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -177,6 +178,8 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let state_config = state.config.clone();
     let (routes, api, _) = resources::routes().finish();
+    // The web pages (`/`, docs/ui.md) beside the API (`/api/…`).
+    let routes = routes.merge(ui::routes());
     let doc = openapi::Document(Arc::new(openapi::document(api)));
     let app = routes
         .route_layer(axum::middleware::from_fn(observe::name_route))

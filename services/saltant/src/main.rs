@@ -118,6 +118,15 @@ enum Admin {
         #[arg(long)]
         account_key: std::path::PathBuf,
     },
+    /// Revoke NATS credentials (their user keys, from now on) in the authority of DIR and
+    /// write its server fragment again; then reload or restart the NATS servers.
+    RevokeCredentials {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Credentials files to revoke.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -338,6 +347,27 @@ fn nats_auth(dir: &std::path::Path, s: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `admin revoke-credentials`.
+fn revoke_credentials(
+    dir: &std::path::Path,
+    files: &[std::path::PathBuf],
+    s: &Settings,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let names = saltant_bus::Names::new(&s.bus.prefix).map_err(|e| anyhow::anyhow!(e))?;
+    let texts = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).with_context(|| format!("read {}", f.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for (name, user) in saltant_bus::auth::Authority::revoke(dir, &texts, &names)? {
+        println!("revoked {name} ({user})");
+    }
+    println!(
+        "reload every NATS server to apply it (nats-server --signal reload, or SIGHUP;          a restart also does)"
+    );
+    Ok(())
+}
+
 /// `admin executor-credentials`: prints a credentials file.
 fn executor_credentials(
     queues: &[String],
@@ -377,6 +407,7 @@ async fn admin(a: Admin, s: &Settings) -> anyhow::Result<()> {
             id,
             account_key,
         } => executor_credentials(&queues, all_queues, id, &account_key, s),
+        Admin::RevokeCredentials { dir, files } => revoke_credentials(&dir, &files, s),
         a => user_admin(a, s).await,
     }
 }
@@ -454,7 +485,9 @@ async fn user_admin(a: Admin, s: &Settings) -> anyhow::Result<()> {
                 if revoke { "not " } else { "" }
             );
         }
-        Admin::NatsAuth { .. } | Admin::ExecutorCredentials { .. } => {
+        Admin::NatsAuth { .. }
+        | Admin::ExecutorCredentials { .. }
+        | Admin::RevokeCredentials { .. } => {
             anyhow::bail!("not a user command")
         }
     }

@@ -174,7 +174,6 @@ fn executor_permissions(
         // The last event of an attempt (a redelivered dispatch), live executors' heartbeats.
         js(&format!("STREAM.MSG.GET.{}", n.events_stream())),
         js(&format!("DIRECT.GET.{}.>", n.events_stream())),
-        format!("{p}.logs.{me}.*"),
         match id {
             Some(id) => format!("$KV.{}.{id}", n.executors_bucket()),
             None => format!("$KV.{}.>", n.executors_bucket()),
@@ -187,6 +186,7 @@ fn executor_permissions(
         publish.push(js(&format!("CONSUMER.MSG.NEXT.{dispatch}.{c}")));
         publish.push(format!("$JS.ACK.{dispatch}.{c}.>"));
         publish.push(format!("{p}.events.v2.{t}.*.{me}"));
+        publish.push(format!("{p}.logs.{me}.{t}.*"));
         publish.push(format!("$KV.{}.{t}.>", n.claims_bucket()));
         let claims = Names::bucket_stream(&n.claims_bucket());
         publish.push(js(&format!(
@@ -232,6 +232,8 @@ pub fn inbox_prefix(credential_name: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialInfo {
     pub name: String,
+    /// The user's public key (what a revocation names).
+    pub user: String,
     pub executor_queues: Option<Vec<QueueName>>,
 }
 
@@ -257,6 +259,7 @@ impl CredentialInfo {
         )
         .context("malformed user JWT")?;
         let name = claims["name"].as_str().unwrap_or_default().to_owned();
+        let user = claims["sub"].as_str().unwrap_or_default().to_owned();
         let next = format!("$JS.API.CONSUMER.MSG.NEXT.{}.", names.dispatch_stream());
         let allowed: Vec<&str> = claims["nats"]["pub"]["allow"]
             .as_array()
@@ -277,6 +280,7 @@ impl CredentialInfo {
         };
         Ok(CredentialInfo {
             name,
+            user,
             executor_queues,
         })
     }
@@ -287,52 +291,42 @@ pub struct Authority {
     operator: KeyPair,
     system: KeyPair,
     account: KeyPair,
+    /// Signed once and kept: servers cannot reload a changed operator, and need not reload
+    /// the system account; only saltant's account changes (revocations).
+    operator_jwt: String,
+    system_jwt: String,
 }
 
 /// Files of an authority folder (`saltant admin nats-auth --dir`).
 pub const SERVER_CONFIG_FILE: &str = "nats-auth.conf";
 pub const ACCOUNT_KEY_FILE: &str = "account.nk";
 const OPERATOR_KEY_FILE: &str = "operator.nk";
+const OPERATOR_JWT_FILE: &str = "operator.jwt";
+const SYSTEM_JWT_FILE: &str = "system.jwt";
+const REVOKED_FILE: &str = "revoked.json";
+
+/// Revoked users: public key → Unix time from which their JWTs no longer count.
+type Revoked = std::collections::BTreeMap<String, i64>;
 const SYSTEM_KEY_FILE: &str = "system.nk";
 
 impl Authority {
-    pub fn generate() -> Authority {
-        Authority {
-            operator: KeyPair::new_operator(),
-            system: KeyPair::new_account(),
-            account: KeyPair::new_account(),
-        }
-    }
-
-    /// The NATS server configuration fragment that trusts this authority (include it
-    /// from every node's configuration): the operator, the system account, and both
-    /// accounts preloaded into a memory resolver.
-    pub fn server_config(&self) -> anyhow::Result<String> {
-        let operator: Operator = Operator::builder()
+    pub fn generate() -> anyhow::Result<Authority> {
+        let operator = KeyPair::new_operator();
+        let system = KeyPair::new_account();
+        let claims: Operator = Operator::builder()
             .system_account(Some(
-                self.system
+                system
                     .public_key()
                     .parse()
                     .map_err(|e| anyhow::anyhow!("{e}"))?,
             ))
             .try_into()
             .map_err(|e| anyhow::anyhow!("operator claims: {e}"))?;
-        let operator_jwt = Token::new(self.operator.public_key())
+        let operator_jwt = Token::new(operator.public_key())
             .name("saltant")
-            .claims(operator)
-            .sign(&self.operator);
-        let account_jwt = |key: &KeyPair, name: &str| -> anyhow::Result<String> {
-            // Unlimited (JetStream included): the claims' defaults would allow nothing.
-            let claims: Account = Account::builder()
-                .limits(Some(nats_io_jwt::OperatorLimits::default()))
-                .try_into()
-                .map_err(|e| anyhow::anyhow!("account claims: {e}"))?;
-            Ok(Token::new(key.public_key())
-                .name(name)
-                .claims(claims)
-                .sign(&self.operator))
-        };
-        // The system account has no JetStream; saltant's has it without limits.
+            .claims(claims)
+            .sign(&operator);
+        // The system account has no JetStream.
         let system_claims: Account = Account::builder()
             .limits(Some(nats_io_jwt::OperatorLimits {
                 disk_storage: 0,
@@ -341,10 +335,54 @@ impl Authority {
             }))
             .try_into()
             .map_err(|e| anyhow::anyhow!("account claims: {e}"))?;
-        let system_jwt = Token::new(self.system.public_key())
+        let system_jwt = Token::new(system.public_key())
             .name("SYS")
             .claims(system_claims)
+            .sign(&operator);
+        Ok(Authority {
+            operator,
+            system,
+            account: KeyPair::new_account(),
+            operator_jwt,
+            system_jwt,
+        })
+    }
+
+    /// The account's key seed, which mints users (keep it secret).
+    pub fn account_seed(&self) -> anyhow::Result<String> {
+        self.account
+            .seed()
+            .map_err(|e| anyhow::anyhow!("account seed: {e}"))
+    }
+
+    /// The NATS server configuration fragment that trusts this authority (include it
+    /// from every node's configuration): the operator, the system account, and both
+    /// accounts preloaded into a memory resolver.
+    pub fn server_config(&self) -> anyhow::Result<String> {
+        self.server_config_revoking(&Revoked::new())
+    }
+
+    /// [`Authority::server_config`] whose account refuses the users in `revoked` (user
+    /// public key → the time from which its JWTs no longer count).
+    fn server_config_revoking(&self, revoked: &Revoked) -> anyhow::Result<String> {
+        let revocations: std::collections::HashMap<nats_io_jwt::RevocationListKey, i64> = revoked
+            .iter()
+            .map(|(k, t)| {
+                let key = k.as_str().try_into().map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok((key, *t))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        // Unlimited (JetStream included): the claims' defaults would allow nothing.
+        let claims: Account = Account::builder()
+            .limits(Some(nats_io_jwt::OperatorLimits::default()))
+            .revocations((!revocations.is_empty()).then(|| revocations.into()))
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("account claims: {e}"))?;
+        let account_jwt = Token::new(self.account.public_key())
+            .name("SALTANT")
+            .claims(claims)
             .sign(&self.operator);
+        let (operator_jwt, system_jwt) = (&self.operator_jwt, &self.system_jwt);
         Ok(format!(
             "# saltant's NATS authority (saltant admin nats-auth): include this file from\n\
              # every server's configuration. Generated; do not edit.\n\
@@ -354,7 +392,6 @@ impl Authority {
              resolver_preload: {{\n  {sys}: \"{system_jwt}\"\n  {acc}: \"{account_jwt}\"\n}}\n",
             sys = self.system.public_key(),
             acc = self.account.public_key(),
-            account_jwt = account_jwt(&self.account, "SALTANT")?,
         ))
     }
 
@@ -382,8 +419,10 @@ impl Authority {
             return Ok(false);
         }
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-        let a = Authority::generate();
+        let a = Authority::generate()?;
         let seed = |k: &KeyPair| k.seed().map_err(|e| anyhow::anyhow!("key seed: {e}"));
+        write_secret(&dir.join(OPERATOR_JWT_FILE), &a.operator_jwt)?;
+        write_secret(&dir.join(SYSTEM_JWT_FILE), &a.system_jwt)?;
         write_secret(&dir.join(OPERATOR_KEY_FILE), &seed(&a.operator)?)?;
         write_secret(&dir.join(SYSTEM_KEY_FILE), &seed(&a.system)?)?;
         write_secret(&dir.join(ACCOUNT_KEY_FILE), &seed(&a.account)?)?;
@@ -405,6 +444,65 @@ impl Authority {
         // Written last: its presence means the folder is complete.
         write_secret(&dir.join(SERVER_CONFIG_FILE), &a.server_config()?)?;
         Ok(true)
+    }
+
+    /// The authority kept in `dir` by [`Authority::init_dir`].
+    pub fn load(dir: &Path) -> anyhow::Result<Authority> {
+        let key = |file: &str| -> anyhow::Result<KeyPair> {
+            let seed = std::fs::read_to_string(dir.join(file))
+                .with_context(|| format!("read {}", dir.join(file).display()))?;
+            KeyPair::from_seed(seed.trim()).map_err(|e| anyhow::anyhow!("{file}: {e}"))
+        };
+        let jwt = |file: &str| -> anyhow::Result<String> {
+            Ok(std::fs::read_to_string(dir.join(file))
+                .with_context(|| format!("read {}", dir.join(file).display()))?
+                .trim()
+                .to_owned())
+        };
+        Ok(Authority {
+            operator: key(OPERATOR_KEY_FILE)?,
+            system: key(SYSTEM_KEY_FILE)?,
+            account: key(ACCOUNT_KEY_FILE)?,
+            operator_jwt: jwt(OPERATOR_JWT_FILE)?,
+            system_jwt: jwt(SYSTEM_JWT_FILE)?,
+        })
+    }
+
+    /// Revokes these credentials (their users' keys, from now on) in the authority of
+    /// `dir`: `revoked.json` records every revocation, and the server fragment is written
+    /// again with them. The NATS servers refuse those users once they load it (a reload or
+    /// a restart). Returns each credential's name and user key.
+    pub fn revoke(
+        dir: &Path,
+        creds: &[String],
+        names: &Names,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let authority = Authority::load(dir)?;
+        let file = dir.join(REVOKED_FILE);
+        let mut revoked: Revoked = match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                serde_json::from_str(&text).with_context(|| format!("read {}", file.display()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Revoked::new(),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("read {}", file.display()))),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        let mut done = Vec::new();
+        for text in creds {
+            let info = CredentialInfo::parse(text, names)?;
+            if info.user.is_empty() {
+                bail!("credentials of {:?} name no user key", info.name);
+            }
+            revoked.insert(info.user.clone(), now);
+            done.push((info.name, info.user));
+        }
+        let config = authority.server_config_revoking(&revoked)?;
+        replace_secret(&file, &serde_json::to_string_pretty(&revoked)?)?;
+        replace_secret(&dir.join(SERVER_CONFIG_FILE), &config)?;
+        Ok(done)
     }
 
     /// The account key of an authority folder, which is all that minting users needs.
@@ -442,6 +540,14 @@ pub fn user_credentials(account: &KeyPair, grant: &Grant, names: &Names) -> anyh
     ))
 }
 
+/// Writes `text` to `path` in one step (a new file renamed over it), owner-only.
+fn replace_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("new");
+    let _ = std::fs::remove_file(&tmp);
+    write_secret(&tmp, text)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replace {}", path.display()))
+}
+
 fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -462,7 +568,7 @@ mod tests {
     #[test]
     fn credentials_say_their_name_and_queues() {
         let names = Names::default();
-        let a = Authority::generate();
+        let a = Authority::generate().expect("authority");
         let q = |s: &str| QueueName::parse(s).expect("valid");
         let grant = Grant::Executor {
             id: Some("gpu-1".into()),

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 /// Names on the bus. The default prefix is `saltant`: subjects `saltant.submit`,
 /// `saltant.dispatch.<queue>`, `saltant.events.v2.<queue>.<uuid>.<source>` (the
-/// subscribers' scheme, docs/events.md), `saltant.logs.<source>.<uuid>`,
+/// subscribers' scheme, docs/events.md), `saltant.logs.<source>.<queue>.<uuid>`,
 /// `saltant.stored.<uuid>`;
 /// streams `SALTANT_SUBMIT`, `SALTANT_DISPATCH`, `SALTANT_EVENTS`, `SALTANT_LOGS`; key-value
 /// buckets `saltant_executors`, `saltant_terminations`, `saltant_claims`, `saltant_leases`.
@@ -121,9 +121,16 @@ impl Names {
         }
         Ok(())
     }
-    /// Output of `uuid` sent by `source` (an executor's id).
-    pub fn logs(&self, source: &str, uuid: Uuid) -> String {
-        format!("{}.logs.{}.{}", self.prefix, token(source), uuid)
+    /// Output of `uuid` (of `queue`) sent by `source` (an executor's id): credentials hold
+    /// an executor to its own id and its queues here.
+    pub fn logs(&self, source: &str, queue: &QueueName, uuid: Uuid) -> String {
+        format!(
+            "{}.logs.{}.{}.{}",
+            self.prefix,
+            token(source),
+            queue.token(),
+            uuid
+        )
     }
     pub fn logs_all(&self) -> String {
         format!("{}.logs.>", self.prefix)
@@ -290,8 +297,8 @@ mod tests {
         );
         assert_eq!(n.event_parts("saltant.events.v1.q.x"), None);
         assert_eq!(
-            n.logs("h1", id),
-            "saltant.logs.h1.00000000-0000-0000-0000-000000000000"
+            n.logs("h1", &q, id),
+            "saltant.logs.h1.gpu=40lab.00000000-0000-0000-0000-000000000000"
         );
         assert_eq!(n.submit_stream(), "SALTANT_SUBMIT");
         assert_eq!(n.executors_bucket(), "saltant_executors");

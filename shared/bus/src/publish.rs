@@ -11,6 +11,7 @@ use crate::{
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishAckFuture;
 use futures::TryStreamExt;
+use saltant_core::QueueName;
 use std::collections::HashMap;
 
 /// Adds an attempt's `traceparent` (output messages carry it rather than the current span's).
@@ -63,24 +64,36 @@ impl Outgoing {
         m
     }
 
-    fn log_end(names: &Names, source: &str, e: &LogEnd, trace: Option<&str>) -> Self {
+    fn log_end(
+        names: &Names,
+        source: &str,
+        queue: &QueueName,
+        e: &LogEnd,
+        trace: Option<&str>,
+    ) -> Self {
         let mut headers = HeaderMap::new();
         with_trace(&mut headers, trace);
         headers.insert(async_nats::header::NATS_MESSAGE_ID, e.message_id().as_str());
         headers.insert(crate::messages::log_headers::END, "1");
         Outgoing {
-            subject: names.logs(source, e.uuid),
+            subject: names.logs(source, queue, e.uuid),
             headers,
             payload: e.encode(),
         }
     }
 
     /// With the attempt's trace context, `trace`.
-    fn log_chunk(names: &Names, source: &str, c: &LogChunk, trace: Option<&str>) -> Self {
+    fn log_chunk(
+        names: &Names,
+        source: &str,
+        queue: &QueueName,
+        c: &LogChunk,
+        trace: Option<&str>,
+    ) -> Self {
         let mut headers = c.headers();
         with_trace(&mut headers, trace);
         Outgoing {
-            subject: names.logs(source, c.uuid),
+            subject: names.logs(source, queue, c.uuid),
             headers,
             payload: c.data.clone(),
         }
@@ -128,11 +141,12 @@ impl Bus {
     /// executor → log-collector (and live readers); `trace`: the attempt's `traceparent`.
     pub async fn publish_log_chunk(
         &self,
+        queue: &QueueName,
         c: &LogChunk,
         trace: Option<&str>,
     ) -> Result<PublishAckFuture, Error> {
         self.send(
-            Outgoing::log_chunk(&self.names, &self.source, c, trace),
+            Outgoing::log_chunk(&self.names, &self.source, queue, c, trace),
             "publish log chunk",
         )
         .await
@@ -141,11 +155,12 @@ impl Bus {
     /// executor → log-collector, after an attempt's last chunk is stored.
     pub async fn publish_log_end(
         &self,
+        queue: &QueueName,
         e: &LogEnd,
         trace: Option<&str>,
     ) -> Result<PublishAckFuture, Error> {
         self.send(
-            Outgoing::log_end(&self.names, &self.source, e, trace),
+            Outgoing::log_end(&self.names, &self.source, queue, e, trace),
             "publish end of output",
         )
         .await

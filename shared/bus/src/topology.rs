@@ -103,6 +103,19 @@ pub struct Bus {
     buckets: Arc<Mutex<HashMap<String, kv::Store>>>,
 }
 
+/// What to do when JetStream refuses a stream for lack of storage: streams reserve their
+/// byte limits up front, against the server's `max_file_store` (by default 75% of the disk
+/// free when it started).
+fn storage_hint(e: &Error) -> &'static str {
+    if format!("{e:#}").contains("insufficient storage") {
+        "the NATS servers' JetStream storage is smaller than the logs and results streams \
+         reserve (bus.logs_max_bytes + bus.results_max_bytes, on each of bus.replicas \
+         nodes): lower those settings, or give JetStream more (max_file_store)"
+    } else {
+        ""
+    }
+}
+
 /// A lease not renewed for this long is free for another holder.
 pub const LEASE_TTL_SECS: u64 = 15;
 
@@ -130,8 +143,17 @@ impl Bus {
                 .map_err(internal("read nats credentials file"))?
                 .custom_inbox_prefix(crate::auth::inbox_prefix(&info.name));
         }
+        // A cluster's nodes, comma-separated (async-nats takes a list, not one string).
+        let servers: Vec<async_nats::ServerAddr> = config
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| u.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::Internal(anyhow::anyhow!("bus.url {:?}: {e}", config.url)))?;
         let client = options
-            .connect(config.url.as_str())
+            .connect(servers)
             .await
             .map_err(|source| Error::Connect {
                 url: config.url.clone(),
@@ -147,11 +169,34 @@ impl Bus {
             buckets: Arc::default(),
         };
         if service == Service::Scheduler {
-            bus.ensure_topology().await?;
+            bus.ensure_topology_patiently().await?;
         } else {
             bus.await_topology().await;
         }
         Ok(bus)
+    }
+
+    /// [`Bus::ensure_topology`], retried for a minute: a cluster that is starting answers
+    /// JetStream requests only once it has elected its meta leader.
+    async fn ensure_topology_patiently(&self) -> Result<(), Error> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match self.ensure_topology().await {
+                Ok(()) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %format!("{e:#}"), hint = storage_hint(&e), "create the bus topology; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    let hint = storage_hint(&e);
+                    return Err(if hint.is_empty() {
+                        e
+                    } else {
+                        Error::Internal(anyhow::anyhow!("{e:#}; {hint}"))
+                    });
+                }
+            }
+        }
     }
 
     /// Waits until the scheduler has made the topology: every stream and bucket answer.

@@ -53,6 +53,17 @@ impl Store {
             .await?)
     }
 
+    /// Deletes the row of `table` with id `id` (rows that refer to it go too, as the
+    /// schema's `ON DELETE CASCADE` says); false if there was none.
+    pub async fn delete(&self, table: &Table, id: i64) -> Result<bool, Error> {
+        let sql = format!("DELETE FROM {} WHERE id = $1", table.table);
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// How many rows of `table` pass `filters`.
     pub async fn count(&self, table: &Table, filters: &[Filter]) -> Result<i64, Error> {
         let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM (");

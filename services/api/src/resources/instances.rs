@@ -245,14 +245,25 @@ async fn list<C: Class>(
     })
 }
 
-#[tracing::instrument(skip_all, fields(instance = tracing::field::Empty, class = class.kind()))]
 async fn create(
     class: TypeClass,
     s: AppState,
     user: Auth,
     p: Payload,
 ) -> ApiResult<Created<InstanceRepr>> {
-    let mut f = Fields::new(&p, false);
+    Ok(Status(create_row(class, &s, &user, &p).await?.into()))
+}
+
+/// Validates a new instance of `class` (the API's body or a web form), inserts and submits
+/// it.
+#[tracing::instrument(skip_all, fields(instance = tracing::field::Empty, class = class.kind()))]
+pub(crate) async fn create_row(
+    class: TypeClass,
+    s: &AppState,
+    user: &Auth,
+    p: &Payload,
+) -> ApiResult<InstanceRow> {
+    let mut f = Fields::new(p, false);
     let name = f.string("name", Text::optional(200)).unwrap_or_default();
     let type_id = f.pk("task_type", true);
     let queue_id = f.pk("task_queue", true);
@@ -267,10 +278,10 @@ async fn create(
     let (Some(type_id), Some(queue_id)) = (type_id, queue_id) else {
         return Err(ApiError::Internal(anyhow::anyhow!("validated ids missing")));
     };
-    let row = admit(
-        &s,
+    admit(
+        s,
         class,
-        &user,
+        user,
         Request {
             name,
             type_id,
@@ -279,8 +290,7 @@ async fn create(
             policy,
         },
     )
-    .await?;
-    Ok(Status(row.into()))
+    .await
 }
 
 pub(crate) async fn find(s: &AppState, class: TypeClass, id: &str) -> ApiResult<InstanceRow> {
@@ -296,24 +306,34 @@ async fn detail(class: TypeClass, s: AppState, id: String) -> ApiResult<Json<Ins
     Ok(Json(find(&s, class, &id).await?.into()))
 }
 
-#[tracing::instrument(skip_all, fields(instance = tracing::field::Empty, class = class.kind()))]
 async fn clone(
     class: TypeClass,
     s: AppState,
     user: Auth,
     id: String,
 ) -> ApiResult<Created<InstanceRepr>> {
-    let original = find(&s, class, &id).await?;
+    Ok(Status(clone_row(class, &s, &user, &id).await?.into()))
+}
+
+/// Runs a copy of instance `id` (name, type, queue, arguments, policy) as `user`.
+#[tracing::instrument(skip_all, fields(instance = tracing::field::Empty, class = class.kind()))]
+pub(crate) async fn clone_row(
+    class: TypeClass,
+    s: &AppState,
+    user: &Auth,
+    id: &str,
+) -> ApiResult<InstanceRow> {
+    let original = find(s, class, id).await?;
     let original_policy = s
         .store
         .instance_spec(original.uuid)
         .await?
         .map(|spec| spec.policy)
         .unwrap_or_default();
-    let row = admit(
-        &s,
+    admit(
+        s,
         class,
-        &user,
+        user,
         Request {
             name: original.name,
             type_id: original.task_type_id,
@@ -322,24 +342,33 @@ async fn clone(
             policy: original_policy,
         },
     )
-    .await?;
-    Ok(Status(row.into()))
+    .await
 }
 
 /// `POST …/{uuid}/terminate/`: 202 with the instance as it is now. The request is recorded
 /// in PostgreSQL and put in the terminations bucket: the executor running the instance
 /// kills it, and the scheduler ends it if it has not started. Finished instances: no-op.
-#[tracing::instrument(skip_all, fields(instance = %id, class = class.kind()))]
 async fn terminate(
     class: TypeClass,
     s: AppState,
     user: Auth,
     id: String,
 ) -> ApiResult<Accepted<InstanceRepr>> {
-    let row = find(&s, class, &id).await?;
+    Ok(Status(terminate_row(class, &s, &user, &id).await?.into()))
+}
+
+/// Asks for instance `id` to be terminated (owner or superuser); the instance as it is now.
+#[tracing::instrument(skip_all, fields(instance = %id, class = class.kind()))]
+pub(crate) async fn terminate_row(
+    class: TypeClass,
+    s: &AppState,
+    user: &Auth,
+    id: &str,
+) -> ApiResult<InstanceRow> {
+    let row = find(s, class, id).await?;
     user.may_change(row.user_id)?;
     if row.state.is_final() {
-        return Ok(Status(row.into()));
+        return Ok(row);
     }
     let row = s
         .store
@@ -368,7 +397,7 @@ async fn terminate(
         // Recorded in PostgreSQL: the scheduler's sweep repeats the request on the bus.
         tracing::warn!(error = %format!("{e:#}"), "put termination request; the sweep will repeat it");
     }
-    Ok(Status(row.into()))
+    Ok(row)
 }
 
 macro_rules! class_routes {

@@ -133,6 +133,13 @@ pub struct LoginForm {
 /// `X-CSRFToken` or the form field `csrfmiddlewaretoken`, as Django's login page sets it.
 /// An existing well-formed cookie is kept.
 pub async fn login_form(State(s): State<AppState>, jar: CookieJar) -> (CookieJar, Json<LoginForm>) {
+    let (jar, token) = login_form_cookie(&s, jar);
+    (jar, Json(LoginForm { csrftoken: token }))
+}
+
+/// The login form's CSRF cookie, kept if the browser has a well-formed one; the jar to
+/// answer with and the token the form must echo (API and web sign-in page).
+pub(crate) fn login_form_cookie(s: &AppState, jar: CookieJar) -> (CookieJar, String) {
     let token = jar
         .get(CSRF_COOKIE)
         .map(|c| c.value().to_owned())
@@ -143,12 +150,16 @@ pub async fn login_form(State(s): State<AppState>, jar: CookieJar) -> (CookieJar
         .same_site(SameSite::Lax)
         .secure(s.config.secure_cookies)
         .max_age(time_duration(s.config.session_lifetime_secs));
-    (jar.add(cookie), Json(LoginForm { csrftoken: token }))
+    (jar.add(cookie), token)
 }
 
 /// A login must echo its form's CSRF cookie (login CSRF: no site may log a visitor in as
 /// someone else). DRF's texts.
-fn login_csrf(jar: &CookieJar, headers: &HeaderMap, p: &Payload) -> Result<(), ApiError> {
+pub(crate) fn login_csrf(
+    jar: &CookieJar,
+    headers: &HeaderMap,
+    p: &Payload,
+) -> Result<(), ApiError> {
     let forbidden =
         |why: &str| ApiError::Forbidden(ApiError::detail(&format!("CSRF Failed: {why}")));
     let Some(cookie) = jar
@@ -187,14 +198,32 @@ pub async fn login(
 ) -> ApiResult<Response> {
     login_csrf(&jar, &headers, &p)?;
     let (username, password) = credentials(&p)?;
-    s.failed_logins.attempt(ip, &username)?;
-    let Some(user) = s.store.authenticate(&username, &password).await? else {
+    let (jar, csrf, user) = start_session(&s, ip, jar, &username, &password).await?;
+    Ok((
+        jar,
+        Json(json!({"username": user.username, "csrftoken": csrf})),
+    )
+        .into_response())
+}
+
+/// Checks the credentials (throttled per address and username) and starts a session: the
+/// jar with its cookies (`sessionid` HttpOnly, `csrftoken`), the session's CSRF token and
+/// the user. Wrong credentials are DRF's `non_field_errors`.
+pub(crate) async fn start_session(
+    s: &AppState,
+    ip: Option<std::net::IpAddr>,
+    jar: CookieJar,
+    username: &str,
+    password: &str,
+) -> ApiResult<(CookieJar, String, saltant_store::users::User)> {
+    s.failed_logins.attempt(ip, username)?;
+    let Some(user) = s.store.authenticate(username, password).await? else {
         return Err(ApiError::field(
             "non_field_errors",
             "Unable to log in with provided credentials.",
         ));
     };
-    s.failed_logins.succeeded(ip, &username);
+    s.failed_logins.succeeded(ip, username);
     let lifetime = s.config.session_lifetime_secs;
     let expires = chrono::Utc::now() + chrono::Duration::seconds(lifetime as i64);
     let (key, csrf) = s.store.create_session(user.id, expires).await?;
@@ -210,12 +239,7 @@ pub async fn login(
         .same_site(SameSite::Lax)
         .secure(s.config.secure_cookies)
         .max_age(max_age);
-    let jar = jar.add(session).add(csrf_cookie);
-    Ok((
-        jar,
-        Json(json!({"username": user.username, "csrftoken": csrf})),
-    )
-        .into_response())
+    Ok((jar.add(session).add(csrf_cookie), csrf, user))
 }
 
 fn time_duration(secs: u64) -> time::Duration {
@@ -224,11 +248,16 @@ fn time_duration(secs: u64) -> time::Duration {
 
 /// `POST /api/auth/logout/`: ends the session of the cookie, if any.
 pub async fn logout(State(s): State<AppState>, jar: CookieJar) -> ApiResult<Response> {
+    let jar = end_session(&s, jar).await?;
+    Ok((jar, Json(ApiError::detail("Logged out."))).into_response())
+}
+
+/// Ends the session of the jar's cookie, if any; the jar without the session's cookies.
+pub(crate) async fn end_session(s: &AppState, jar: CookieJar) -> ApiResult<CookieJar> {
     if let Some(c) = jar.get(SESSION_COOKIE) {
         s.store.end_session(c.value()).await?;
     }
-    let jar = jar
+    Ok(jar
         .remove(Cookie::build(SESSION_COOKIE).path("/"))
-        .remove(Cookie::build(CSRF_COOKIE).path("/"));
-    Ok((jar, Json(ApiError::detail("Logged out."))).into_response())
+        .remove(Cookie::build(CSRF_COOKIE).path("/")))
 }

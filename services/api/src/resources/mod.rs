@@ -2,13 +2,14 @@
 //! not listed get DRF's 405 body.
 
 pub(crate) mod events;
+pub(crate) mod executors;
 pub(crate) mod inputs;
 pub(crate) mod instances;
-mod login;
-mod logs;
-mod owned;
+pub(crate) mod login;
+pub(crate) mod logs;
+pub(crate) mod owned;
 pub(crate) mod queues;
-mod results;
+pub(crate) mod results;
 mod status;
 mod trace;
 pub(crate) mod types;
@@ -54,8 +55,14 @@ pub(crate) async fn existing_instance(
     }
 }
 
-pub(crate) async fn not_found() -> ApiError {
-    ApiError::NotFound
+/// A path nothing serves: the original's 404 body under `/api/`, the web UI's page
+/// elsewhere.
+pub(crate) async fn not_found(uri: Uri) -> Response {
+    if uri.path() == "/api" || uri.path().starts_with("/api/") {
+        ApiError::NotFound.into_response()
+    } else {
+        crate::ui::not_found()
+    }
 }
 
 /// Django's `APPEND_SLASH`: a path outside the router without its trailing slash answers
@@ -164,6 +171,12 @@ pub(crate) fn routes() -> Routes {
     .both("/api/taskinstances/{uuid}/logs/{name}/tail", || {
         Methods::new().get(logs::tail, |o| {
             o.summary("Follow a log file live (Server-Sent Events from any offset)")
+        })
+    })
+    // Native: the executors alive and the queues' depth (the web UI's fleet page).
+    .both("/api/executors", || {
+        Methods::new().get(executors::list, |o| {
+            o.summary("Executors alive now (heartbeats) and each queue's unfinished instances")
         })
     })
     // Native: status events, live and replayable (docs/events.md).

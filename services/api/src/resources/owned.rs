@@ -166,7 +166,7 @@ pub(crate) fn kept<T: Default, E>(
     new.or_else(|| existing.map(old)).unwrap_or_default()
 }
 
-async fn found<R: Owned>(s: &AppState, id: i64) -> ApiResult<R::Row> {
+pub(crate) async fn found<R: Owned>(s: &AppState, id: i64) -> ApiResult<R::Row> {
     s.store
         .one::<R::Row>(R::TABLE, id)
         .await?
@@ -189,17 +189,23 @@ async fn list<R: Owned>(
     })
 }
 
+/// Validates `p` and inserts a row owned by `user`; its id. The API and the web pages'
+/// forms both create through here.
+pub(crate) async fn create_row<R: Owned>(s: &AppState, user: &Auth, p: &Payload) -> ApiResult<i64> {
+    may_write_host_code::<R>(s, user)?;
+    let fields = R::read(s, p, false, None).await?;
+    name_taken(
+        R::save(&s.store, None, user.0.id, &fields).await,
+        R::VERBOSE,
+    )
+}
+
 async fn create<R: Owned>(
     State(s): State<AppState>,
     user: Auth,
     Input(p, _): Input<R::Input>,
 ) -> ApiResult<Created<R::Repr>> {
-    may_write_host_code::<R>(&s, &user)?;
-    let fields = R::read(&s, &p, false, None).await?;
-    let id = name_taken(
-        R::save(&s.store, None, user.0.id, &fields).await,
-        R::VERBOSE,
-    )?;
+    let id = create_row::<R>(&s, &user, &p).await?;
     Ok(Status(found::<R>(&s, id).await?.into()))
 }
 
@@ -211,27 +217,46 @@ async fn detail<R: Owned>(
     Ok(Json(found::<R>(&s, id).await?.into()))
 }
 
+/// Checks that `user` may change row `id` of `R`, validates `p` and saves it (the API's
+/// PUT and PATCH, and the web pages' edit forms).
+pub(crate) async fn update_row<R: Owned>(
+    s: &AppState,
+    user: &Auth,
+    id: i64,
+    p: &Payload,
+    partial: bool,
+) -> ApiResult<()> {
+    let existing = found::<R>(s, id).await?;
+    let owner = R::owner(&existing);
+    may_change::<R>(s, user, &existing)?;
+    let fields = R::read(s, p, partial, Some(&existing)).await?;
+    let owner = owner.unwrap_or(user.0.id);
+    name_taken(
+        R::save(&s.store, Some(id), owner, &fields).await,
+        R::VERBOSE,
+    )?;
+    Ok(())
+}
+
+/// Whether `user` may change (or delete) `row`: its owner or a superuser, and for code run
+/// on executors' machines whoever `api.executable_types_by` allows.
+pub(crate) fn may_change<R: Owned>(s: &AppState, user: &Auth, row: &R::Row) -> ApiResult<()> {
+    user.may_change(R::owner(row))?;
+    may_write_host_code::<R>(s, user)
+}
+
 async fn update<R: Owned, const PARTIAL: bool>(
     State(s): State<AppState>,
     user: Auth,
     PathId(id): PathId,
     Input(p, _): Input<R::Input, PARTIAL>,
 ) -> ApiResult<Json<R::Repr>> {
-    let existing = found::<R>(&s, id).await?;
-    let owner = R::owner(&existing);
-    user.may_change(owner)?;
-    may_write_host_code::<R>(&s, &user)?;
-    let fields = R::read(&s, &p, PARTIAL, Some(&existing)).await?;
-    let owner = owner.unwrap_or(user.0.id);
-    name_taken(
-        R::save(&s.store, Some(id), owner, &fields).await,
-        R::VERBOSE,
-    )?;
+    update_row::<R>(&s, &user, id, &p, PARTIAL).await?;
     Ok(Json(found::<R>(&s, id).await?.into()))
 }
 
 /// Writes of code run on executors' machines, when only superusers may make them.
-fn may_write_host_code<R: Owned>(s: &AppState, user: &Auth) -> Result<(), ApiError> {
+pub(crate) fn may_write_host_code<R: Owned>(s: &AppState, user: &Auth) -> Result<(), ApiError> {
     if R::HOST_CODE
         && s.config.executable_types_by == crate::WhoMay::Superusers
         && !user.0.is_superuser

@@ -2,9 +2,11 @@
 //! state changes ([`record`]) and what the scheduler's duties read ([`duties`]).
 
 mod duties;
+mod pages;
 mod record;
 
 pub use duties::{PendingInstance, RunningInstance, Terminating};
+pub use pages::{DayStateCount, HistoryRow};
 pub use record::{RetryPolicy, StateChange};
 
 use crate::filter::{Filter, Page, push_filters, push_page};

@@ -31,7 +31,7 @@ const TRUNCATED_HEADER: &str = "saltant-truncated-bytes";
 
 /// The name of an attempt's file: the original's `<uuid>-<stream>.txt` for the first
 /// attempt, `<uuid>-attempt<n>-<stream>.txt` for a later one.
-fn file_name(uuid: Uuid, attempt: i32, stream: &str) -> String {
+pub(crate) fn file_name(uuid: Uuid, attempt: i32, stream: &str) -> String {
     if attempt == 1 {
         format!("{uuid}-{stream}.txt")
     } else {
