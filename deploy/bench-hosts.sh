@@ -271,8 +271,11 @@ hosts_nats() { # nodes run → NATS_RATE
         wait_for 60 "nats node $i" curl -fsS "http://127.0.0.1:$((HOSTS_PORT + 40 + i))/healthz" ||
             { tail -n 20 "$dir/n$i/nats.log" >&2; die "nats node $i did not become healthy"; }
     done
-    # Services name one node: the client learns the cluster's other nodes from it.
-    client="nats://127.0.0.1:$((HOSTS_PORT + 20))"
+    # Services name every node (a client connects to one and fails over to the others).
+    client=""
+    for ((i = 0; i < nodes; i++)); do
+        client+="${client:+,}nats://127.0.0.1:$((HOSTS_PORT + 20 + i))"
+    done
 
     hosts_database "${HOSTS_RUN//-/_}_nats_${nodes}_$run"
     hosts_services "$dir" "$client" "$nodes"
