@@ -646,6 +646,17 @@ async fn owners_manage_their_objects_by_keyboard_at_phone_width() {
     assert!(b.h1().await.starts_with("renamed <b>bold</b>"));
     b.wait_text("#state", "successful").await;
 
+    // The list filtered by user: bob's two instances; none of a user without any, nor of
+    // a user that does not exist.
+    b.goto("/instances/executable/?user__username=bob").await;
+    let list = b.text("#instance-list").await;
+    assert_eq!(list.matches("renamed <b>bold</b>").count(), 2, "{list}");
+    for other in ["carol", "nobody"] {
+        b.goto(&format!("/instances/executable/?user__username={other}"))
+            .await;
+        b.wait_text("#instance-list", "No instances.").await;
+    }
+
     // Phone width: nothing wider than the screen; the pages still work.
     b.client
         .set_window_size(390, 844)
