@@ -214,7 +214,7 @@ async fn a_user_runs_watches_and_terminates_instances_in_the_browser() {
         .await;
     assert_eq!(status, 202, "{body}");
     let what = "the fleet page to drop the terminated instance";
-    eventually(Duration::from_secs(30), what, || async {
+    eventually(Duration::from_secs(60), what, || async {
         let t = b.text_now("#fleet").await?;
         (!t.contains(&sleeper)).then_some(())
     })
