@@ -70,6 +70,11 @@ ensure_docker() {
     dpkg -s busybox-static >/dev/null 2>&1 || apt_install busybox-static
 }
 
+# docker-compose 1.29 (Debian) validates docker-compose.yml; its images cannot be pulled here.
+ensure_compose() {
+    command -v docker-compose >/dev/null || apt_install docker-compose
+}
+
 # The web UI's browser tests (tests/tests/ui.rs) drive headless Chromium over WebDriver.
 ensure_browser() {
     command -v chromium >/dev/null && command -v chromedriver >/dev/null ||
@@ -142,7 +147,22 @@ start_nats() {
         log "nats-server already running on 127.0.0.1:$NATS_PORT"
         return 0
     fi
-    "$NATS_SERVER" -js -sd "$dir/jetstream" -a 127.0.0.1 -p "$NATS_PORT" -m "$mon" \
+    # NATS_INCLUDE: a configuration fragment to include (saltant's NATS authority).
+    # NATS_MAX_STORE: JetStream's file storage limit (else 75% of the free disk, counted
+    # when the server starts; streams reserve their byte limits against it).
+    local config=()
+    if [ -n "${NATS_INCLUDE:-}" ] || [ -n "${NATS_MAX_STORE:-}" ]; then
+        : >"$dir/nats.conf"
+        if [ -n "${NATS_INCLUDE:-}" ]; then
+            # nats-server reads an include relative to the including file, even an absolute one.
+            printf 'include "%s"\n' "$(realpath --relative-to="$dir" "$NATS_INCLUDE")" >>"$dir/nats.conf"
+        fi
+        if [ -n "${NATS_MAX_STORE:-}" ]; then
+            printf 'jetstream { max_file_store: %s }\n' "$NATS_MAX_STORE" >>"$dir/nats.conf"
+        fi
+        config=(-c "$dir/nats.conf")
+    fi
+    "$NATS_SERVER" "${config[@]}" -js -sd "$dir/jetstream" -a 127.0.0.1 -p "$NATS_PORT" -m "$mon" \
         --pid "$dir/nats.pid" >"$dir/nats.log" 2>&1 &
     STARTED_PIDS+=($!)
     wait_for 30 "nats-server (127.0.0.1:$NATS_PORT)" \

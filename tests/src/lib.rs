@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod otlp;
+pub mod probe;
 pub mod servers;
 mod sse;
 mod tasks;

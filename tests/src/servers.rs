@@ -27,6 +27,8 @@ pub struct Nats {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// A configuration file to start with (e.g. one that includes saltant's authority).
+    config: Option<PathBuf>,
 }
 
 impl Nats {
@@ -35,6 +37,23 @@ impl Nats {
             port: free_port(),
             dir: dir.join("nats"),
             child: None,
+            config: None,
+        };
+        n.up();
+        n
+    }
+
+    /// A server whose configuration file also holds `config` (NATS configuration text).
+    pub fn start_with_config(dir: &Path, config: &str) -> Nats {
+        let nats_dir = dir.join("nats");
+        std::fs::create_dir_all(&nats_dir).expect("nats folder");
+        let file = nats_dir.join("nats.conf");
+        std::fs::write(&file, config).expect("write nats.conf");
+        let mut n = Nats {
+            port: free_port(),
+            dir: nats_dir,
+            child: None,
+            config: Some(file),
         };
         n.up();
         n
@@ -51,7 +70,11 @@ impl Nats {
             .append(true)
             .open(self.dir.join("nats.log"))
             .expect("nats log");
-        let child = Command::new(required_env("SALTANT_TEST_NATS_BIN"))
+        let mut command = Command::new(required_env("SALTANT_TEST_NATS_BIN"));
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        let child = command
             .args([
                 "-js",
                 "-a",
@@ -67,6 +90,13 @@ impl Nats {
             .expect("start nats-server");
         self.child = Some(child);
         wait_port(self.port, "nats-server");
+    }
+
+    /// Has the server read its configuration again (SIGHUP).
+    pub fn reload(&self) {
+        let child = self.child.as_ref().expect("nats-server running");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).expect("signal nats-server");
     }
 
     /// Stops the server (SIGKILL: a crash, not a clean shutdown).

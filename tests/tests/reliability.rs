@@ -182,8 +182,12 @@ async fn failed_attempts_are_retried_per_policy_and_late_events_are_fenced() {
         saltant_core::State::Failed,
     );
     late.reason = Some("late report of attempt 1".into());
+    late.executor = Some("slow-executor".into());
     let stored = js
-        .publish(names.event(&queue, late.uuid), late.encode())
+        .publish(
+            names.event(&queue, late.uuid, "slow-executor"),
+            late.encode(),
+        )
         .await
         .expect("publish")
         .await
@@ -211,6 +215,42 @@ async fn failed_attempts_are_retried_per_policy_and_late_events_are_fenced() {
     }
     let (_, now) = stack.get(&format!("executabletaskinstances/{uuid}/")).await;
     assert_eq!(now["state"], "successful", "{now}");
+
+    // Nor can its late files: a manifest of attempt 1, where this version and older ones
+    // put it, is not the instance's results (attempt 2 counts).
+    let store = js
+        .get_object_store(names.results_bucket())
+        .await
+        .expect("results bucket");
+    let id: uuid::Uuid = uuid.parse().expect("uuid");
+    let late = saltant_bus::ResultsManifest {
+        v: saltant_bus::WIRE_VERSION,
+        uuid: id,
+        attempt: 1,
+        executor: "slow-executor".into(),
+        files: vec![saltant_bus::ResultFile {
+            name: "results/late.txt".into(),
+            size: 4,
+            object: format!("{id}/1/results/late.txt"),
+        }],
+        incomplete: None,
+    };
+    for name in [
+        saltant_bus::ResultsManifest::object_name(id, 1),
+        saltant_bus::ResultsManifest::legacy_object_name(id),
+    ] {
+        store
+            .put(name.as_str(), &mut late.encode().as_ref())
+            .await
+            .expect("store a late manifest");
+    }
+    let (status, results) = stack.get(&format!("taskinstances/{uuid}/results/")).await;
+    assert_eq!(status, 200, "{results}");
+    assert_ne!(results["attempt"], 1, "{results}");
+    assert!(
+        !results.to_string().contains("late.txt"),
+        "a late attempt's files were served: {results}"
+    );
 }
 
 #[tokio::test]

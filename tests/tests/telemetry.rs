@@ -413,10 +413,16 @@ async fn one_trace_per_instance_across_processes_retries_and_the_sweep() {
         .await;
     let (_, t) = stack.get(&format!("taskinstances/{boxed}/trace/")).await;
     let trace = t["trace_id"].as_str().expect("trace id").to_owned();
+    // `run instance` ends last (after the final event): wait for it before checking links.
     let spans = trace_of(&otlp, &trace, "the container instance's spans", |s| {
-        ["start container", "wait for exit", "store output"]
-            .iter()
-            .all(|n| s.iter().any(|s| s.name == *n))
+        [
+            "start container",
+            "wait for exit",
+            "store output",
+            "run instance",
+        ]
+        .iter()
+        .all(|n| s.iter().any(|s| s.name == *n))
     })
     .await;
     check_links(&spans, "");

@@ -19,11 +19,11 @@ async fn main() -> Result<(), async_nats::Error> {
     let prefix = arg("--prefix").unwrap_or("saltant".into());
     let until_final = std::env::args().any(|a| a == "--until-final");
 
-    // Subjects: <prefix>.events.v1.<queue token>.<instance uuid>
+    // Subjects: <prefix>.events.v2.<queue token>.<instance uuid>.<publisher token>
     let subject = match (arg("--queue"), arg("--instance")) {
-        (Some(queue), _) => format!("{prefix}.events.v1.{}.*", token(&queue)),
-        (None, Some(uuid)) => format!("{prefix}.events.v1.*.{uuid}"),
-        (None, None) => format!("{prefix}.events.v1.>"),
+        (Some(queue), _) => format!("{prefix}.events.v2.{}.>", token(&queue)),
+        (None, Some(uuid)) => format!("{prefix}.events.v2.*.{uuid}.*"),
+        (None, None) => format!("{prefix}.events.v2.>"),
     };
     // From a sequence number (a replay), or only what is published from now on.
     let deliver_policy = match arg("--from-seq") {

@@ -277,7 +277,7 @@ pub async fn run(
         }),
     )?;
     saltant_telemetry::health::starting("api");
-    let bus = Bus::connect(&bus_config, "saltant-api").await?;
+    let bus = Bus::connect(&bus_config, saltant_bus::Service::Api).await?;
     saltant_telemetry::health::started(
         "api",
         [("postgres", store.readiness()), ("nats", bus.readiness())],

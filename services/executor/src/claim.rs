@@ -1,4 +1,4 @@
-//! Claims: before an attempt runs, `<uuid>.<attempt>` is created in the claims bucket
+//! Claims: before an attempt runs, `<queue>.<uuid>.<attempt>` is created in the claims bucket
 //! (compare-and-set), so that a redelivered dispatch whose attempt another executor (or
 //! this one, in an earlier life) already started never runs twice. A dispatch whose
 //! attempt is claimed already is decided by who holds the claim (alive or not, by the
@@ -66,7 +66,7 @@ pub(crate) async fn claim(shared: &Shared, d: &Dispatch) -> Verdict {
 
 /// Creates the claim; `None` if this call created it, else who holds it.
 async fn create(shared: &Shared, d: &Dispatch) -> anyhow::Result<Option<Claimed>> {
-    let key = format!("{}.{}", d.uuid, d.attempt);
+    let key = shared.bus.names.claim_key(&d.queue, d.uuid, d.attempt);
     let value = serde_json::to_vec(&mine(shared)).unwrap_or_default();
     let kv = shared.bus.claims_kv().await?;
     match kv.create(&key, value.into()).await {

@@ -168,11 +168,15 @@ pub async fn run(
     if config.slots == 0 {
         anyhow::bail!("executor slots must be at least 1");
     }
+    let mut config = config;
     let queues = config
         .queues
         .iter()
         .map(|q| QueueName::parse(q).map_err(|e| anyhow::anyhow!("queue {q:?}: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
+    let (id, queues) = identity(&bus_config, config.id.take(), queues)?;
+    config.id = Some(id);
+    config.queues = queues.iter().map(|q| q.as_str().to_owned()).collect();
     let shared = start(&bus_config, make_folders(config)?).await?;
     let tasks = Tasks::spawn(&shared, queues);
     shutdown.cancelled().await;
@@ -185,6 +189,51 @@ pub async fn run(
     }
     tracing::info!("executor stopped");
     Ok(())
+}
+
+/// The executor's id and queues, as its NATS credentials allow: a credential minted for one
+/// executor names its id (which the broker holds its events, output and heartbeats to) and
+/// its queues (the only ones it may pull). Unset id and queues come from the credential;
+/// set ones must agree with it, else the executor would start and be refused by the broker.
+fn identity(
+    bus_config: &BusConfig,
+    id: Option<String>,
+    queues: Vec<QueueName>,
+) -> anyhow::Result<(String, Vec<QueueName>)> {
+    let Some(path) = &bus_config.credentials_file else {
+        return Ok((id.unwrap_or_else(default_id), queues));
+    };
+    let names = saltant_bus::Names::new(&bus_config.prefix).map_err(|e| anyhow::anyhow!(e))?;
+    let info = saltant_bus::auth::CredentialInfo::read(std::path::Path::new(path), &names)?;
+    let own = saltant_bus::auth::Grant::check_executor_id(&info.name).is_ok();
+    let id = match id {
+        Some(id) if own && id != info.name => anyhow::bail!(
+            "executor.id is {id:?} but the NATS credentials are for executor {:?}",
+            info.name
+        ),
+        Some(id) => id,
+        None if own => info.name.clone(),
+        None => default_id(),
+    };
+    let queues = match info.executor_queues {
+        Some(granted) if queues.is_empty() => granted,
+        Some(granted) => {
+            let refused: Vec<&str> = queues
+                .iter()
+                .filter(|q| !granted.contains(q))
+                .map(QueueName::as_str)
+                .collect();
+            if !refused.is_empty() {
+                anyhow::bail!(
+                    "the NATS credentials do not grant queue(s) {}",
+                    refused.join(", ")
+                );
+            }
+            queues
+        }
+        None => queues,
+    };
+    Ok((id, queues))
 }
 
 /// Makes the executor's folders and makes their paths absolute (bind mounts need them).
@@ -208,7 +257,7 @@ async fn start(bus_config: &BusConfig, config: Config) -> anyhow::Result<Arc<Sha
     let runtimes = runtime::Runtimes::detect(&config).await;
     let id = config.id.clone().unwrap_or_else(default_id);
     saltant_telemetry::health::starting("executor");
-    let bus = Bus::connect(bus_config, &format!("saltant-executor {id}")).await?;
+    let bus = Bus::connect(bus_config, saltant_bus::Service::Executor(id.clone())).await?;
     let task_env = task_env::TaskEnv::new(std::env::vars(), &config.env_allow, &config.env_deny);
     let run_as = run_as::resolve(config.run_as.as_deref())?;
     if let Some(r) = run_as {

@@ -73,6 +73,7 @@ pub(crate) struct Output {
     shared: Arc<Shared>,
     uuid: Uuid,
     attempt: u32,
+    queue: saltant_core::QueueName,
     seq: AtomicI64,
     pending: Mutex<Vec<(PublishAckFuture, LogChunk)>>,
     /// Chunks that could not be stored on the bus.
@@ -88,10 +89,11 @@ pub(crate) struct Output {
 }
 
 impl Output {
-    pub fn new(shared: Arc<Shared>, uuid: Uuid, attempt: u32) -> Arc<Output> {
+    pub fn new(shared: Arc<Shared>, d: &saltant_bus::Dispatch) -> Arc<Output> {
         Arc::new(Output {
-            uuid,
-            attempt,
+            uuid: d.uuid,
+            attempt: d.attempt,
+            queue: d.queue.clone(),
             seq: AtomicI64::new(0),
             pending: Mutex::new(Vec::new()),
             lost: std::sync::Mutex::new(Vec::new()),
@@ -162,7 +164,7 @@ impl Output {
         match self
             .shared
             .bus
-            .publish_log_chunk(&chunk, self.trace.as_deref())
+            .publish_log_chunk(&self.queue, &chunk, self.trace.as_deref())
             .await
         {
             // Its ack is awaited later, in a window with the others.
@@ -196,7 +198,7 @@ impl Output {
             failure = match self
                 .shared
                 .bus
-                .publish_log_chunk(chunk, self.trace.as_deref())
+                .publish_log_chunk(&self.queue, chunk, self.trace.as_deref())
                 .await
             {
                 Ok(ack) => match ack.await {
@@ -280,7 +282,7 @@ impl Output {
             match self
                 .shared
                 .bus
-                .publish_log_end(&end, self.trace.as_deref())
+                .publish_log_end(&self.queue, &end, self.trace.as_deref())
                 .await
             {
                 Ok(ack) => match ack.await {

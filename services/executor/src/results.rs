@@ -1,6 +1,6 @@
 //! After an attempt, the files of its logs and results folders go to the results bucket
 //! (one object per file, `<uuid>/<attempt>/<logs|results>/<path>`) with a manifest
-//! (`<uuid>/manifest`) that the api lists and serves. Uploads finish before the final
+//! (`<uuid>/<attempt>/manifest`) that the api lists and serves. Uploads finish before the final
 //! event, so a finished instance's files are there when a client sees it finished. An
 //! attempt that left no files (besides the executor's own stdout/stderr captures, which the
 //! log-collector keeps) stores nothing: no cost on the hot path of plain executables. The
@@ -65,7 +65,7 @@ pub(crate) async fn upload(shared: &Arc<Shared>, d: &Dispatch) {
     let bytes = manifest.encode();
     if let Err(e) = store
         .put(
-            ResultsManifest::object_name(d.uuid).as_str(),
+            ResultsManifest::object_name(d.uuid, d.attempt).as_str(),
             &mut bytes.as_ref(),
         )
         .await

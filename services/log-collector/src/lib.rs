@@ -48,7 +48,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     saltant_telemetry::health::starting("log-collector");
     let store = Store::connect_lazy(&store_config)?;
-    let bus = Bus::connect(&bus_config, "saltant-log-collector").await?;
+    let bus = Bus::connect(&bus_config, saltant_bus::Service::LogCollector).await?;
     let consumer = bus.log_collector_consumer().await?;
     saltant_telemetry::health::started(
         "log-collector",

@@ -147,6 +147,13 @@ impl Settings {
         if b.url.trim().is_empty() {
             problems.push("bus.url must name at least one NATS server".into());
         }
+        for url in b.url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            if let Err(e) = url.parse::<saltant_bus::async_nats::ServerAddr>() {
+                problems.push(format!(
+                    "bus.url: {url:?} is not a NATS server address: {e}"
+                ));
+            }
+        }
         if let Err(e) = saltant_bus::Names::new(&b.prefix) {
             problems.push(format!("bus.prefix: {e}"));
         }

@@ -92,6 +92,41 @@ enum Admin {
         #[arg(long)]
         revoke: bool,
     },
+    /// Create, once, NATS's trust for saltant in DIR (docs/operations.md): the server
+    /// configuration fragment `nats-auth.conf` to include from every NATS node, the account
+    /// key (`account.nk`) that mints credentials, and a credentials file per service
+    /// (`admin`, `scheduler`, `api`, `log-collector`, and `executor`: any executor, every
+    /// queue). An existing DIR is kept as it is.
+    NatsAuth {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+    },
+    /// Print NATS credentials for one executor: it may pull only these queues' work and
+    /// publish only under its id.
+    ExecutorCredentials {
+        /// A queue it serves (repeat for more).
+        #[arg(long = "queue", required_unless_present = "all_queues")]
+        queues: Vec<String>,
+        /// Every queue instead (a fleet executor of trusted hosts).
+        #[arg(long, conflicts_with = "queues")]
+        all_queues: bool,
+        /// The executor's id (its `executor.id`, which it then takes from the credentials):
+        /// 1-64 letters, digits, `_` or `-`.
+        #[arg(long)]
+        id: String,
+        /// The account key of `admin nats-auth` (its DIR/account.nk).
+        #[arg(long)]
+        account_key: std::path::PathBuf,
+    },
+    /// Revoke NATS credentials (their user keys, from now on) in the authority of DIR and
+    /// write its server fragment again; then reload or restart the NATS servers.
+    RevokeCredentials {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Credentials files to revoke.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -301,7 +336,83 @@ async fn serve_all(s: &Settings, shutdown: CancellationToken) -> anyhow::Result<
     first_err.map_or(Ok(()), Err)
 }
 
+/// `admin nats-auth`: files only, no database or server.
+fn nats_auth(dir: &std::path::Path, s: &Settings) -> anyhow::Result<()> {
+    let names = saltant_bus::Names::new(&s.bus.prefix).map_err(|e| anyhow::anyhow!(e))?;
+    if saltant_bus::auth::Authority::init_dir(dir, &names)? {
+        println!("created NATS credentials in {}", dir.display());
+    } else {
+        println!("kept the NATS credentials in {}", dir.display());
+    }
+    Ok(())
+}
+
+/// `admin revoke-credentials`.
+fn revoke_credentials(
+    dir: &std::path::Path,
+    files: &[std::path::PathBuf],
+    s: &Settings,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let names = saltant_bus::Names::new(&s.bus.prefix).map_err(|e| anyhow::anyhow!(e))?;
+    let texts = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).with_context(|| format!("read {}", f.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for (name, user) in saltant_bus::auth::Authority::revoke(dir, &texts, &names)? {
+        println!("revoked {name} ({user})");
+    }
+    println!(
+        "reload every NATS server to apply it (nats-server --signal reload, or SIGHUP;          a restart also does)"
+    );
+    Ok(())
+}
+
+/// `admin executor-credentials`: prints a credentials file.
+fn executor_credentials(
+    queues: &[String],
+    all_queues: bool,
+    id: String,
+    account_key: &std::path::Path,
+    s: &Settings,
+) -> anyhow::Result<()> {
+    use saltant_bus::auth::{Authority, Grant};
+    let names = saltant_bus::Names::new(&s.bus.prefix).map_err(|e| anyhow::anyhow!(e))?;
+    let queues = if all_queues {
+        None
+    } else {
+        let parsed = queues.iter().map(|q| {
+            saltant_core::QueueName::parse(q).map_err(|e| anyhow::anyhow!("queue {q:?}:{e}"))
+        });
+        Some(parsed.collect::<anyhow::Result<Vec<_>>>()?)
+    };
+    let grant = Grant::Executor {
+        id: Some(id),
+        queues,
+    };
+    let account = Authority::account_from_file(account_key)?;
+    print!(
+        "{}",
+        saltant_bus::auth::user_credentials(&account, &grant, &names)?
+    );
+    Ok(())
+}
+
 async fn admin(a: Admin, s: &Settings) -> anyhow::Result<()> {
+    match a {
+        Admin::NatsAuth { dir } => nats_auth(&dir, s),
+        Admin::ExecutorCredentials {
+            queues,
+            all_queues,
+            id,
+            account_key,
+        } => executor_credentials(&queues, all_queues, id, &account_key, s),
+        Admin::RevokeCredentials { dir, files } => revoke_credentials(&dir, &files, s),
+        a => user_admin(a, s).await,
+    }
+}
+
+async fn user_admin(a: Admin, s: &Settings) -> anyhow::Result<()> {
     let store = Store::connect_lazy(&s.database)?;
     store.migrate().await?;
     let user = |name: String| {
@@ -373,6 +484,11 @@ async fn admin(a: Admin, s: &Settings) -> anyhow::Result<()> {
                 u.username,
                 if revoke { "not " } else { "" }
             );
+        }
+        Admin::NatsAuth { .. }
+        | Admin::ExecutorCredentials { .. }
+        | Admin::RevokeCredentials { .. } => {
+            anyhow::bail!("not a user command")
         }
     }
     Ok(())

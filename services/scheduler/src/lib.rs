@@ -89,7 +89,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     saltant_telemetry::health::starting("scheduler");
     let store = Store::connect_lazy(&store_config)?;
-    let bus = Bus::connect(&bus_config, "saltant-scheduler").await?;
+    let bus = Bus::connect(&bus_config, saltant_bus::Service::Scheduler).await?;
     saltant_telemetry::health::started(
         "scheduler",
         [("postgres", store.readiness()), ("nats", bus.readiness())],

@@ -16,7 +16,7 @@ pub(crate) async fn run(ctx: Ctx) {
         next_batch(&consumer, max, expires, &ctx.stop, "fetch events").await
     {
         linger(&consumer, &ctx.config, &mut messages).await;
-        let (changes, to_ack, spans) = changes(messages).await;
+        let (changes, to_ack, spans) = changes(&ctx.bus.names, messages).await;
         // Retry the same batch until PostgreSQL takes it: events are acked only once stored.
         let mut delay = Duration::from_millis(200);
         loop {
@@ -98,8 +98,11 @@ struct Recording {
 }
 
 /// The changes to record, and the messages to ack once they are: events already recorded
-/// (by the status endpoint) are only acked, undecodable ones are dropped.
+/// (by the status endpoint) are only acked, undecodable ones are dropped, and so are events
+/// whose subject is not theirs (an executor's report published under another source: see
+/// `Names::check_event_subject`).
 async fn changes(
+    names: &saltant_bus::Names,
     messages: Vec<jetstream::Message>,
 ) -> (Vec<StateChange>, Vec<jetstream::Message>, Recording) {
     let mut changes = Vec::with_capacity(messages.len());
@@ -115,6 +118,10 @@ async fn changes(
             continue;
         }
         match Event::decode(&msg.payload) {
+            Ok(e) if let Err(why) = names.check_event_subject(&msg.subject, &e) => {
+                tracing::error!(%why, instance = %e.uuid, "dropping an event published under another source");
+                let _ = msg.ack_with(AckKind::Term).await;
+            }
             Ok(e) => {
                 let span = tracing::info_span!("record event", instance = %e.uuid, attempt = e.attempt, state = %e.state);
                 trace::set_parent(&span, msg.headers.as_ref());

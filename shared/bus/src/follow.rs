@@ -36,7 +36,7 @@ pub struct Followed {
 }
 
 impl Bus {
-    /// Events on `subject` (a filter of the events stream, see [`crate::Names::events_v1`])
+    /// Events on `subject` (a filter of the events stream, see [`crate::Names::events_current`])
     /// from `start` on, in stream order. Events this build cannot decode are skipped.
     pub async fn follow_events(
         &self,

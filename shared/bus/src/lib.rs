@@ -2,6 +2,7 @@
 //! here (and documented in docs/bus.md), created idempotently at start-up, with versioned
 //! message types and W3C trace context carried in message headers.
 
+pub mod auth;
 mod error;
 mod follow;
 pub mod messages;
@@ -20,7 +21,7 @@ pub use messages::{
 };
 pub use names::{Durable, Names};
 pub use status::ConsumerLag;
-pub use topology::{Bus, BusConfig, LEASE_TTL_SECS};
+pub use topology::{Bus, BusConfig, LEASE_TTL_SECS, Service};
 pub use work::{fetch_batch, fetch_batch_bytes, fetch_now};
 
 pub use async_nats;

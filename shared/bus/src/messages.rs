@@ -66,7 +66,7 @@ pub struct Dispatch {
     pub created_at: Option<DateTime<Utc>>,
 }
 
-/// A state change, from whoever caused it, on `events.v1.<queue>.<uuid>`: the status
+/// A state change, from whoever caused it, on `events.v2.<queue>.<uuid>.<source>`: the status
 /// event subscribers read (docs/events.md; its JSON Schema, generated from this type, is
 /// docs/events.schema.json).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -180,8 +180,16 @@ pub struct ResultFile {
 }
 
 impl ResultsManifest {
-    /// The object holding the manifest of `uuid`'s last attempt.
-    pub fn object_name(uuid: Uuid) -> String {
+    /// The object holding the manifest of one attempt of `uuid`. Per attempt, so that an
+    /// executor that reports late (cut off, then back) cannot replace the files of the
+    /// attempt that counts: readers take the attempt PostgreSQL recorded.
+    pub fn object_name(uuid: Uuid, attempt: u32) -> String {
+        format!("{uuid}/{attempt}/manifest")
+    }
+
+    /// Where versions before per-attempt manifests kept the last attempt's (read only when
+    /// an attempt has none, and only if it names that attempt).
+    pub fn legacy_object_name(uuid: Uuid) -> String {
         format!("{uuid}/manifest")
     }
 }

@@ -2,11 +2,13 @@
 //! deployments (and tests) can share a NATS account without meeting each other.
 
 use saltant_core::QueueName;
+use saltant_core::names::token;
 use uuid::Uuid;
 
 /// Names on the bus. The default prefix is `saltant`: subjects `saltant.submit`,
-/// `saltant.dispatch.<queue>`, `saltant.events.v1.<queue>.<uuid>` (the subscribers' scheme,
-/// docs/events.md), `saltant.logs.<uuid>`, `saltant.stored.<uuid>`;
+/// `saltant.dispatch.<queue>`, `saltant.events.v2.<queue>.<uuid>.<source>` (the
+/// subscribers' scheme, docs/events.md), `saltant.logs.<source>.<queue>.<uuid>`,
+/// `saltant.stored.<uuid>`;
 /// streams `SALTANT_SUBMIT`, `SALTANT_DISPATCH`, `SALTANT_EVENTS`, `SALTANT_LOGS`; key-value
 /// buckets `saltant_executors`, `saltant_terminations`, `saltant_claims`, `saltant_leases`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,35 +53,84 @@ impl Names {
     pub fn dispatch_all(&self) -> String {
         format!("{}.dispatch.>", self.prefix)
     }
-    pub fn event(&self, queue: &QueueName, uuid: Uuid) -> String {
-        format!("{}.events.v1.{}.{}", self.prefix, queue.token(), uuid)
+    /// An event of `uuid`, published by `source`: `api`, `scheduler`, or an executor's id.
+    /// The source is part of the subject so that the broker can hold a publisher to its
+    /// own (docs/security.md: an executor's credentials allow only its id here).
+    pub fn event(&self, queue: &QueueName, uuid: Uuid, source: &str) -> String {
+        format!(
+            "{}.events.v2.{}.{}.{}",
+            self.prefix,
+            queue.token(),
+            uuid,
+            token(source)
+        )
+    }
+    /// Every event published by `source` (a filter, and what its credential may publish).
+    pub fn event_of_source_any(&self, source: &str) -> String {
+        format!("{}.events.v2.*.*.{}", self.prefix, token(source))
+    }
+    /// Every event of one instance whoever published it (a filter).
+    pub fn events_of_attempts(&self, queue: &QueueName, uuid: Uuid) -> String {
+        format!("{}.events.v2.{}.{}.*", self.prefix, queue.token(), uuid)
     }
     /// Every event, whatever its scheme version (the events stream's subjects).
     pub fn events_all(&self) -> String {
         format!("{}.events.>", self.prefix)
     }
-    /// Events of version 1 of the subject scheme: every instance's.
-    pub fn events_v1(&self) -> String {
-        format!("{}.events.v1.>", self.prefix)
+    /// Events of the current subject scheme (version 2): every instance's.
+    pub fn events_current(&self) -> String {
+        format!("{}.events.v2.>", self.prefix)
     }
     /// Events of one queue's instances.
     pub fn events_of_queue(&self, queue: &QueueName) -> String {
-        format!("{}.events.v1.{}.*", self.prefix, queue.token())
+        format!("{}.events.v2.{}.>", self.prefix, queue.token())
     }
     /// Events of one instance.
     pub fn events_of_instance(&self, uuid: Uuid) -> String {
-        format!("{}.events.v1.*.{}", self.prefix, uuid)
+        format!("{}.events.v2.*.{}.*", self.prefix, uuid)
     }
-    /// The queue and instance of an event subject of scheme version 1.
-    pub fn event_parts(&self, subject: &str) -> Option<(QueueName, Uuid)> {
+    /// The queue, instance and source token of an event subject of the current scheme.
+    pub fn event_parts<'s>(&self, subject: &'s str) -> Option<(QueueName, Uuid, &'s str)> {
         let rest = subject
             .strip_prefix(self.prefix.as_str())?
-            .strip_prefix(".events.v1.")?;
-        let (token, uuid) = rest.split_once('.')?;
-        Some((QueueName::from_token(token)?, uuid.parse().ok()?))
+            .strip_prefix(".events.v2.")?;
+        let mut parts = rest.split('.');
+        let (queue, uuid, source) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        Some((QueueName::from_token(queue)?, uuid.parse().ok()?, source))
     }
-    pub fn logs(&self, uuid: Uuid) -> String {
-        format!("{}.logs.{}", self.prefix, uuid)
+    /// Whether `subject` is where `e` may come from: the event's own queue and instance, and
+    /// for a state an executor reports, that executor's own source token (the one its
+    /// credentials hold it to). The services (`api`, `scheduler`) may publish on behalf of
+    /// an executor (a lost executor's failure).
+    pub fn check_event_subject(&self, subject: &str, e: &crate::Event) -> Result<(), String> {
+        let Some((queue, uuid, source)) = self.event_parts(subject) else {
+            return Err(format!("not an event subject: {subject}"));
+        };
+        if queue != e.queue || uuid != e.uuid {
+            return Err(format!("event of {}/{} on {subject}", e.queue, e.uuid));
+        }
+        let service = [crate::auth::API_SOURCE, crate::auth::SCHEDULER_SOURCE].contains(&source);
+        if !service && e.executor.as_deref().map(token).as_deref() != Some(source) {
+            return Err(format!(
+                "event of executor {:?} published by {source:?}",
+                e.executor
+            ));
+        }
+        Ok(())
+    }
+    /// Output of `uuid` (of `queue`) sent by `source` (an executor's id): credentials hold
+    /// an executor to its own id and its queues here.
+    pub fn logs(&self, source: &str, queue: &QueueName, uuid: Uuid) -> String {
+        format!(
+            "{}.logs.{}.{}.{}",
+            self.prefix,
+            token(source),
+            queue.token(),
+            uuid
+        )
     }
     pub fn logs_all(&self) -> String {
         format!("{}.logs.>", self.prefix)
@@ -109,7 +160,7 @@ impl Names {
     }
     /// Control messages for one executor (termination requests), core NATS.
     pub fn control(&self, executor: &str) -> String {
-        format!("{}.control.{}", self.prefix, executor)
+        format!("{}.control.{}", self.prefix, token(executor))
     }
 
     // --- streams
@@ -172,6 +223,11 @@ impl Names {
     pub fn claims_bucket(&self) -> String {
         format!("{}_claims", self.prefix)
     }
+    /// The key of an attempt's claim: `<queue>.<uuid>.<attempt>` (the queue first, so that
+    /// an executor's credentials can allow its queues' claims only).
+    pub fn claim_key(&self, queue: &QueueName, uuid: Uuid, attempt: u32) -> String {
+        format!("{}.{uuid}.{attempt}", queue.token())
+    }
     /// Leases of singleton duties (`scheduler`: sweeps and lost-executor checks).
     pub fn leases_bucket(&self) -> String {
         format!("{}_leases", self.prefix)
@@ -227,16 +283,23 @@ mod tests {
         assert_eq!(n.submit(), "saltant.submit");
         assert_eq!(n.dispatch(&q), "saltant.dispatch.gpu=40lab");
         assert_eq!(
-            n.event(&q, id),
-            "saltant.events.v1.gpu=40lab.00000000-0000-0000-0000-000000000000"
+            n.event(&q, id, "host.a-1"),
+            "saltant.events.v2.gpu=40lab.00000000-0000-0000-0000-000000000000.host=2Ea-1"
         );
-        assert_eq!(n.event_parts(&n.event(&q, id)), Some((q.clone(), id)));
-        assert_eq!(n.events_of_queue(&q), "saltant.events.v1.gpu=40lab.*");
+        assert_eq!(
+            n.event_parts(&n.event(&q, id, "api")),
+            Some((q.clone(), id, "api"))
+        );
+        assert_eq!(n.events_of_queue(&q), "saltant.events.v2.gpu=40lab.>");
         assert_eq!(
             n.events_of_instance(id),
-            "saltant.events.v1.*.00000000-0000-0000-0000-000000000000"
+            "saltant.events.v2.*.00000000-0000-0000-0000-000000000000.*"
         );
-        assert_eq!(n.event_parts("saltant.events.v2.q.x"), None);
+        assert_eq!(n.event_parts("saltant.events.v1.q.x"), None);
+        assert_eq!(
+            n.logs("h1", &q, id),
+            "saltant.logs.h1.gpu=40lab.00000000-0000-0000-0000-000000000000"
+        );
         assert_eq!(n.submit_stream(), "SALTANT_SUBMIT");
         assert_eq!(n.executors_bucket(), "saltant_executors");
         assert_eq!(n.dispatch_consumer(&q), "queue-gpu=40lab");

@@ -11,6 +11,7 @@ use crate::{
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishAckFuture;
 use futures::TryStreamExt;
+use saltant_core::QueueName;
 use std::collections::HashMap;
 
 /// Adds an attempt's `traceparent` (output messages carry it rather than the current span's).
@@ -51,32 +52,48 @@ impl Outgoing {
     }
 
     /// `recorded`: already written to PostgreSQL; the scheduler only acks it.
-    fn event(names: &Names, e: &Event, recorded: bool) -> Self {
-        let mut m = Self::traced(names.event(&e.queue, e.uuid), e.message_id(), e.encode());
+    fn event(names: &Names, source: &str, e: &Event, recorded: bool) -> Self {
+        let mut m = Self::traced(
+            names.event(&e.queue, e.uuid, source),
+            e.message_id(),
+            e.encode(),
+        );
         if recorded {
             m.headers.insert(RECORDED_HEADER, "true");
         }
         m
     }
 
-    fn log_end(names: &Names, e: &LogEnd, trace: Option<&str>) -> Self {
+    fn log_end(
+        names: &Names,
+        source: &str,
+        queue: &QueueName,
+        e: &LogEnd,
+        trace: Option<&str>,
+    ) -> Self {
         let mut headers = HeaderMap::new();
         with_trace(&mut headers, trace);
         headers.insert(async_nats::header::NATS_MESSAGE_ID, e.message_id().as_str());
         headers.insert(crate::messages::log_headers::END, "1");
         Outgoing {
-            subject: names.logs(e.uuid),
+            subject: names.logs(source, queue, e.uuid),
             headers,
             payload: e.encode(),
         }
     }
 
     /// With the attempt's trace context, `trace`.
-    fn log_chunk(names: &Names, c: &LogChunk, trace: Option<&str>) -> Self {
+    fn log_chunk(
+        names: &Names,
+        source: &str,
+        queue: &QueueName,
+        c: &LogChunk,
+        trace: Option<&str>,
+    ) -> Self {
         let mut headers = c.headers();
         with_trace(&mut headers, trace);
         Outgoing {
-            subject: names.logs(c.uuid),
+            subject: names.logs(source, queue, c.uuid),
             headers,
             payload: c.data.clone(),
         }
@@ -105,24 +122,31 @@ impl Bus {
 
     /// A state change, for the scheduler to record (and for subscribers).
     pub async fn publish_event(&self, e: &Event) -> Result<PublishAckFuture, Error> {
-        self.send(Outgoing::event(&self.names, e, false), "publish event")
-            .await
+        self.send(
+            Outgoing::event(&self.names, &self.source, e, false),
+            "publish event",
+        )
+        .await
     }
 
     /// A state change already recorded in PostgreSQL, for subscribers.
     pub async fn publish_recorded_event(&self, e: &Event) -> Result<PublishAckFuture, Error> {
-        self.send(Outgoing::event(&self.names, e, true), "publish event")
-            .await
+        self.send(
+            Outgoing::event(&self.names, &self.source, e, true),
+            "publish event",
+        )
+        .await
     }
 
     /// executor → log-collector (and live readers); `trace`: the attempt's `traceparent`.
     pub async fn publish_log_chunk(
         &self,
+        queue: &QueueName,
         c: &LogChunk,
         trace: Option<&str>,
     ) -> Result<PublishAckFuture, Error> {
         self.send(
-            Outgoing::log_chunk(&self.names, c, trace),
+            Outgoing::log_chunk(&self.names, &self.source, queue, c, trace),
             "publish log chunk",
         )
         .await
@@ -131,11 +155,12 @@ impl Bus {
     /// executor → log-collector, after an attempt's last chunk is stored.
     pub async fn publish_log_end(
         &self,
+        queue: &QueueName,
         e: &LogEnd,
         trace: Option<&str>,
     ) -> Result<PublishAckFuture, Error> {
         self.send(
-            Outgoing::log_end(&self.names, e, trace),
+            Outgoing::log_end(&self.names, &self.source, queue, e, trace),
             "publish end of output",
         )
         .await
@@ -266,15 +291,15 @@ mod tests {
         let names = Names::default();
         let q = QueueName::parse("q").expect("valid");
         let e = Event::new(Uuid::nil(), q.clone(), 3, State::Running);
-        let plain = in_span(|| Outgoing::event(&names, &e, false));
-        assert_eq!(plain.subject, names.event(&q, Uuid::nil()));
+        let plain = in_span(|| Outgoing::event(&names, "api", &e, false));
+        assert_eq!(plain.subject, names.event(&q, Uuid::nil(), "api"));
         assert_eq!(
             id(&plain),
             Some(format!("{}.3.running", Uuid::nil()).as_str())
         );
         assert!(plain.headers.get("traceparent").is_some());
         assert!(plain.headers.get(RECORDED_HEADER).is_none());
-        let recorded = Outgoing::event(&names, &e, true);
+        let recorded = Outgoing::event(&names, "api", &e, true);
         assert_eq!(
             recorded.headers.get(RECORDED_HEADER).map(|v| v.as_str()),
             Some("true")

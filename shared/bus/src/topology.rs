@@ -56,6 +56,38 @@ impl Default for BusConfig {
     }
 }
 
+/// Which service connects: its client name, the source token of the events and output it
+/// publishes, and whether it creates the topology (the scheduler) or waits for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Service {
+    Api,
+    Scheduler,
+    LogCollector,
+    /// An executor, by id.
+    Executor(String),
+}
+
+impl Service {
+    fn client_name(&self) -> String {
+        match self {
+            Service::Api => "saltant-api".into(),
+            Service::Scheduler => "saltant-scheduler".into(),
+            Service::LogCollector => "saltant-log-collector".into(),
+            Service::Executor(id) => format!("saltant-executor {id}"),
+        }
+    }
+
+    /// The last token of the event and output subjects it publishes.
+    pub fn source(&self) -> &str {
+        match self {
+            Service::Api => crate::auth::API_SOURCE,
+            Service::Scheduler => crate::auth::SCHEDULER_SOURCE,
+            Service::LogCollector => "log-collector",
+            Service::Executor(id) => id,
+        }
+    }
+}
+
 /// A connection to the bus with its names.
 #[derive(Clone)]
 pub struct Bus {
@@ -65,8 +97,23 @@ pub struct Bus {
     pub(crate) js: jetstream::Context,
     pub names: Names,
     pub config: BusConfig,
+    /// Who publishes: the last token of its event and output subjects.
+    pub(crate) source: String,
     /// Buckets opened once (opening one is a round trip to the server), shared by clones.
     buckets: Arc<Mutex<HashMap<String, kv::Store>>>,
+}
+
+/// What to do when JetStream refuses a stream for lack of storage: streams reserve their
+/// byte limits up front, against the server's `max_file_store` (by default 75% of the disk
+/// free when it started).
+fn storage_hint(e: &Error) -> &'static str {
+    if format!("{e:#}").contains("insufficient storage") {
+        "the NATS servers' JetStream storage is smaller than the logs and results streams \
+         reserve (bus.logs_max_bytes + bus.results_max_bytes, on each of bus.replicas \
+         nodes): lower those settings, or give JetStream more (max_file_store)"
+    } else {
+        ""
+    }
 }
 
 /// A lease not renewed for this long is free for another holder.
@@ -77,22 +124,36 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 impl Bus {
     /// Connects (retrying in the background if the server is not up yet is left to the
-    /// client: `retry_on_initial_connect`) and creates the topology.
-    pub async fn connect(config: &BusConfig, client_name: &str) -> Result<Bus, Error> {
+    /// client: `retry_on_initial_connect`); the scheduler then creates the topology, every
+    /// other service waits until it exists (their credentials may not create it).
+    pub async fn connect(config: &BusConfig, service: Service) -> Result<Bus, Error> {
         let names = Names::new(&config.prefix).map_err(|e| Error::Internal(anyhow::anyhow!(e)))?;
         let mut options = async_nats::ConnectOptions::new()
-            .name(client_name)
+            .name(service.client_name())
             .retry_on_initial_connect()
             .max_reconnects(None)
             .connection_timeout(Duration::from_secs(5));
         if let Some(path) = &config.credentials_file {
+            // Replies come on the credential's own inbox prefix, the only one it may read.
+            let info = crate::auth::CredentialInfo::read(std::path::Path::new(path), &names)
+                .map_err(Error::Internal)?;
             options = options
                 .credentials_file(path)
                 .await
-                .map_err(internal("read nats credentials file"))?;
+                .map_err(internal("read nats credentials file"))?
+                .custom_inbox_prefix(crate::auth::inbox_prefix(&info.name));
         }
+        // A cluster's nodes, comma-separated (async-nats takes a list, not one string).
+        let servers: Vec<async_nats::ServerAddr> = config
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| u.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::Internal(anyhow::anyhow!("bus.url {:?}: {e}", config.url)))?;
         let client = options
-            .connect(config.url.as_str())
+            .connect(servers)
             .await
             .map_err(|source| Error::Connect {
                 url: config.url.clone(),
@@ -104,10 +165,80 @@ impl Bus {
             js,
             names,
             config: config.clone(),
+            source: service.source().to_owned(),
             buckets: Arc::default(),
         };
-        bus.ensure_topology().await?;
+        if service == Service::Scheduler {
+            bus.ensure_topology_patiently().await?;
+        } else {
+            bus.await_topology().await;
+        }
         Ok(bus)
+    }
+
+    /// [`Bus::ensure_topology`], retried for a minute: a cluster that is starting answers
+    /// JetStream requests only once it has elected its meta leader.
+    async fn ensure_topology_patiently(&self) -> Result<(), Error> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match self.ensure_topology().await {
+                Ok(()) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %format!("{e:#}"), hint = storage_hint(&e), "create the bus topology; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    let hint = storage_hint(&e);
+                    return Err(if hint.is_empty() {
+                        e
+                    } else {
+                        Error::Internal(anyhow::anyhow!("{e:#}; {hint}"))
+                    });
+                }
+            }
+        }
+    }
+
+    /// Waits until the scheduler has made the topology: every stream and bucket answer.
+    async fn await_topology(&self) {
+        let mut waited = false;
+        loop {
+            match self.topology_present().await {
+                Ok(()) => return,
+                Err(e) if !waited => {
+                    tracing::info!(error = %format!("{e:#}"), "waiting for the scheduler to create the bus topology");
+                    waited = true;
+                }
+                Err(_) => {}
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn topology_present(&self) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let n = &self.names;
+        for s in self.streams() {
+            self.js.get_stream(&s.name).await.context(s.name)?;
+        }
+        for b in [
+            n.executors_bucket(),
+            n.terminations_bucket(),
+            n.claims_bucket(),
+            n.leases_bucket(),
+        ] {
+            self.js
+                .get_stream(Names::bucket_stream(&b))
+                .await
+                .context(b)?;
+        }
+        // Made last, after the log-collector's consumer (which not every credential may
+        // look at): its presence means the topology is complete.
+        self.js
+            .get_stream(format!("OBJ_{}", n.results_bucket()))
+            .await
+            .context("results")?;
+        Ok(())
     }
 
     /// Flushes what is published and closes the connection, at a service's end.
@@ -407,7 +538,7 @@ impl Bus {
             .await
             .map_err(internal("get events stream"))?;
         match stream
-            .get_last_raw_message_by_subject(&self.names.event(queue, uuid))
+            .get_last_raw_message_by_subject(&self.names.events_of_attempts(queue, uuid))
             .await
         {
             Ok(m) => crate::Event::decode(&m.payload).map(Some),

@@ -20,6 +20,21 @@ pub enum NameError {
     TooLong(usize),
 }
 
+/// Any text as one NATS subject token (and KV key, consumer name): ASCII letters, digits,
+/// `_` and `-` stay; every other byte becomes `=XX` (upper-case hex), so distinct texts give
+/// distinct tokens. Queue names and executor ids go on the bus this way.
+pub fn token(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("={b:02X}"));
+        }
+    }
+    out
+}
+
 /// A task queue's name: `^[\w@+-]+$`, at most 50 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -44,15 +59,7 @@ impl QueueName {
     /// `_` and `-` stay; every other byte becomes `=XX` (upper-case hex). Distinct names give
     /// distinct tokens, and `from_token` reverses it.
     pub fn token(&self) -> String {
-        let mut out = String::with_capacity(self.0.len());
-        for b in self.0.bytes() {
-            if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
-                out.push(b as char);
-            } else {
-                out.push_str(&format!("={b:02X}"));
-            }
-        }
-        out
+        token(&self.0)
     }
 
     pub fn from_token(token: &str) -> Option<Self> {

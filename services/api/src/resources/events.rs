@@ -30,7 +30,7 @@ pub async fn all(
 ) -> ApiResult<EventStream> {
     let events = s
         .bus
-        .follow_events(s.bus.names.events_v1(), from.unwrap_or(StartAt::New))
+        .follow_events(s.bus.names.events_current(), from.unwrap_or(StartAt::New))
         .await?;
     let shown = Shown::Visible(Hidden::new(&user));
     Ok(EventStream::new(

@@ -15,14 +15,29 @@ use saltant_bus::ResultsManifest;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
+/// The manifest of the instance's recorded attempt: files a late executor stored for an
+/// older attempt (it was cut off and its attempt retried) are not the instance's.
 pub(crate) async fn manifest(s: &AppState, id: &str) -> ApiResult<Option<ResultsManifest>> {
-    let uuid = super::existing_instance(s, id).await?;
+    let uuid: uuid::Uuid = id.parse().map_err(|_| ApiError::NotFound)?;
+    let row = s.store.instance(uuid).await?.ok_or(ApiError::NotFound)?;
+    let attempt = u32::try_from(row.attempt).unwrap_or(1);
     let store = s
         .bus
         .results_store()
         .await
         .map_err(|e| ApiError::Unavailable(format!("results bucket: {e:#}")))?;
-    let mut object = match store.get(ResultsManifest::object_name(uuid)).await {
+    if let Some(m) = read_manifest(&store, &ResultsManifest::object_name(uuid, attempt)).await? {
+        return Ok(Some(m));
+    }
+    let legacy = read_manifest(&store, &ResultsManifest::legacy_object_name(uuid)).await?;
+    Ok(legacy.filter(|m| m.attempt == attempt))
+}
+
+async fn read_manifest(
+    store: &async_nats::jetstream::object_store::ObjectStore,
+    name: &str,
+) -> ApiResult<Option<ResultsManifest>> {
+    let mut object = match store.get(name).await {
         Ok(o) => o,
         Err(e) if e.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound => {
             return Ok(None);
@@ -36,7 +51,7 @@ pub(crate) async fn manifest(s: &AppState, id: &str) -> ApiResult<Option<Results
         .map_err(|e| ApiError::Unavailable(format!("read results manifest: {e}")))?;
     ResultsManifest::decode(&bytes)
         .map(Some)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("results manifest of {uuid}: {e}")))
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("results manifest {name}: {e}")))
 }
 
 pub async fn list(

@@ -31,11 +31,7 @@ pub(super) async fn run(
             Err(outcome) => return outcome,
         };
     let group = Group::record(&task.shared.groups_dir, &task.uuid, child.id());
-    let output = Output::new(
-        task.shared.clone(),
-        task.dispatch.uuid,
-        task.dispatch.attempt,
-    );
+    let output = Output::new(task.shared.clone(), task.dispatch);
     let mut pumps = Vec::new();
     if let Some(out) = child.stdout.take() {
         pumps.push(tokio::spawn(

@@ -195,7 +195,7 @@ async fn attach(
         }
     };
     let (d, uuid) = (task.dispatch, &task.uuid);
-    let output = Output::new(task.shared.clone(), d.uuid, d.attempt);
+    let output = Output::new(task.shared.clone(), d);
     let logs = task.logs_dir();
     let mut out = output
         .sink(LogStream::Stdout, logs.join(format!("{uuid}-stdout.txt")))
