@@ -13,6 +13,7 @@ mod celery;
 mod configs;
 mod logs;
 mod measure;
+mod ui;
 
 use clap::Parser;
 use serde_json::{Value, json};
@@ -33,10 +34,11 @@ struct Args {
     /// Skip the Docker measurements.
     #[arg(long)]
     no_docker: bool,
-    /// Only these sections (e2e, dev, otel, killed, soak, logs, celery, redis); all by default.
+    /// Only these sections (e2e, dev, otel, killed, soak, logs, celery, redis, ui); all by
+    /// default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Rows in the list-latency table (default: 1,000,000; smoke: 20,000).
+    /// Rows in the list-latency and web-page tables (default: 1,000,000; smoke: 20,000).
     #[arg(long)]
     list_rows: Option<i64>,
 }
@@ -147,12 +149,20 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let run = |section: &str| args.only.is_empty() || args.only.iter().any(|s| s == section);
-    let limits = measure::limits(&mut report, scale, !args.no_docker).await?;
-    if run("e2e") {
-        measure::saltant(&mut report, scale, &limits, !args.no_docker).await?;
+    // The physical limits, which the end-to-end figures are compared with.
+    let limits = if run("e2e") || run("dev") {
+        Some(measure::limits(&mut report, scale, !args.no_docker).await?)
+    } else {
+        None
+    };
+    if let (true, Some(limits)) = (run("e2e"), &limits) {
+        measure::saltant(&mut report, scale, limits, !args.no_docker).await?;
     }
-    if run("dev") {
-        configs::dev(&mut report, scale, &limits).await?;
+    if let (true, Some(limits)) = (run("dev"), &limits) {
+        configs::dev(&mut report, scale, limits).await?;
+    }
+    if run("ui") {
+        ui::pages(&mut report, scale.list_rows).await?;
     }
     if run("otel") {
         configs::telemetry(&mut report, scale).await?;

@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// How long a page element or a live change may take to show.
-pub const SHOWS_WITHIN: Duration = Duration::from_secs(30);
+/// How long a page element or a live change may take to show (generous: the suite runs
+/// tests side by side on two cores, Chromium included).
+pub const SHOWS_WITHIN: Duration = Duration::from_secs(60);
 
 pub struct Browser {
     pub client: Client,
@@ -210,19 +211,17 @@ impl Browser {
             .expect("save screenshot");
     }
 
-    /// Ends the session and chromedriver.
-    pub async fn close(mut self) {
+    /// Ends the session, then chromedriver and the profile (on drop).
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // A failed test: chromedriver goes (it ends its Chromium).
+        // A failed test: chromedriver goes (it ends its Chromium), and the profile.
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }

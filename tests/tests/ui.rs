@@ -214,7 +214,7 @@ async fn a_user_runs_watches_and_terminates_instances_in_the_browser() {
         .await;
     assert_eq!(status, 202, "{body}");
     let what = "the fleet page to drop the terminated instance";
-    eventually(Duration::from_secs(30), what, || async {
+    eventually(Duration::from_secs(60), what, || async {
         let t = b.text_now("#fleet").await?;
         (!t.contains(&sleeper)).then_some(())
     })
@@ -645,6 +645,17 @@ async fn owners_manage_their_objects_by_keyboard_at_phone_width() {
     assert_ne!(clone, uuid, "the clone is a new instance");
     assert!(b.h1().await.starts_with("renamed <b>bold</b>"));
     b.wait_text("#state", "successful").await;
+
+    // The list filtered by user: bob's two instances; none of a user without any, nor of
+    // a user that does not exist.
+    b.goto("/instances/executable/?user__username=bob").await;
+    let list = b.text("#instance-list").await;
+    assert_eq!(list.matches("renamed <b>bold</b>").count(), 2, "{list}");
+    for other in ["carol", "nobody"] {
+        b.goto(&format!("/instances/executable/?user__username={other}"))
+            .await;
+        b.wait_text("#instance-list", "No instances.").await;
+    }
 
     // Phone width: nothing wider than the screen; the pages still work.
     b.client

@@ -256,7 +256,7 @@ async fn create(
 
 /// Validates a new instance of `class` (the API's body or a web form), inserts and submits
 /// it.
-#[tracing::instrument(skip_all, fields(instance = tracing::field::Empty, class = class.kind()))]
+#[tracing::instrument(name = "create", skip_all, fields(instance = tracing::field::Empty, class = class.kind()))]
 pub(crate) async fn create_row(
     class: TypeClass,
     s: &AppState,
@@ -316,7 +316,7 @@ async fn clone(
 }
 
 /// Runs a copy of instance `id` (name, type, queue, arguments, policy) as `user`.
-#[tracing::instrument(skip_all, fields(instance = tracing::field::Empty, class = class.kind()))]
+#[tracing::instrument(name = "clone", skip_all, fields(instance = tracing::field::Empty, class = class.kind()))]
 pub(crate) async fn clone_row(
     class: TypeClass,
     s: &AppState,
@@ -358,7 +358,7 @@ async fn terminate(
 }
 
 /// Asks for instance `id` to be terminated (owner or superuser); the instance as it is now.
-#[tracing::instrument(skip_all, fields(instance = %id, class = class.kind()))]
+#[tracing::instrument(name = "terminate", skip_all, fields(instance = %id, class = class.kind()))]
 pub(crate) async fn terminate_row(
     class: TypeClass,
     s: &AppState,

@@ -22,7 +22,8 @@ pub(crate) async fn dashboard(
     v: Viewer,
     Query(q): Query<Days>,
 ) -> UiResult {
-    let days = q.days.unwrap_or(7).clamp(1, 90);
+    // Up to 30 days: the chart reads every instance created in its range (docs/ui.md).
+    let days = q.days.unwrap_or(7).clamp(1, 30);
     let today = Utc::now().date_naive();
     let first = today - Duration::days(days - 1);
     let since = first
@@ -55,7 +56,7 @@ pub(crate) async fn dashboard(
             section {
                 h2 { "Instances per day (" (days) " days, by state now)" }
                 nav.pager aria-label="Range" {
-                    @for d in [7, 14, 30, 90] {
+                    @for d in [7, 14, 30] {
                         a href={ "/?days=" (d) } aria-current=[(d == days).then_some("true")] { (d) " days" } " "
                     }
                 }
