@@ -391,6 +391,57 @@ async fn a_dispatch_delivered_three_times_runs_once() {
     assert_eq!(runs.len(), 1, "ran {} times", runs.len());
 }
 
+/// An executor that claimed an attempt and died before reporting it running: the next
+/// executor to get the dispatch finds the claim held by a lost executor and reports the
+/// attempt failed (nothing else would, as no running event named the lost executor).
+#[tokio::test]
+async fn an_attempt_claimed_by_a_lost_executor_is_reported_failed_by_the_next() {
+    let stack = Stack::start_opts(Options {
+        all_args: &["--queue", "busy"],
+        env: FAST,
+        ..Options::default()
+    })
+    .await;
+    stack.wait_ready().await;
+    let (ty, q, marker) = stack.marking_type("claimed", "lq").await;
+    let uuid = stack.create(Class::Executable, ty, q, json!({})).await;
+    stack
+        .wait_state(&uuid, "published", Duration::from_secs(20))
+        .await;
+    // The claim of an executor that is gone: no heartbeat under its name.
+    let (js, names) = stack.bus().await;
+    let queue = saltant_core::QueueName::parse("lq").expect("queue");
+    let claims = js
+        .get_key_value(names.claims_bucket())
+        .await
+        .expect("claims bucket");
+    let id: uuid::Uuid = uuid.parse().expect("uuid");
+    claims
+        .create(
+            names.claim_key(&queue, id, 1),
+            json!({"executor": "vanished-1", "started_at": "2026-01-01T00:00:00Z"})
+                .to_string()
+                .into(),
+        )
+        .await
+        .expect("claim");
+    let mut executor = stack.spawn(&["executor", "--queue", "lq"], "lq.log");
+    stack
+        .wait_state(&uuid, "failed", Duration::from_secs(30))
+        .await;
+    let _ = executor.kill();
+    let _ = executor.wait();
+    let reason = psql(
+        &stack.database_url(),
+        &format!("SELECT reason FROM task_instances WHERE uuid = '{uuid}'"),
+    );
+    assert_eq!(
+        reason.trim(),
+        "executor vanished-1 was lost while it held the attempt"
+    );
+    assert!(Stack::runs(&marker).is_empty(), "the claimed attempt ran");
+}
+
 #[tokio::test]
 async fn instances_of_clients_that_hang_up_are_submitted_at_once() {
     // The sweep would submit a committed row the bus never saw only after 10 minutes here:

@@ -63,7 +63,9 @@ async fn attempt(
         Verdict::Run => {}
         Verdict::Skip => return skip(&shared, &msg, None).await,
         Verdict::Fail(reason) => {
-            let mut e = Event::new(d.uuid, d.queue.clone(), d.attempt, State::Failed);
+            // Reported by this executor, under its own name: the broker and the scheduler
+            // accept an executor's events only under the name it publishes as.
+            let mut e = event(&shared, &d, State::Failed);
             e.reason = Some(reason);
             return skip(&shared, &msg, Some(e)).await;
         }
