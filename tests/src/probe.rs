@@ -53,6 +53,32 @@ impl Probe {
         .await;
     }
 
+    /// Publishes to `subject` and waits until the server has refused it.
+    pub async fn publish_refused(&self, subject: &str) {
+        self.client
+            .publish(subject.to_owned(), "{}".into())
+            .await
+            .expect("sent");
+        self.refused("publish", subject).await;
+    }
+
+    /// Asks the durable consumer `consumer` of `stream` for a message: no message comes and
+    /// the server refuses the request.
+    pub async fn pull_refused(&self, stream: &str, consumer: &str) {
+        let next = format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}");
+        let asked = tokio::time::timeout(
+            Duration::from_secs(3),
+            self.client
+                .request(next.clone(), r#"{"batch":1,"no_wait":true}"#.into()),
+        )
+        .await;
+        assert!(
+            !matches!(asked, Ok(Ok(_))),
+            "{consumer} handed a message to these credentials"
+        );
+        self.refused("publish", &next).await;
+    }
+
     pub fn allowed(&self, subject: &str) -> bool {
         !self
             .errors

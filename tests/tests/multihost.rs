@@ -491,30 +491,15 @@ async fn executors_on_other_hosts_share_work_and_survive_kills_and_partitions() 
     // report as one of mh's executors: the broker refuses.
     let other = mint("eb", "mh-b");
     let probe = Probe::connect(&urls[0], &other, "_INBOX_eb").await;
-    let next = format!(
-        "$JS.API.CONSUMER.MSG.NEXT.{}.queue-mh",
-        names.dispatch_stream()
-    );
-    let asked = tokio::time::timeout(
-        Duration::from_secs(3),
-        probe
-            .client
-            .request(next.clone(), r#"{"batch":1,"no_wait":true}"#.into()),
-    )
-    .await;
-    assert!(!matches!(asked, Ok(Ok(_))), "queue mh's work went to eb");
-    probe.refused("publish", &next).await;
+    probe
+        .pull_refused(&names.dispatch_stream(), "queue-mh")
+        .await;
     let forged = names.event(
         &QueueName::parse("mh").expect("queue"),
         long.parse().expect("uuid"),
         "e1",
     );
-    probe
-        .client
-        .publish(forged.clone(), "{}".into())
-        .await
-        .expect("sent");
-    probe.refused("publish", &forged).await;
+    probe.publish_refused(&forged).await;
     for mut child in services {
         let _ = child.kill();
         let _ = child.wait();

@@ -123,22 +123,9 @@ async fn scoped_credentials_run_instances_and_the_broker_holds_executors_to_thei
 
     // The executor's own credentials, used by something else than saltant's executor.
     let probe = Probe::connect(&url, &executor_a, "_INBOX_exec-a").await;
-    let next_b = format!(
-        "$JS.API.CONSUMER.MSG.NEXT.{}.queue-qb",
-        names.dispatch_stream()
-    );
-    let asked = tokio::time::timeout(
-        Duration::from_secs(3),
-        probe
-            .client
-            .request(next_b.clone(), r#"{"batch":1,"no_wait":true}"#.into()),
-    )
-    .await;
-    assert!(
-        !matches!(asked, Ok(Ok(_))),
-        "queue qb's dispatch was handed to queue qa's executor"
-    );
-    probe.refused("publish", &next_b).await;
+    probe
+        .pull_refused(&names.dispatch_stream(), "queue-qb")
+        .await;
     // Nor may it read dispatches as they are published, nor other clients' replies.
     let dispatches = format!("{}.dispatch.>", stack.prefix);
     let _sub = probe.client.subscribe(dispatches.clone()).await;
@@ -148,33 +135,13 @@ async fn scoped_credentials_run_instances_and_the_broker_holds_executors_to_thei
     // It may not publish as another executor: events, output, heartbeat.
     let uuid: uuid::Uuid = waiting.parse().expect("uuid");
     let forged = names.event(&q("qa"), uuid, "exec-b");
-    probe
-        .client
-        .publish(forged.clone(), "{}".into())
-        .await
-        .expect("sent");
-    probe.refused("publish", &forged).await;
+    probe.publish_refused(&forged).await;
     let heartbeat = format!("$KV.{}.exec-b", names.executors_bucket());
-    probe
-        .client
-        .publish(heartbeat.clone(), "{}".into())
-        .await
-        .expect("sent");
-    probe.refused("publish", &heartbeat).await;
+    probe.publish_refused(&heartbeat).await;
     let foreign_output = names.logs("exec-a", &q("qb"), uuid);
-    probe
-        .client
-        .publish(foreign_output.clone(), "injected".into())
-        .await
-        .expect("sent");
-    probe.refused("publish", &foreign_output).await;
+    probe.publish_refused(&foreign_output).await;
     let other_queue = names.event(&q("qb"), uuid, "exec-a");
-    probe
-        .client
-        .publish(other_queue.clone(), "{}".into())
-        .await
-        .expect("sent");
-    probe.refused("publish", &other_queue).await;
+    probe.publish_refused(&other_queue).await;
     // What it is granted passes: an event under its own id on its own queue (of an instance
     // that does not exist: the scheduler drops it).
     let own = names.event(&q("qa"), uuid::Uuid::new_v4(), "exec-a");

@@ -5,6 +5,7 @@
 
 use saltant_tests::{Class, Options, Stack, eventually, processes_of_job, psql};
 use serde_json::json;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 const FAST: &[(&str, &str)] = &[
     ("SALTANT_SCHEDULER__LOST_CHECK_EVERY_SECS", "1"),
@@ -325,8 +326,9 @@ async fn run_and_queue_time_outs_fail_the_instance() {
     );
 }
 
-#[tokio::test]
-async fn a_dispatch_delivered_three_times_runs_once() {
+/// A stack whose only executor serves another queue, and an instance of a marking type
+/// `name` on `queue`, published and waiting: (stack, uuid, marker file).
+async fn published_without_executor(name: &str, queue: &str) -> (Stack, String, PathBuf) {
     let stack = Stack::start_opts(Options {
         all_args: &["--queue", "busy"],
         env: FAST,
@@ -334,11 +336,17 @@ async fn a_dispatch_delivered_three_times_runs_once() {
     })
     .await;
     stack.wait_ready().await;
-    let (ty, q, marker) = stack.marking_type("once", "dq").await;
+    let (ty, q, marker) = stack.marking_type(name, queue).await;
     let uuid = stack.create(Class::Executable, ty, q, json!({})).await;
     stack
         .wait_state(&uuid, "published", Duration::from_secs(20))
         .await;
+    (stack, uuid, marker)
+}
+
+#[tokio::test]
+async fn a_dispatch_delivered_three_times_runs_once() {
+    let (stack, uuid, marker) = published_without_executor("once", "dq").await;
     // Copy the scheduler's dispatch twice more (new message ids: not deduplicated).
     let (js, names) = stack.bus().await;
     let queue = saltant_core::QueueName::parse("dq").expect("queue");
@@ -396,18 +404,7 @@ async fn a_dispatch_delivered_three_times_runs_once() {
 /// attempt failed (nothing else would, as no running event named the lost executor).
 #[tokio::test]
 async fn an_attempt_claimed_by_a_lost_executor_is_reported_failed_by_the_next() {
-    let stack = Stack::start_opts(Options {
-        all_args: &["--queue", "busy"],
-        env: FAST,
-        ..Options::default()
-    })
-    .await;
-    stack.wait_ready().await;
-    let (ty, q, marker) = stack.marking_type("claimed", "lq").await;
-    let uuid = stack.create(Class::Executable, ty, q, json!({})).await;
-    stack
-        .wait_state(&uuid, "published", Duration::from_secs(20))
-        .await;
+    let (stack, uuid, marker) = published_without_executor("claimed", "lq").await;
     // The claim of an executor that is gone: no heartbeat under its name.
     let (js, names) = stack.bus().await;
     let queue = saltant_core::QueueName::parse("lq").expect("queue");
