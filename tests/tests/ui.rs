@@ -163,6 +163,8 @@ async fn a_user_runs_watches_and_terminates_instances_in_the_browser() {
         assert!(timeline.contains(s), "timeline has {s}: {timeline}");
     }
     assert!(same_page(&b).await, "the page updated itself");
+    let facts = b.text("dl.facts").await;
+    assert!(facts.contains("ui-echo"), "the type by name: {facts}");
     b.screenshot("instance-successful").await;
 
     // A long one: the fleet shows the executor running it, and updates live when it is

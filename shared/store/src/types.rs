@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 /// Which task type table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TypeClass {
     Container,
     Executable,

@@ -1,7 +1,7 @@
 //! The dashboard: instances running now, instances per day by state (a server-drawn SVG
 //! chart: no script, nothing inline the CSP would refuse) and the latest failures.
 
-use super::instances::{instance_table, latest};
+use super::instances::{TypeNames, instance_table, latest};
 use super::layout::{Live, live_page};
 use super::{UiResult, Viewer};
 use crate::AppState;
@@ -36,6 +36,7 @@ pub(crate) async fn dashboard(
         latest(&s, InstanceState::Running, 20),
         latest(&s, InstanceState::Failed, 10),
     )?;
+    let names = TypeNames::of(&s, running.iter().chain(&failed)).await?;
     let running_now: i64 = counts
         .iter()
         .filter(|c| c.state == InstanceState::Running)
@@ -64,11 +65,11 @@ pub(crate) async fn dashboard(
             }
             section {
                 h2 { "Running now" }
-                (instance_table(&running, "Nothing is running."))
+                (instance_table(&running, &names, "Nothing is running."))
             }
             section {
                 h2 { "Recent failures" }
-                (instance_table(&failed, "No failures."))
+                (instance_table(&failed, &names, "No failures."))
             }
         }
     };

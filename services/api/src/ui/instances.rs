@@ -26,6 +26,7 @@ use saltant_store::instance_filters::instance_filters;
 use saltant_store::instances::InstanceRow;
 use saltant_store::queues::{QUEUES, QueueRow};
 use saltant_store::types::TypeClass;
+use std::collections::HashMap;
 
 pub(crate) fn routes(r: Router<AppState>) -> Router<AppState> {
     r.route("/instances/{class}/", get(list))
@@ -94,8 +95,50 @@ async fn latest_where(
     Ok(rows)
 }
 
-/// A table of instances, `empty` when there are none.
-pub(crate) fn instance_table(rows: &[InstanceRow], empty: &str) -> Markup {
+/// The names of instances' task types (rows hold the type's id; pages show its name).
+#[derive(Default)]
+pub(crate) struct TypeNames(HashMap<(TypeClass, i64), String>);
+
+impl TypeNames {
+    /// The names of the types of `rows`: one lookup per class.
+    pub(crate) async fn of<'a>(
+        s: &AppState,
+        rows: impl IntoIterator<Item = &'a InstanceRow>,
+    ) -> UiResult<TypeNames> {
+        let mut ids: HashMap<TypeClass, Vec<i64>> = HashMap::new();
+        for i in rows {
+            ids.entry(i.kind).or_default().push(i.task_type_id);
+        }
+        let mut names = HashMap::new();
+        for (class, mut ids) in ids {
+            ids.sort_unstable();
+            ids.dedup();
+            for (id, name) in s.store.task_type_names(class, &ids).await? {
+                names.insert((class, id), name);
+            }
+        }
+        Ok(TypeNames(names))
+    }
+
+    /// A link to the type of `i`, by name (by class and id if it has none or is gone).
+    pub(crate) fn link(&self, i: &InstanceRow) -> Markup {
+        let name = self
+            .0
+            .get(&(i.kind, i.task_type_id))
+            .filter(|n| !n.is_empty());
+        html! {
+            a href={ "/types/" (i.kind.kind()) "/" (i.task_type_id) "/" } {
+                @match name {
+                    Some(name) => (name),
+                    None => { (i.kind.kind()) " #" (i.task_type_id) },
+                }
+            }
+        }
+    }
+}
+
+/// A table of instances, `empty` when there are none; `names` holds their types' names.
+pub(crate) fn instance_table(rows: &[InstanceRow], names: &TypeNames, empty: &str) -> Markup {
     html! {
         @if rows.is_empty() {
             p.empty { (empty) }
@@ -116,7 +159,7 @@ pub(crate) fn instance_table(rows: &[InstanceRow], empty: &str) -> Markup {
                                     }
                                 }
                                 td { (state_badge(i.state)) }
-                                td { a href={ "/types/" (i.kind.kind()) "/" (i.task_type_id) "/" } { (i.kind.kind()) " #" (i.task_type_id) } }
+                                td { (names.link(i)) }
                                 td { a href={ "/queues/" (i.task_queue_id) "/" } { (i.queue_name.as_str()) } }
                                 td { (i.username.as_deref().unwrap_or("—")) }
                                 td { (time(i.datetime_created)) }
@@ -234,6 +277,7 @@ async fn list(
         }
         Err(e) => (Vec::new(), false, Errors::of(e)?),
     };
+    let names = TypeNames::of(&s, &rows).await?;
     let queues = offered_queues(&s, &v).await?;
     let states: Vec<(String, String)> = InstanceState::ALL
         .iter()
@@ -259,7 +303,7 @@ async fn list(
         }
         (form_errors(&errors, &["name__contains", "state", "task_type", "task_queue", "user__username"]))
         div #instance-list data-live {
-            (instance_table(&rows, "No instances."))
+            (instance_table(&rows, &names, "No instances."))
             (pager(&q, page_no, more))
         }
     };
@@ -301,6 +345,7 @@ async fn detail_page(
     new_name: Option<&str>,
 ) -> UiResult {
     let history = s.store.instance_history(i.uuid).await?;
+    let type_names = TypeNames::of(s, [i]).await?;
     let results = crate::resources::results::manifest(s, &i.uuid.to_string()).await;
     let may_change = v.auth.may_change(i.user_id).is_ok();
     let mut attempts: Vec<i32> = history.iter().map(|h| h.attempt).collect();
@@ -324,7 +369,7 @@ async fn detail_page(
                 dt { "UUID" } dd { code #uuid { (i.uuid) } }
                 dt { "State" } dd #state { (state_badge(i.state)) @if i.terminate_requested && !i.state.is_final() { " (termination requested)" } }
                 dt { "User" } dd { (i.username.as_deref().unwrap_or("—")) }
-                dt { "Task type" } dd { a href={ "/types/" (i.kind.kind()) "/" (i.task_type_id) "/" } { (i.kind.kind()) " #" (i.task_type_id) } }
+                dt { "Task type" } dd { (type_names.link(i)) }
                 dt { "Queue" } dd { a href={ "/queues/" (i.task_queue_id) "/" } { (i.queue_name.as_str()) } }
                 dt { "Created" } dd { (time(i.datetime_created)) }
                 dt { "Started" } dd { (maybe_time(i.datetime_started, "not started")) }

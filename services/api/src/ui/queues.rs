@@ -2,7 +2,7 @@
 //! the API's code (the same permission rules: writes are the owner's or a superuser's).
 
 use super::form::{Errors, Form};
-use super::instances::{instance_table, latest_of_queue};
+use super::instances::{TypeNames, instance_table, latest_of_queue};
 use super::layout::{Live, checkbox, csrf, form_errors, input, live_page, page, select, textarea};
 use super::{Posted, UiError, UiResult, Viewer, see_other};
 use crate::AppState;
@@ -209,6 +209,7 @@ async fn queue_detail(State(s): State<AppState>, v: Viewer, Path(id): Path<Strin
     let q = found::<Queues>(&s, id_of(&id)?).await?;
     let whitelists: Vec<WhitelistRow> = all(&s, &WHITELISTS).await?;
     let instances = latest_of_queue(&s, q.id, 20).await?;
+    let names = TypeNames::of(&s, &instances).await?;
     let may = may_change::<Queues>(&s, &v.auth, &q).is_ok();
     Ok(live_page(
         &q.name,
@@ -238,7 +239,7 @@ async fn queue_detail(State(s): State<AppState>, v: Viewer, Path(id): Path<Strin
                 li { a href={ "/whitelists/" (w.id) "/" } { (w.name) } }
             } }
             h2 { "Latest instances" }
-            div #queue-instances data-live { (instance_table(&instances, "No instances yet.")) }
+            div #queue-instances data-live { (instance_table(&instances, &names, "No instances yet.")) }
         },
     )
     .into_response())

@@ -4,7 +4,7 @@
 
 use super::form::{Errors, Form};
 use super::instances::{
-    capital, class_of, instance_table, instance_url, offered_queues, some_instances,
+    TypeNames, capital, class_of, instance_table, instance_url, offered_queues, some_instances,
 };
 use super::layout::{
     Live, csrf, form_errors, input, live_page, page, pager, select, textarea, time,
@@ -200,6 +200,7 @@ async fn detail(
         TypeClass::Container => "i.container_task_type_id",
     };
     let instances = some_instances(&s, class, &[Filter::IdEq(column, t.id)], 20).await?;
+    let names = TypeNames::of(&s, &instances).await?;
     let may = may_change_type(&s, &v.auth, class, &t).is_ok();
     let url = type_url(class, t.id);
     Ok(live_page(
@@ -241,7 +242,7 @@ async fn detail(
             h2 { "Required environment variables" }
             pre.json { (pretty(&t.environment_variables.0)) }
             h2 { "Latest instances" }
-            div #type-instances data-live { (instance_table(&instances, "No instances yet.")) }
+            div #type-instances data-live { (instance_table(&instances, &names, "No instances yet.")) }
         },
     )
     .into_response())

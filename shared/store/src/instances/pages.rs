@@ -1,6 +1,8 @@
 //! What the web pages read of instances beyond the API's lists: instances per day and
-//! state (the dashboard's chart), one instance's state history, and renaming.
+//! state (the dashboard's chart), one instance's state history, task type names, and
+//! renaming.
 
+use crate::types::TypeClass;
 use crate::{Error, Store};
 use chrono::{DateTime, NaiveDate, Utc};
 use saltant_core::State;
@@ -26,6 +28,24 @@ pub struct HistoryRow {
 }
 
 impl Store {
+    /// The names of the task types of `class` among `ids` (the pages show an instance's type
+    /// by name; its row holds the id): one primary-key lookup per id.
+    pub async fn task_type_names(
+        &self,
+        class: TypeClass,
+        ids: &[i64],
+    ) -> Result<Vec<(i64, String)>, Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The table name is one of two constants.
+        let sql = format!("SELECT id, name FROM {} WHERE id = ANY($1)", class.table());
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     /// Instances created since `since`, counted per creation day (UTC) and current state:
     /// an index-only scan of `task_instances_created_state` (migration 0008).
     pub async fn instances_per_day(
