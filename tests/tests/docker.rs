@@ -49,6 +49,126 @@ async fn running_container(stack: &Stack, ty: i64, q: i64) -> (String, String) {
     (uuid, label)
 }
 
+/// Any executor credential may write the results bucket (docs/security.md): what another
+/// writer puts there in place of an attempt's manifest or files is never served. The
+/// manifest must have the digest the attempt's final event recorded, and each file the
+/// digest and size its manifest gives.
+#[tokio::test]
+async fn results_altered_by_another_writer_of_the_bucket_are_not_served() {
+    let stack = Stack::start().await;
+    stack.wait_ready().await;
+    let script = "echo data > /results/out.txt; echo nested > /results/n.txt";
+    let (ty, q) = container_on_queue(
+        &stack,
+        "ctr-kept",
+        &format!("sh -c '{script}'"),
+        json!({"results_path": "/results"}),
+        "dq-kept",
+    )
+    .await;
+    let (uuid, _) = stack
+        .run_until(
+            Class::Container,
+            (ty, q),
+            json!({}),
+            "successful",
+            Duration::from_secs(60),
+        )
+        .await;
+    let download = |name: &'static str| {
+        let url = format!("{}/taskinstances/{uuid}/results/results/{name}", stack.url);
+        let auth = stack.auth();
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .header("Authorization", auth)
+                .send()
+                .await
+                .expect("send");
+            let status = r.status().as_u16();
+            (status, r.bytes().await.map(|b| b.to_vec()))
+        }
+    };
+    let (status, body) = download("n.txt").await;
+    assert_eq!((status, body.expect("body")), (200, b"nested\n".to_vec()));
+
+    let nats = async_nats::connect(saltant_tests::required_env("SALTANT_TEST_NATS_URL"))
+        .await
+        .expect("connect to nats");
+    let names = saltant_bus::Names::new(&stack.prefix).expect("prefix");
+    let store = async_nats::jetstream::new(nats)
+        .get_object_store(names.results_bucket())
+        .await
+        .expect("results bucket");
+    // Same size, other bytes: the response ends short of its length, nothing of it whole.
+    store
+        .put(
+            format!("{uuid}/1/results/n.txt").as_str(),
+            &mut &b"NESTED\n"[..],
+        )
+        .await
+        .expect("overwrite a file");
+    let (status, body) = download("n.txt").await;
+    assert_eq!(status, 200);
+    assert!(body.is_err(), "an altered file was served whole: {body:?}");
+    // Another size: refused before anything is sent.
+    store
+        .put(
+            format!("{uuid}/1/results/out.txt").as_str(),
+            &mut &b"forged content\n"[..],
+        )
+        .await
+        .expect("overwrite a file");
+    let (status, _) = download("out.txt").await;
+    assert_eq!(status, 500);
+    // A manifest of the writer's own: listing and downloads are refused.
+    let forged = saltant_bus::ResultsManifest {
+        v: saltant_bus::WIRE_VERSION,
+        uuid: uuid.parse().expect("uuid"),
+        attempt: 1,
+        executor: "intruder".into(),
+        files: vec![saltant_bus::ResultFile {
+            name: "results/evil.html".into(),
+            size: 5,
+            object: format!("{uuid}/1/results/evil.html"),
+            digest: None,
+        }],
+        incomplete: None,
+    };
+    store
+        .put(
+            format!("{uuid}/1/results/evil.html").as_str(),
+            &mut &b"<xss>"[..],
+        )
+        .await
+        .expect("put a file");
+    store
+        .put(
+            saltant_bus::ResultsManifest::object_name(forged.uuid, 1).as_str(),
+            &mut forged.encode().as_ref(),
+        )
+        .await
+        .expect("overwrite the manifest");
+    let (status, listing) = stack.get(&format!("taskinstances/{uuid}/results/")).await;
+    assert_eq!(status, 500, "{listing}");
+    let (status, _) = download("evil.html").await;
+    assert_eq!(status, 500);
+    // An instance finished before digests were recorded (migration 0010 marks its history
+    // 'unverified') is served as stored, as before.
+    saltant_tests::psql(
+        &stack.database_url(),
+        &format!(
+            "UPDATE task_instance_history SET results_digest = 'unverified' \
+             WHERE instance_uuid = '{uuid}'"
+        ),
+    );
+    let (status, listing) = stack.get(&format!("taskinstances/{uuid}/results/")).await;
+    assert_eq!(
+        (status, listing["files"][0]["name"].clone()),
+        (200, json!("results/evil.html"))
+    );
+}
+
 #[tokio::test]
 async fn container_task_runs_with_arguments_env_logs_and_results() {
     let stack = Stack::start().await;

@@ -233,6 +233,7 @@ async fn failed_attempts_are_retried_per_policy_and_late_events_are_fenced() {
             name: "results/late.txt".into(),
             size: 4,
             object: format!("{id}/1/results/late.txt"),
+            digest: None,
         }],
         incomplete: None,
     };

@@ -2,12 +2,15 @@
 //! (one object per file, `<uuid>/<attempt>/<logs|results>/<path>`) with a manifest
 //! (`<uuid>/<attempt>/manifest`) that the api lists and serves. Uploads finish before the final
 //! event, so a finished instance's files are there when a client sees it finished. An
+//! attempt's final event carries the manifest's digest and the manifest each file's, so
+//! that what another writer of the bucket put there is never served. An
 //! attempt that left no files (besides the executor's own stdout/stderr captures, which the
 //! log-collector keeps) stores nothing: no cost on the hot path of plain executables. The
 //! captures are stored too when some of the output could not be stored on the bus.
 
 use crate::Shared;
 use async_nats::jetstream::object_store::ObjectStore;
+use saltant_bus::digest::{self, Digesting};
 use saltant_bus::{Dispatch, ResultFile, ResultsManifest, WIRE_VERSION};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,19 +41,21 @@ fn files_under(root: &Path) -> Vec<(String, PathBuf, u64)> {
     out
 }
 
-/// Uploads the attempt's files and its manifest. Problems are logged and recorded in the
-/// manifest (`incomplete`); they never change the instance's outcome.
+/// Uploads the attempt's files and its manifest; returns the manifest's digest, which the
+/// final event carries (the api serves files only under the manifest it names). Problems
+/// are logged and recorded in the manifest (`incomplete`); they never change the
+/// instance's outcome.
 #[tracing::instrument(name = "upload results", skip_all)]
-pub(crate) async fn upload(shared: &Arc<Shared>, d: &Dispatch) {
+pub(crate) async fn upload(shared: &Arc<Shared>, d: &Dispatch) -> Option<String> {
     let listed = list(shared, d).await;
     if listed.is_empty() {
-        return;
+        return None;
     }
     let store = match shared.bus.results_store().await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "open results bucket: files stay on this machine");
-            return;
+            return None;
         }
     };
     let (files, incomplete) = store_files(shared, &store, d, listed).await;
@@ -63,14 +68,18 @@ pub(crate) async fn upload(shared: &Arc<Shared>, d: &Dispatch) {
         incomplete,
     };
     let bytes = manifest.encode();
-    if let Err(e) = store
+    match store
         .put(
             ResultsManifest::object_name(d.uuid, d.attempt).as_str(),
             &mut bytes.as_ref(),
         )
         .await
     {
-        tracing::warn!(error = %e, "store results manifest");
+        Ok(_) => Some(digest::digest(&bytes)),
+        Err(e) => {
+            tracing::warn!(error = %e, "store results manifest");
+            None
+        }
     }
 }
 
@@ -132,14 +141,19 @@ async fn store_files(
         }
         let object = format!("{}/{}/{name}", d.uuid, d.attempt);
         let stored = async {
-            let mut file = tokio::fs::File::open(&path).await?;
-            store.put(object.as_str(), &mut file).await?;
-            Ok::<_, anyhow::Error>(())
+            let mut file = Digesting::new(tokio::fs::File::open(&path).await?);
+            let info = store.put(object.as_str(), &mut file).await?;
+            Ok::<_, anyhow::Error>((info.size as u64, file.digest()))
         };
         match stored.await {
-            Ok(()) => {
+            Ok((size, digest)) => {
                 total += size;
-                files.push(ResultFile { name, size, object });
+                files.push(ResultFile {
+                    name,
+                    size,
+                    object,
+                    digest: Some(digest),
+                });
             }
             Err(e) => {
                 tracing::warn!(file = %path.display(), error = %format!("{e:#}"), "store result file");

@@ -76,8 +76,8 @@ async fn attempt(
         }
         Verdict::Unknown => return,
     }
-    let (outcome, running) = execute(&shared, &msg, &d, &registered.cancel, slot).await;
-    report(&shared, &msg, &d, outcome, running).await;
+    let (finished, running) = execute(&shared, &msg, &d, &registered.cancel, slot).await;
+    report(&shared, &msg, &d, finished, running).await;
 }
 
 /// An event of `d` from this executor.
@@ -126,7 +126,7 @@ async fn execute(
     d: &Dispatch,
     cancel: &CancellationToken,
     slot: OwnedSemaphorePermit,
-) -> (Outcome, JoinHandle<anyhow::Result<()>>) {
+) -> (Finished, JoinHandle<anyhow::Result<()>>) {
     // `running` goes out while the task starts: the claim already makes the attempt ours,
     // and the final event is published only once `running` is stored, so their order holds.
     let running = {
@@ -141,13 +141,13 @@ async fn execute(
     let work = async {
         let run = runtime::run(shared, d, cancel);
         let outcome = time_limited(d.run_timeout_secs, cancel, run).await;
-        results::upload(shared, d).await;
-        outcome
+        let results = results::upload(shared, d).await;
+        Finished { outcome, results }
     };
     // Keep the dispatch alive while the attempt runs, however long.
     let every = Duration::from_secs((shared.bus.config.dispatch_ack_wait_secs / 3).max(1));
-    let outcome = tokio::select! {
-        outcome = work => outcome,
+    let finished = tokio::select! {
+        finished = work => finished,
         never = keep_alive(msg, every) => match never {},
     };
     // The task is over: its slot goes to the next one while the outcome is reported.
@@ -157,13 +157,13 @@ async fn execute(
         .run_duration
         .get_or_create(&saltant_telemetry::metrics::QueueStateLabels {
             queue: d.queue.to_string(),
-            state: outcome.state.to_string(),
+            state: finished.outcome.state.to_string(),
         })
         .observe(started.elapsed().as_secs_f64());
-    if outcome.state != State::Successful {
+    if finished.outcome.state != State::Successful {
         tracing::Span::current().record("otel.status_code", "ERROR");
     }
-    (outcome, running)
+    (finished, running)
 }
 
 /// The attempt starts: the start-latency metric (from the instance's creation) and the
@@ -179,6 +179,12 @@ fn observe_start(shared: &Shared, d: &Dispatch) {
             })
             .observe(waited.as_secs_f64());
     }
+}
+
+/// How an attempt that ran ended, and the digest of the results manifest it stored.
+struct Finished {
+    outcome: Outcome,
+    results: Option<String>,
 }
 
 /// Runs `run` under the time limit `secs`: once it passes, the attempt is cancelled like a
@@ -227,7 +233,7 @@ async fn report(
     shared: &Shared,
     msg: &jetstream::Message,
     d: &Dispatch,
-    outcome: Outcome,
+    Finished { outcome, results }: Finished,
     running: JoinHandle<anyhow::Result<()>>,
 ) {
     if let Ok(Err(e)) = running.await {
@@ -238,6 +244,7 @@ async fn report(
     let mut fin = event(shared, d, outcome.state);
     fin.exit_code = outcome.exit_code;
     fin.reason = outcome.reason;
+    fin.results_digest = results;
     tracing::info!(state = %fin.state, exit_code = ?fin.exit_code, reason = ?fin.reason, "attempt finished");
     // The final event must be stored before the dispatch is acked.
     let mut delay = Duration::from_millis(100);

@@ -136,6 +136,7 @@ async fn changes(
                     exit_code: e.exit_code,
                     reason: e.reason,
                     no_retry: e.no_retry,
+                    results_digest: e.results_digest,
                 });
                 to_ack.push(msg);
             }

@@ -3,6 +3,7 @@
 //! message types and W3C trace context carried in message headers.
 
 pub mod auth;
+pub mod digest;
 mod error;
 mod follow;
 pub mod messages;

@@ -99,6 +99,11 @@ pub struct Event {
     /// A `failed` that must not be retried whatever the instance's policy (queue time-out).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_retry: bool,
+    /// On the final event of an attempt that stored files: the digest (`sha256:<hex>`) of
+    /// its results manifest. The api serves an attempt's files only under a manifest with
+    /// the digest recorded from its final event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results_digest: Option<String>,
 }
 
 /// The schema of an event's state: the names [`State::as_str`] gives.
@@ -131,6 +136,7 @@ impl Event {
             exit_code: None,
             reason: None,
             no_retry: false,
+            results_digest: None,
         }
     }
 
@@ -177,6 +183,10 @@ pub struct ResultFile {
     pub size: u64,
     /// Its object in the results bucket.
     pub object: String,
+    /// The digest of its content (`sha256:<hex>`), checked as it is served; absent in
+    /// manifests stored before digests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 impl ResultsManifest {

@@ -19,6 +19,9 @@ pub struct StateChange {
     pub reason: Option<String>,
     /// A `failed` that is final whatever the retry policy.
     pub no_retry: bool,
+    /// The digest of the attempt's results manifest (a final event of an attempt that
+    /// stored files); kept in the history only.
+    pub results_digest: Option<String>,
 }
 
 /// How failed attempts are retried: an instance's own `max_attempts` (in its spec's
@@ -51,6 +54,7 @@ struct Columns {
     /// When the attempt started, if the batch says (a `running` of the same attempt).
     started: Vec<Option<DateTime<Utc>>>,
     no_retry: Vec<bool>,
+    results_digest: Vec<Option<String>>,
 }
 
 impl<'a> FromIterator<(&'a StateChange, Option<DateTime<Utc>>)> for Columns {
@@ -68,6 +72,7 @@ impl<'a> FromIterator<(&'a StateChange, Option<DateTime<Utc>>)> for Columns {
             c.reason.push(change.reason.clone());
             c.started.push(started);
             c.no_retry.push(change.no_retry);
+            c.results_digest.push(change.results_digest.clone());
         }
         c
     }
@@ -143,10 +148,10 @@ const UPDATE: &str = "WITH e AS ( \
 
 /// Every change of the batch goes to the history, once per instance, attempt and state.
 const HISTORY: &str = "INSERT INTO task_instance_history \
-       (instance_uuid, attempt, state, at, executor, exit_code, reason) \
+       (instance_uuid, attempt, state, at, executor, exit_code, reason, results_digest) \
      SELECT e.* FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], \
-                            $6::int[], $7::text[]) \
-          AS e(uuid, attempt, state, at, executor, exit_code, reason) \
+                            $6::int[], $7::text[], $8::text[]) \
+          AS e(uuid, attempt, state, at, executor, exit_code, reason, results_digest) \
      WHERE EXISTS (SELECT 1 FROM task_instances t WHERE t.uuid = e.uuid) \
      ON CONFLICT (instance_uuid, attempt, state) DO NOTHING \
      RETURNING instance_uuid, state";
@@ -188,6 +193,7 @@ impl Store {
         let h: Columns = changes.iter().map(|c| (c, None)).collect();
         let new = h
             .bind(sqlx::query(HISTORY))
+            .bind(&h.results_digest)
             .fetch_all(&mut *tx)
             .await?
             .iter()
@@ -201,6 +207,25 @@ impl Store {
             changed: updated,
             new,
         })
+    }
+
+    /// The results digest recorded with an attempt's change to `state` (its final event):
+    /// `None` when no such change is recorded, `Some(None)` when it named no files.
+    pub async fn results_digest(
+        &self,
+        uuid: Uuid,
+        attempt: i32,
+        state: State,
+    ) -> Result<Option<Option<String>>, Error> {
+        Ok(sqlx::query_scalar(
+            "SELECT results_digest FROM task_instance_history \
+             WHERE instance_uuid = $1 AND attempt = $2 AND state = $3",
+        )
+        .bind(uuid)
+        .bind(attempt)
+        .bind(state)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 }
 
@@ -218,6 +243,7 @@ mod tests {
             exit_code: None,
             reason: None,
             no_retry: false,
+            results_digest: None,
         }
     }
 
