@@ -91,6 +91,24 @@ async fn results_altered_by_another_writer_of_the_bucket_are_not_served() {
     };
     let (status, body) = download("n.txt").await;
     assert_eq!((status, body.expect("body")), (200, b"nested\n".to_vec()));
+    // Another reporter ended the attempt first (as the lost-executor check does for an
+    // executor cut off that finishes later): the files its own executor's final event
+    // named are still the attempt's.
+    saltant_tests::psql(
+        &stack.database_url(),
+        &format!(
+            "INSERT INTO task_instance_history (instance_uuid, attempt, state, at, reason) \
+             VALUES ('{uuid}', 1, 'failed', now(), 'lost'); \
+             UPDATE task_instances SET state = 'failed' WHERE uuid = '{uuid}'"
+        ),
+    );
+    let (status, listing) = stack.get(&format!("taskinstances/{uuid}/results/")).await;
+    assert_eq!(status, 200, "{listing}");
+    assert_eq!(
+        listing["files"].as_array().map(Vec::len),
+        Some(2),
+        "{listing}"
+    );
 
     let nats = async_nats::connect(saltant_tests::required_env("SALTANT_TEST_NATS_URL"))
         .await

@@ -142,26 +142,44 @@ async fn scoped_credentials_run_instances_and_the_broker_holds_executors_to_thei
     probe.publish_refused(&foreign_output).await;
     let other_queue = names.event(&q("qb"), uuid, "exec-a");
     probe.publish_refused(&other_queue).await;
-    // What it is granted passes: an event under its own id on its own queue (of an instance
-    // that does not exist: the scheduler drops it).
-    let own = names.event(&q("qa"), uuid::Uuid::new_v4(), "exec-a");
+    // What it is granted passes the broker: an event under its own id on its own queue.
+    // Naming the instance of queue qb there, it is refused by the scheduler instead (the
+    // instance's queue is not the event's): neither recorded nor applied, and logged.
+    let mut forged = saltant_bus::Event::new(uuid, q("qa"), 1, saltant_core::State::Successful);
+    forged.executor = Some("exec-a".into());
+    forged.results_digest = Some(saltant_bus::digest::digest(b"a forged manifest"));
+    let own = names.event(&q("qa"), uuid, "exec-a");
     probe
         .client
-        .publish(own.clone(), "{}".into())
+        .publish(own.clone(), forged.encode())
         .await
         .expect("sent");
     probe.client.flush().await.expect("flush");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let scheduler_log = stack.dir.join("scheduler.log");
+    eventually(LONG, "the scheduler to refuse the forged event", || async {
+        let log = std::fs::read_to_string(&scheduler_log).unwrap_or_default();
+        (log.contains("refused an event naming another queue") && log.contains(&waiting))
+            .then_some(())
+    })
+    .await;
     assert!(
         probe.allowed(&own),
         "{:?}",
         probe.errors.lock().expect("errors")
     );
-    // The instance of qb still waits for an executor of its own queue.
+    // The instance of qb still waits for an executor of its own queue, with no trace of the
+    // forged report.
     let (_, body) = stack
         .get(&format!("executabletaskinstances/{waiting}/"))
         .await;
     assert_eq!(body["state"], "published", "{body}");
+    assert_eq!(
+        stack.count(&format!(
+            "SELECT count(*) FROM task_instance_history WHERE instance_uuid = '{waiting}' \
+             AND state = 'successful'"
+        )),
+        0
+    );
 
     // 6. Revoked: once the server reloads, the executor's credentials no longer connect,
     // and others still do.

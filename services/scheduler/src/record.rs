@@ -31,6 +31,10 @@ pub(crate) async fn run(ctx: Ctx) {
                         changed = applied.changed,
                         "recorded events"
                     );
+                    for (uuid, state) in &applied.refused {
+                        tracing::error!(instance = %uuid, %state, queue = ?spans.queues.get(uuid).map(|q| q.to_string()),
+                            "refused an event naming another queue than its instance's (published by an executor of that queue)");
+                    }
                     // Counted once per instance, attempt and state: repeats are not new.
                     let m = saltant_telemetry::metrics::metrics();
                     for (uuid, state) in &applied.new {
@@ -137,6 +141,7 @@ async fn changes(
                     reason: e.reason,
                     no_retry: e.no_retry,
                     results_digest: e.results_digest,
+                    queue: Some(e.queue.to_string()),
                 });
                 to_ack.push(msg);
             }

@@ -2,8 +2,8 @@
 //! bucket (NATS names objects by an encoded key, which permissions cannot scope), so what
 //! the api serves is checked against digests that travel where the broker does scope the
 //! writer: the manifest's digest rides on the attempt's final event (published under the
-//! executor's own id and queue, accepted by the scheduler only from the attempt's
-//! executor, recorded in PostgreSQL), and the manifest holds each file's digest.
+//! executor's own id on its own queues, recorded by the scheduler in PostgreSQL only for
+//! an instance of that queue), and the manifest holds each file's digest.
 
 use sha2::{Digest as _, Sha256};
 use std::io;
@@ -63,21 +63,24 @@ impl<R: AsyncRead + Unpin> AsyncRead for Digesting<R> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
+        let room = buf.remaining() > 0;
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
             let new = &buf.filled()[before..];
             this.hash.update(new);
             this.read += new.len() as u64;
-            if new.is_empty()
-                && let Some((digest, size)) = &this.expected
-            {
-                let got = this.digest();
-                if got != *digest || this.read != *size {
+            if let Some((digest, size)) = &this.expected {
+                // More than recorded is refused at once (nothing of this read is passed
+                // on); the end of input only with the recorded digest and size.
+                let end = new.is_empty() && room;
+                if this.read > *size || (end && (this.read != *size || this.digest() != *digest)) {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         format!(
-                            "content ({} bytes, {got}) is not what was recorded ({size} bytes, {digest})",
-                            this.read
+                            "content ({}{} bytes, {}) is not what was recorded ({size} bytes, {digest})",
+                            if end { "" } else { "over " },
+                            this.read,
+                            this.digest()
                         ),
                     )));
                 }
@@ -121,5 +124,14 @@ mod tests {
 
         let mut short = Digesting::expecting(&b"hello"[..], digest(b"hello world"), 11);
         assert!(short.read_to_end(&mut Vec::new()).await.is_err());
+
+        // Longer: refused on the read that passes the recorded size, before its end, and
+        // that read's bytes are not passed on.
+        let long = b"hello world and more".repeat(100);
+        let mut r = Digesting::expecting(&long[..], digest(b"hello world"), 11);
+        let mut buf = [0u8; 8];
+        assert_eq!(r.read(&mut buf).await.expect("within the size"), 8);
+        let err = r.read(&mut buf).await.expect_err("past the size");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 }

@@ -31,7 +31,7 @@ pub(crate) async fn manifest(s: &AppState, id: &str) -> ApiResult<Option<Results
     }
     let recorded = s
         .store
-        .results_digest(uuid, row.attempt, row.state)
+        .results_digest(uuid, row.attempt, row.state, row.executor.as_deref())
         .await?
         .flatten();
     let Some(recorded) = recorded else {

@@ -73,6 +73,7 @@ pub async fn update(
         // A report is what happened: never turned into a retry.
         no_retry: true,
         results_digest: None,
+        queue: None,
     };
     if s.store
         .apply_state_changes(std::slice::from_ref(&change), RetryPolicy::default())

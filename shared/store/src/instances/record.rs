@@ -22,6 +22,9 @@ pub struct StateChange {
     /// The digest of the attempt's results manifest (a final event of an attempt that
     /// stored files); kept in the history only.
     pub results_digest: Option<String>,
+    /// The queue the reporter names (an event's): the change is refused unless it is the
+    /// instance's. `None`: a reporter that read the instance itself (the status endpoint).
+    pub queue: Option<String>,
 }
 
 /// How failed attempts are retried: an instance's own `max_attempts` (in its spec's
@@ -55,6 +58,7 @@ struct Columns {
     started: Vec<Option<DateTime<Utc>>>,
     no_retry: Vec<bool>,
     results_digest: Vec<Option<String>>,
+    queue: Vec<Option<String>>,
 }
 
 impl<'a> FromIterator<(&'a StateChange, Option<DateTime<Utc>>)> for Columns {
@@ -73,6 +77,7 @@ impl<'a> FromIterator<(&'a StateChange, Option<DateTime<Utc>>)> for Columns {
             c.started.push(started);
             c.no_retry.push(change.no_retry);
             c.results_digest.push(change.results_digest.clone());
+            c.queue.push(change.queue.clone());
         }
         c
     }
@@ -120,15 +125,18 @@ fn furthest(changes: &[StateChange]) -> Vec<(StateChange, Option<DateTime<Utc>>)
 /// Moves each instance to its change's state if that is further on for its current
 /// attempt. A `failed` of an attempt below the instance's max attempts is not final: the
 /// instance goes back to `created` with the next attempt, dispatched after the back-off by
-/// the scheduler's sweep.
+/// the scheduler's sweep. A change naming another queue than the instance's is not
+/// applied (an executor may publish events only on its own queues, so this is how one
+/// queue's executor is kept from another queue's instances).
 const UPDATE: &str = "WITH e AS ( \
        SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], \
-                            $6::int[], $7::text[], $8::timestamptz[], $9::bool[]) \
-         AS e(uuid, attempt, state, at, executor, exit_code, reason, started, no_retry) \
+                            $6::int[], $7::text[], $8::timestamptz[], $9::bool[], $12::text[]) \
+         AS e(uuid, attempt, state, at, executor, exit_code, reason, started, no_retry, queue) \
      ), r AS ( \
        SELECT e.*, (e.state = 'failed' AND NOT e.no_retry AND e.attempt < \
                     COALESCE((t.spec->'policy'->>'max_attempts')::int, $10)) AS retry \
        FROM e JOIN task_instances t ON t.uuid = e.uuid \
+       WHERE e.queue IS NULL OR e.queue = t.queue_name \
      ) \
      UPDATE task_instances t SET \
        state = CASE WHEN r.retry THEN 'created' ELSE r.state END, \
@@ -146,15 +154,26 @@ const UPDATE: &str = "WITH e AS ( \
      WHERE t.uuid = r.uuid AND t.attempt = r.attempt \
        AND saltant_state_rank(t.state) < saltant_state_rank(r.state)";
 
-/// Every change of the batch goes to the history, once per instance, attempt and state.
-const HISTORY: &str = "INSERT INTO task_instance_history \
-       (instance_uuid, attempt, state, at, executor, exit_code, reason, results_digest) \
-     SELECT e.* FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], \
-                            $6::int[], $7::text[], $8::text[]) \
-          AS e(uuid, attempt, state, at, executor, exit_code, reason, results_digest) \
-     WHERE EXISTS (SELECT 1 FROM task_instances t WHERE t.uuid = e.uuid) \
-     ON CONFLICT (instance_uuid, attempt, state) DO NOTHING \
-     RETURNING instance_uuid, state";
+/// Every change of the batch goes to the history, once per instance, attempt and state;
+/// returns the changes new to it (`new`) and those refused for naming another queue.
+const HISTORY: &str = "WITH e AS ( \
+       SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], \
+                            $6::int[], $7::text[], $8::text[], $9::text[]) \
+          AS e(uuid, attempt, state, at, executor, exit_code, reason, results_digest, queue) \
+     ), added AS ( \
+       INSERT INTO task_instance_history \
+         (instance_uuid, attempt, state, at, executor, exit_code, reason, results_digest) \
+       SELECT e.uuid, e.attempt, e.state, e.at, e.executor, e.exit_code, e.reason, \
+              e.results_digest \
+       FROM e JOIN task_instances t ON t.uuid = e.uuid \
+       WHERE e.queue IS NULL OR e.queue = t.queue_name \
+       ON CONFLICT (instance_uuid, attempt, state) DO NOTHING \
+       RETURNING instance_uuid, state \
+     ) \
+     SELECT instance_uuid, state, true AS new FROM added \
+     UNION ALL \
+     SELECT e.uuid, e.state, false FROM e JOIN task_instances t ON t.uuid = e.uuid \
+     WHERE e.queue IS NOT NULL AND e.queue <> t.queue_name";
 
 /// What a batch of state changes did.
 #[derive(Debug, Default)]
@@ -164,6 +183,8 @@ pub struct Applied {
     /// The changes new to the history (a repeat of an instance's attempt and state, from
     /// a redelivery or a second reporter, is not): what the scheduler counts.
     pub new: Vec<(Uuid, State)>,
+    /// Changes not recorded because they named another queue than their instance's.
+    pub refused: Vec<(Uuid, State)>,
 }
 
 impl Store {
@@ -187,43 +208,61 @@ impl Store {
             .bind(&e.no_retry)
             .bind(retry.default_max_attempts as i32)
             .bind(retry.backoff_secs as f64)
+            .bind(&e.queue)
             .execute(&mut *tx)
             .await?
             .rows_affected();
         let h: Columns = changes.iter().map(|c| (c, None)).collect();
-        let new = h
+        let rows = h
             .bind(sqlx::query(HISTORY))
             .bind(&h.results_digest)
+            .bind(&h.queue)
             .fetch_all(&mut *tx)
             .await?
             .iter()
             .map(|row| {
                 use sqlx::Row as _;
-                Ok((row.try_get("instance_uuid")?, row.try_get("state")?))
+                Ok((
+                    row.try_get("instance_uuid")?,
+                    row.try_get("state")?,
+                    row.try_get("new")?,
+                ))
             })
-            .collect::<Result<Vec<(Uuid, State)>, sqlx::Error>>()?;
+            .collect::<Result<Vec<(Uuid, State, bool)>, sqlx::Error>>()?;
         tx.commit().await?;
+        let (new, refused): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, _, new)| *new);
+        let pairs = |v: Vec<(Uuid, State, bool)>| v.into_iter().map(|(u, s, _)| (u, s)).collect();
         Ok(Applied {
             changed: updated,
-            new,
+            new: pairs(new),
+            refused: pairs(refused),
         })
     }
 
-    /// The results digest recorded with an attempt's change to `state` (its final event):
-    /// `None` when no such change is recorded, `Some(None)` when it named no files.
+    /// The results digest of an instance's finished attempt: the one recorded with its
+    /// change to `state` (the instance's) if that named one, else one a final event of the
+    /// attempt's own `executor` named (it finished after another reporter ended the
+    /// attempt: the lost-executor check, the status endpoint). `None`: no final change of
+    /// the attempt is recorded; `Some(None)`: none named files.
     pub async fn results_digest(
         &self,
         uuid: Uuid,
         attempt: i32,
         state: State,
+        executor: Option<&str>,
     ) -> Result<Option<Option<String>>, Error> {
         Ok(sqlx::query_scalar(
             "SELECT results_digest FROM task_instance_history \
-             WHERE instance_uuid = $1 AND attempt = $2 AND state = $3",
+             WHERE instance_uuid = $1 AND attempt = $2 \
+               AND (state = $3 OR (executor = $4 AND results_digest IS NOT NULL \
+                                   AND saltant_state_rank(state) = 3)) \
+             ORDER BY results_digest IS NOT NULL DESC, state = $3 DESC, id \
+             LIMIT 1",
         )
         .bind(uuid)
         .bind(attempt)
         .bind(state)
+        .bind(executor)
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -244,6 +283,7 @@ mod tests {
             reason: None,
             no_retry: false,
             results_digest: None,
+            queue: None,
         }
     }
 
