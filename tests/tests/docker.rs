@@ -118,25 +118,26 @@ async fn results_altered_by_another_writer_of_the_bucket_are_not_served() {
         .get_object_store(names.results_bucket())
         .await
         .expect("results bucket");
+    let put = |name: String, bytes: Vec<u8>| {
+        let store = &store;
+        async move {
+            store
+                .put(name.as_str(), &mut bytes.as_slice())
+                .await
+                .expect("write the results bucket");
+        }
+    };
     // Same size, other bytes: the response ends short of its length, nothing of it whole.
-    store
-        .put(
-            format!("{uuid}/1/results/n.txt").as_str(),
-            &mut &b"NESTED\n"[..],
-        )
-        .await
-        .expect("overwrite a file");
+    put(format!("{uuid}/1/results/n.txt"), b"NESTED\n".to_vec()).await;
     let (status, body) = download("n.txt").await;
     assert_eq!(status, 200);
     assert!(body.is_err(), "an altered file was served whole: {body:?}");
     // Another size: refused before anything is sent.
-    store
-        .put(
-            format!("{uuid}/1/results/out.txt").as_str(),
-            &mut &b"forged content\n"[..],
-        )
-        .await
-        .expect("overwrite a file");
+    put(
+        format!("{uuid}/1/results/out.txt"),
+        b"forged content\n".to_vec(),
+    )
+    .await;
     let (status, _) = download("out.txt").await;
     assert_eq!(status, 500);
     // A manifest of the writer's own: listing and downloads are refused.
@@ -153,20 +154,12 @@ async fn results_altered_by_another_writer_of_the_bucket_are_not_served() {
         }],
         incomplete: None,
     };
-    store
-        .put(
-            format!("{uuid}/1/results/evil.html").as_str(),
-            &mut &b"<xss>"[..],
-        )
-        .await
-        .expect("put a file");
-    store
-        .put(
-            saltant_bus::ResultsManifest::object_name(forged.uuid, 1).as_str(),
-            &mut forged.encode().as_ref(),
-        )
-        .await
-        .expect("overwrite the manifest");
+    put(format!("{uuid}/1/results/evil.html"), b"<xss>".to_vec()).await;
+    put(
+        saltant_bus::ResultsManifest::object_name(forged.uuid, 1),
+        forged.encode().to_vec(),
+    )
+    .await;
     let (status, listing) = stack.get(&format!("taskinstances/{uuid}/results/")).await;
     assert_eq!(status, 500, "{listing}");
     let (status, _) = download("evil.html").await;
